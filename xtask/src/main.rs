@@ -1,1 +1,45 @@
-fn main() {}
+//! Project chores for `wae`: downloads, the reproduction matrix and benchmarks.
+//!
+//! Run as `cargo xtask <command>` (the alias lives in `.cargo/config.toml`).
+
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Project chores for wae", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download a data set or weights file (not implemented yet: issue 9).
+    Download {
+        /// What to download: mnist, celeba, inception or dsprites.
+        what: String,
+    },
+    /// Train, evaluate and compare the paper's models (not implemented yet: issue 9).
+    Reproduce {
+        /// Which experiment: mnist, celeba, fading-squares or dsprites.
+        experiment: String,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Download { what } => {
+            bail!("`cargo xtask download {what}` is not implemented yet (tracked in issue 9)")
+        }
+        Command::Reproduce { experiment } => {
+            bail!("`cargo xtask reproduce {experiment}` is not implemented yet (tracked in issue 9)")
+        }
+    }
+}
