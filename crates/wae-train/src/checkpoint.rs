@@ -1,0 +1,538 @@
+//! Atomic, verifiable, resumable checkpoints.
+//!
+//! Layout of a run directory:
+//!
+//! ```text
+//! RUN/config.toml                     the run's full configuration
+//! RUN/metrics.jsonl                   one JSON object per logged step
+//! RUN/checkpoints/latest              the name of the newest complete checkpoint
+//! RUN/checkpoints/step-00000020/
+//!     model.safetensors               every network variable (BatchNorm statistics included)
+//!     optimizer.safetensors           Adam moments and step counts ("ae." / "disc." prefixes)
+//!     config.toml                     the configuration that made it
+//!     state.json                      TrainState: step, epoch, data position, schedule, digests
+//! ```
+//!
+//! Every file is written to a temporary name, synced and renamed; a checkpoint
+//! directory is filled under a `.partial` name and renamed when complete; only
+//! then is `latest` switched to it. A crash at any point leaves the previous
+//! checkpoint intact. `state.json` records the SHA-256 and size of the two
+//! tensor files, so any damage (truncation, flipped bytes) is detected on load.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::schedule::ScheduleState;
+use crate::{Error, Result};
+
+/// Format version written into `state.json`.
+pub const STATE_FORMAT: u32 = 1;
+/// File names inside a checkpoint directory.
+pub const MODEL_FILE: &str = "model.safetensors";
+/// Optimiser state file name.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// Configuration file name (also used at the top of a run directory).
+pub const CONFIG_FILE: &str = "config.toml";
+/// Training state file name.
+pub const STATE_FILE: &str = "state.json";
+/// Subdirectory of a run that holds checkpoints.
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
+/// Pointer file naming the newest checkpoint.
+pub const LATEST_FILE: &str = "latest";
+
+/// Size and SHA-256 of a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    /// Length in bytes.
+    pub bytes: u64,
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+}
+
+impl FileDigest {
+    /// Digest of a byte buffer.
+    pub fn of(data: &[u8]) -> Self {
+        Self {
+            bytes: data.len() as u64,
+            sha256: hex::encode(Sha256::digest(data)),
+        }
+    }
+}
+
+/// Everything about a run's progress that is not a tensor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainState {
+    /// [`STATE_FORMAT`].
+    pub format: u32,
+    /// Auto-encoder updates done so far (the next step to run has this index).
+    pub step: u64,
+    /// Epoch the next step belongs to (0-based).
+    pub epoch: u64,
+    /// Data-order position: batches of `epoch` already consumed.
+    pub batch_in_epoch: u64,
+    /// Batches per epoch (drop-last), to check the data did not change.
+    pub batches_per_epoch: u64,
+    /// Number of training examples, to check the data did not change.
+    pub train_examples: u64,
+    /// The run's seed.
+    pub seed: u64,
+    /// How randomness is reproduced (documentation for readers of the file).
+    pub rng: String,
+    /// Learning-rate schedule state.
+    pub schedule: ScheduleState,
+    /// Whether encoder pretraining has been done.
+    pub pretrain_done: bool,
+    /// Sum of the total loss over the steps of the current epoch so far.
+    pub epoch_loss_sum: f64,
+    /// Steps summed in `epoch_loss_sum`.
+    pub epoch_loss_count: u64,
+    /// Wall-clock seconds spent training before this checkpoint.
+    pub elapsed_seconds: f64,
+    /// Digests of the tensor files, keyed by file name.
+    pub files: BTreeMap<String, FileDigest>,
+}
+
+/// A checkpoint read back from disk and verified.
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// The training state.
+    pub state: TrainState,
+    /// The configuration text stored with it.
+    pub config_text: String,
+    /// Model variables by name.
+    pub model: HashMap<String, Tensor>,
+    /// Optimiser tensors by name.
+    pub optimizer: HashMap<String, Tensor>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `data` to `path` atomically: a temporary file in the same directory,
+/// fsync, rename over `path`, fsync of the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let dir = dir.unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    {
+        let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(data).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    // Best effort: directories cannot be opened for syncing on every platform.
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Serialises named tensors in the safetensors format (keys sorted).
+pub fn safetensors_bytes(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>> {
+    let mut items: Vec<(&String, &Tensor)> = tensors.iter().collect();
+    items.sort_by(|a, b| a.0.cmp(b.0));
+    let mut cpu = Vec::with_capacity(items.len());
+    for (k, t) in items {
+        cpu.push((k.clone(), t.to_device(&Device::Cpu)?.contiguous()?));
+    }
+    safetensors::tensor::serialize(cpu.iter().map(|(k, t)| (k.as_str(), t)), None)
+        .map_err(|e| Error::InvalidConfig(format!("cannot serialise tensors to safetensors: {e}")))
+}
+
+fn step_dir_name(step: u64) -> String {
+    format!("step-{step:08}")
+}
+
+/// What to write in a checkpoint.
+#[derive(Debug)]
+pub struct CheckpointData<'a> {
+    /// Training state; its `files` field is filled in by [`save_checkpoint`].
+    pub state: TrainState,
+    /// The configuration, as TOML.
+    pub config_text: &'a str,
+    /// Model variables.
+    pub model: &'a HashMap<String, Tensor>,
+    /// Optimiser tensors.
+    pub optimizer: &'a HashMap<String, Tensor>,
+}
+
+/// Writes a checkpoint under `run_dir/checkpoints/step-NNNNNNNN`, points `latest`
+/// at it and removes older checkpoints beyond the newest `keep` (at least 1).
+/// Returns the checkpoint directory.
+pub fn save_checkpoint(run_dir: &Path, data: CheckpointData<'_>, keep: usize) -> Result<PathBuf> {
+    let root = run_dir.join(CHECKPOINTS_DIR);
+    fs::create_dir_all(&root).map_err(io_err(&root))?;
+    let name = step_dir_name(data.state.step);
+    let partial = root.join(format!("{name}.partial"));
+    if partial.exists() {
+        fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
+    }
+    fs::create_dir_all(&partial).map_err(io_err(&partial))?;
+
+    let model_bytes = safetensors_bytes(data.model)?;
+    let optim_bytes = safetensors_bytes(data.optimizer)?;
+    let mut state = data.state;
+    state.files.clear();
+    state
+        .files
+        .insert(MODEL_FILE.into(), FileDigest::of(&model_bytes));
+    state
+        .files
+        .insert(OPTIMIZER_FILE.into(), FileDigest::of(&optim_bytes));
+    write_atomic(&partial.join(MODEL_FILE), &model_bytes)?;
+    write_atomic(&partial.join(OPTIMIZER_FILE), &optim_bytes)?;
+    write_atomic(&partial.join(CONFIG_FILE), data.config_text.as_bytes())?;
+    let state_json = serde_json::to_string_pretty(&state)
+        .map_err(|e| Error::InvalidConfig(format!("cannot serialise state: {e}")))?;
+    write_atomic(&partial.join(STATE_FILE), state_json.as_bytes())?;
+
+    let final_dir = root.join(&name);
+    if final_dir.exists() {
+        fs::remove_dir_all(&final_dir).map_err(io_err(&final_dir))?;
+    }
+    fs::rename(&partial, &final_dir).map_err(io_err(&final_dir))?;
+    sync_dir(&root);
+    write_atomic(&root.join(LATEST_FILE), format!("{name}\n").as_bytes())?;
+
+    // Prune: keep the newest `keep` step directories (by step number).
+    let mut steps: Vec<(u64, PathBuf)> = Vec::new();
+    if let Ok(entries) = fs::read_dir(&root) {
+        for e in entries.flatten() {
+            let fname = e.file_name().to_string_lossy().into_owned();
+            if let Some(num) = fname.strip_prefix("step-")
+                && let Ok(n) = num.parse::<u64>()
+            {
+                steps.push((n, e.path()));
+            }
+        }
+    }
+    steps.sort_by_key(|s| std::cmp::Reverse(s.0));
+    for (_, old) in steps.into_iter().skip(keep.max(1)) {
+        if old != final_dir {
+            let _ = fs::remove_dir_all(&old);
+        }
+    }
+    Ok(final_dir)
+}
+
+/// The newest complete checkpoint of a run, if any.
+pub fn latest_checkpoint_dir(run_dir: &Path) -> Result<Option<PathBuf>> {
+    let pointer = run_dir.join(CHECKPOINTS_DIR).join(LATEST_FILE);
+    if !pointer.exists() {
+        return Ok(None);
+    }
+    let name = fs::read_to_string(&pointer).map_err(io_err(&pointer))?;
+    let name = name.trim();
+    if name.is_empty() || name.contains('/') || name.contains('\\') || name.starts_with('.') {
+        return Err(Error::CorruptCheckpoint {
+            path: pointer,
+            reason: format!("it should name a checkpoint directory, found {name:?}"),
+        });
+    }
+    let dir = run_dir.join(CHECKPOINTS_DIR).join(name);
+    if !dir.is_dir() {
+        return Err(Error::CorruptCheckpoint {
+            path: pointer,
+            reason: format!("it names {}, which does not exist", dir.display()),
+        });
+    }
+    Ok(Some(dir))
+}
+
+fn read_verified(dir: &Path, file: &str, state: &TrainState) -> Result<Vec<u8>> {
+    let path = dir.join(file);
+    let bytes = fs::read(&path).map_err(io_err(&path))?;
+    let expected = state
+        .files
+        .get(file)
+        .ok_or_else(|| Error::CorruptCheckpoint {
+            path: dir.join(STATE_FILE),
+            reason: format!("no digest recorded for {file}"),
+        })?;
+    let got = FileDigest::of(&bytes);
+    if got.bytes != expected.bytes {
+        return Err(Error::CorruptCheckpoint {
+            path,
+            reason: format!(
+                "it has {} bytes, {} were written (truncated or overwritten)",
+                got.bytes, expected.bytes
+            ),
+        });
+    }
+    if got.sha256 != expected.sha256 {
+        return Err(Error::CorruptCheckpoint {
+            path,
+            reason: format!(
+                "SHA-256 {} does not match the recorded {}",
+                got.sha256, expected.sha256
+            ),
+        });
+    }
+    Ok(bytes)
+}
+
+fn parse_tensors(path: &Path, bytes: &[u8], device: &Device) -> Result<HashMap<String, Tensor>> {
+    candle_core::safetensors::load_buffer(bytes, device).map_err(|e| Error::CorruptCheckpoint {
+        path: path.to_path_buf(),
+        reason: format!("not a valid safetensors file: {e}"),
+    })
+}
+
+/// Reads and verifies the checkpoint in `dir` (a `step-*` directory), loading tensors to `device`.
+pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
+    let state_path = dir.join(STATE_FILE);
+    let state_text = fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
+    let state: TrainState =
+        serde_json::from_str(&state_text).map_err(|e| Error::CorruptCheckpoint {
+            path: state_path.clone(),
+            reason: format!("cannot parse: {e}"),
+        })?;
+    if state.format != STATE_FORMAT {
+        return Err(Error::CorruptCheckpoint {
+            path: state_path,
+            reason: format!(
+                "format {} is not the supported format {STATE_FORMAT}",
+                state.format
+            ),
+        });
+    }
+    let config_path = dir.join(CONFIG_FILE);
+    let config_text = fs::read_to_string(&config_path).map_err(io_err(&config_path))?;
+    let model_bytes = read_verified(dir, MODEL_FILE, &state)?;
+    let model = parse_tensors(&dir.join(MODEL_FILE), &model_bytes, device)?;
+    let optim_bytes = read_verified(dir, OPTIMIZER_FILE, &state)?;
+    let optimizer = parse_tensors(&dir.join(OPTIMIZER_FILE), &optim_bytes, device)?;
+    Ok(Checkpoint {
+        dir: dir.to_path_buf(),
+        state,
+        config_text,
+        model,
+        optimizer,
+    })
+}
+
+/// Copies `tensors` into the variables of `vars` (name, var); every variable
+/// must be present with its exact shape and the file must hold nothing else.
+pub fn restore_vars(
+    vars: &[(String, candle_core::Var)],
+    tensors: &HashMap<String, Tensor>,
+    file: &Path,
+) -> Result<()> {
+    let mismatch = |reason: String| Error::CheckpointMismatch {
+        path: file.to_path_buf(),
+        reason,
+    };
+    for (name, var) in vars {
+        let t = tensors.get(name).ok_or_else(|| {
+            mismatch(format!(
+                "the model has a variable `{name}` that the checkpoint lacks \
+                 (was it made with a different architecture?)"
+            ))
+        })?;
+        if t.dims() != var.dims() {
+            return Err(mismatch(format!(
+                "variable `{name}` has shape {:?} in the checkpoint but {:?} in the model \
+                 (was it made with a different architecture or width?)",
+                t.dims(),
+                var.dims()
+            )));
+        }
+    }
+    if tensors.len() != vars.len() {
+        let known: std::collections::HashSet<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+        let mut extra: Vec<&str> = tensors
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !known.contains(k))
+            .collect();
+        extra.sort_unstable();
+        return Err(mismatch(format!(
+            "the checkpoint has variables the model lacks: {}",
+            extra.join(", ")
+        )));
+    }
+    for (name, var) in vars {
+        if let Some(t) = tensors.get(name) {
+            var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Var};
+
+    fn state(step: u64) -> TrainState {
+        TrainState {
+            format: STATE_FORMAT,
+            step,
+            epoch: 0,
+            batch_in_epoch: step,
+            batches_per_epoch: 100,
+            train_examples: 1000,
+            seed: 1,
+            rng: "derived".into(),
+            schedule: ScheduleState::default(),
+            pretrain_done: false,
+            epoch_loss_sum: 0.25,
+            epoch_loss_count: 3,
+            elapsed_seconds: 1.5,
+            files: BTreeMap::new(),
+        }
+    }
+
+    fn tensors() -> HashMap<String, Tensor> {
+        let dev = Device::Cpu;
+        let mut m = HashMap::new();
+        m.insert(
+            "a.weight".to_string(),
+            Tensor::new(&[[1f32, 2.0], [3.0, 4.5]], &dev).unwrap(),
+        );
+        m.insert(
+            "a.bias".to_string(),
+            Tensor::new(&[0.1f32, -0.2], &dev).unwrap(),
+        );
+        m
+    }
+
+    #[test]
+    fn round_trip_prune_and_latest() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(io_err(Path::new("tmp")))?;
+        let t = tensors();
+        for step in [10, 20, 30] {
+            save_checkpoint(
+                tmp.path(),
+                CheckpointData {
+                    state: state(step),
+                    config_text: "x = 1\n",
+                    model: &t,
+                    optimizer: &t,
+                },
+                2,
+            )?;
+        }
+        let latest = latest_checkpoint_dir(tmp.path())?.expect("a checkpoint");
+        assert!(latest.ends_with("step-00000030"));
+        assert!(!tmp.path().join("checkpoints/step-00000010").exists());
+        assert!(tmp.path().join("checkpoints/step-00000020").exists());
+        let ck = load_checkpoint(&latest, &Device::Cpu)?;
+        assert_eq!(ck.state.step, 30);
+        assert_eq!(ck.state.epoch_loss_sum, 0.25);
+        assert_eq!(ck.config_text, "x = 1\n");
+        assert_eq!(
+            ck.model["a.weight"].to_vec2::<f32>()?,
+            vec![vec![1.0, 2.0], vec![3.0, 4.5]]
+        );
+        // restore into vars
+        let w = Var::zeros((2, 2), DType::F32, &Device::Cpu)?;
+        let b = Var::zeros(2, DType::F32, &Device::Cpu)?;
+        let vars = vec![
+            ("a.bias".to_string(), b.clone()),
+            ("a.weight".to_string(), w.clone()),
+        ];
+        restore_vars(&vars, &ck.model, &latest.join(MODEL_FILE))?;
+        assert_eq!(b.as_tensor().to_vec1::<f32>()?, vec![0.1, -0.2]);
+        Ok(())
+    }
+
+    fn saved(tmp: &Path) -> PathBuf {
+        let t = tensors();
+        save_checkpoint(
+            tmp,
+            CheckpointData {
+                state: state(5),
+                config_text: "",
+                model: &t,
+                optimizer: &t,
+            },
+            1,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn truncated_file_is_reported_with_its_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = saved(tmp.path());
+        let model = dir.join(MODEL_FILE);
+        let bytes = fs::read(&model).unwrap();
+        fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
+        let err = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("model.safetensors"), "{err}");
+        assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn flipped_byte_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = saved(tmp.path());
+        let path = dir.join(OPTIMIZER_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let err = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("optimizer.safetensors"), "{err}");
+        assert!(err.contains("SHA-256"), "{err}");
+    }
+
+    #[test]
+    fn garbage_state_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = saved(tmp.path());
+        fs::write(dir.join(STATE_FILE), "{ not json").unwrap();
+        let err = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("state.json"), "{err}");
+    }
+
+    #[test]
+    fn shape_mismatch_names_variable_and_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = saved(tmp.path());
+        let ck = load_checkpoint(&dir, &Device::Cpu).unwrap();
+        let w = Var::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
+        let b = Var::zeros(2, DType::F32, &Device::Cpu).unwrap();
+        let vars = vec![("a.bias".to_string(), b), ("a.weight".to_string(), w)];
+        let err = restore_vars(&vars, &ck.model, &dir.join(MODEL_FILE))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a.weight") && err.contains("model.safetensors"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn write_atomic_leaves_no_temp_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("f.txt");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "two");
+        let n = fs::read_dir(tmp.path()).unwrap().count();
+        assert_eq!(n, 1);
+    }
+}

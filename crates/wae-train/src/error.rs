@@ -1,0 +1,73 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Errors of configuration, checkpointing and training.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// A configuration file could not be parsed or has an unknown key.
+    #[error("configuration {path}: {message}")]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (names the key).
+        message: String,
+    },
+    /// A configuration value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// No preset has this name.
+    #[error("unknown preset `{name}`; the presets are: {known}")]
+    UnknownPreset {
+        /// The name asked for.
+        name: String,
+        /// Comma-separated list of presets.
+        known: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A checkpoint file is damaged (truncated, altered or unparsable).
+    #[error("checkpoint file {path} is damaged: {reason}")]
+    CorruptCheckpoint {
+        /// The damaged file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A checkpoint does not fit the model or configuration it is loaded into.
+    #[error("checkpoint {path} does not match the model: {reason}")]
+    CheckpointMismatch {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// A loss part or gradient became NaN or infinite.
+    #[error(
+        "training diverged: {part} is {value} at step {step}; stopped without saving. \
+         The last good checkpoint is {last_checkpoint} (try a lower learning rate)"
+    )]
+    NonFinite {
+        /// Step at which it happened.
+        step: u64,
+        /// Which quantity (a loss part name or `grad_norm/<optimiser>`).
+        part: String,
+        /// The value seen.
+        value: f64,
+        /// The newest checkpoint left intact, or a note that there is none.
+        last_checkpoint: String,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T> = std::result::Result<T, Error>;
