@@ -1,0 +1,435 @@
+//! Configs of the three networks and the architecture table.
+//!
+//! Every config is a plain serde struct (unknown keys are errors, missing keys
+//! take the [`Default`], which is the paper's MNIST setting), so it can be read
+//! from TOML and written beside each checkpoint.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Which family of encoder, decoder and image size to build.
+///
+/// Image sizes (channels, height, width) follow from the architecture, see
+/// [`Architecture::image_shape`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// MNIST, 1x28x28, the "dcgan" encoder and "dcgan_mod" decoder of the WAE
+    /// code: 4 x [Conv 4x4 s2 'same', BN, ReLU] with 128..1024 channels; decoder
+    /// Linear -> 7x7x1024, 2 x [ConvT 4x4 s2, BN, ReLU] (512, 256), ConvT 4x4 s1 -> 1.
+    #[default]
+    MnistDcgan,
+    /// CelebA, 3x64x64: the same with 5x5 kernels; decoder Linear -> 8x8x1024,
+    /// 3 x [ConvT 5x5 s2, BN, ReLU] (512, 256, 128), ConvT 5x5 s1 -> 3.
+    CelebaDcgan,
+    /// MNIST, 1x28x28, the "mlp" networks of the WAE code (its toy MNIST
+    /// config): encoder 3 x [Linear 256, BN, ReLU] -> Linear; decoder
+    /// 3 x [Linear 256, ReLU, BN] -> Linear 784.
+    Mlp,
+    /// Fading squares, 1x32x32 (Rubenstein et al.): the fully connected
+    /// "FC_dsprites" networks of their code, without BatchNorm: encoder
+    /// 2 x [Linear 1200, ReLU] -> Linear; decoder 3 x [Linear 1200, tanh] -> Linear 1024.
+    FadingSquares,
+    /// dSprites, 1x64x64, the WAE code's dSprites config (256 filters, 4 layers,
+    /// 4x4 kernels): encoder 4 x [Conv 4x4 s2, BN, ReLU] with 32..256 channels;
+    /// decoder Linear -> 8x8x256, 3 x [ConvT 4x4 s2, BN, ReLU] (128, 64, 32), ConvT 4x4 s1 -> 1.
+    Dsprites,
+}
+
+/// The shape of one DCGAN-style network family (see [`Architecture::dcgan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DcganSpec {
+    /// Square kernel size of every convolution.
+    pub kernel: usize,
+    /// Channels of the widest layer at full width (`e_num_filters` / `g_num_filters`).
+    pub filters: usize,
+    /// Number of stride-2 convolutions in the encoder.
+    pub encoder_layers: usize,
+    /// Number of stride-2 transposed convolutions in the decoder (the last,
+    /// stride-1 one is extra).
+    pub decoder_upsamplings: usize,
+    /// Spatial side of the decoder's first feature map (after the Linear layer).
+    pub decoder_start_size: usize,
+}
+
+impl Architecture {
+    /// All architectures, in declaration order.
+    pub const ALL: [Architecture; 5] = [
+        Architecture::MnistDcgan,
+        Architecture::CelebaDcgan,
+        Architecture::Mlp,
+        Architecture::FadingSquares,
+        Architecture::Dsprites,
+    ];
+
+    /// Image shape `(channels, height, width)` the networks read and write.
+    pub fn image_shape(self) -> (usize, usize, usize) {
+        match self {
+            Architecture::MnistDcgan | Architecture::Mlp => (1, 28, 28),
+            Architecture::CelebaDcgan => (3, 64, 64),
+            Architecture::FadingSquares => (1, 32, 32),
+            Architecture::Dsprites => (1, 64, 64),
+        }
+    }
+
+    /// Number of pixel values per image, `C * H * W`.
+    pub fn image_len(self) -> usize {
+        let (c, h, w) = self.image_shape();
+        c * h * w
+    }
+
+    /// Latent dimension the papers use with this architecture (MNIST 8,
+    /// CelebA 64, the WAE code's toy MLP 4, fading squares 2, dSprites 12).
+    pub fn paper_latent_dim(self) -> usize {
+        match self {
+            Architecture::MnistDcgan => 8,
+            Architecture::CelebaDcgan => 64,
+            Architecture::Mlp => 4,
+            Architecture::FadingSquares => 2,
+            Architecture::Dsprites => 12,
+        }
+    }
+
+    /// Output activation that fits the data range the papers use: tanh for
+    /// CelebA ([-1, 1] pixels), sigmoid for the rest ([0, 1] pixels).
+    pub fn paper_activation(self) -> Activation {
+        match self {
+            Architecture::CelebaDcgan => Activation::Tanh,
+            _ => Activation::Sigmoid,
+        }
+    }
+
+    /// The DCGAN layout of this architecture, or `None` for the fully connected ones.
+    pub fn dcgan(self) -> Option<DcganSpec> {
+        match self {
+            Architecture::MnistDcgan => Some(DcganSpec {
+                kernel: 4,
+                filters: 1024,
+                encoder_layers: 4,
+                decoder_upsamplings: 2,
+                decoder_start_size: 7,
+            }),
+            Architecture::CelebaDcgan => Some(DcganSpec {
+                kernel: 5,
+                filters: 1024,
+                encoder_layers: 4,
+                decoder_upsamplings: 3,
+                decoder_start_size: 8,
+            }),
+            Architecture::Dsprites => Some(DcganSpec {
+                kernel: 4,
+                filters: 256,
+                encoder_layers: 4,
+                decoder_upsamplings: 3,
+                decoder_start_size: 8,
+            }),
+            Architecture::Mlp | Architecture::FadingSquares => None,
+        }
+    }
+
+    /// Hidden width and depth of the fully connected architectures at full
+    /// width, or `None` for the convolutional ones: `(units, encoder layers, decoder layers)`.
+    pub fn fully_connected(self) -> Option<(usize, usize, usize)> {
+        match self {
+            Architecture::Mlp => Some((256, 3, 3)),
+            Architecture::FadingSquares => Some((1200, 2, 3)),
+            _ => None,
+        }
+    }
+}
+
+/// What the encoder outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderKind {
+    /// z = f(x): one linear head `fc`.
+    #[default]
+    Deterministic,
+    /// Q(z|x) = N(mean, diag(exp(logvar))): heads `fc` (mean) and `fc_logvar`.
+    /// The caller samples z = mean + exp(logvar / 2) * eps.
+    Gaussian,
+    /// z = f(x) + eps^T A(f(x)) as the WAE code's "implicit" encoder: A is a
+    /// (d_z x d_z) matrix computed from the code by 3 tanh layers (widths
+    /// 2 d_z, 4 d_z, 6 d_z) and a linear layer; eps ~ N(0, I) is passed in by the caller.
+    Implicit,
+}
+
+/// The decoder's output non-linearity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// Logistic sigmoid, for pixels in [0, 1] (and Bernoulli decoders).
+    #[default]
+    Sigmoid,
+    /// tanh, for pixels in [-1, 1].
+    Tanh,
+    /// No non-linearity, e.g. the mean of a Gaussian decoder.
+    Identity,
+}
+
+/// How fresh weights are drawn (through the `VarBuilder`'s `Init` hints, so a
+/// seeded backend gives reproducible networks).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WeightInit {
+    /// PyTorch's defaults: weights and biases uniform in +-1/sqrt(fan_in)
+    /// (fan_in = size(1) * kernel area, as torch computes it).
+    #[default]
+    Default,
+    /// Weights N(0, std^2), biases 0, as the reference TensorFlow code
+    /// (`init_std` 0.01, `init_bias` 0).
+    Normal {
+        /// Standard deviation of the weights.
+        std: f64,
+    },
+}
+
+/// The reference code's weight init, N(0, 0.01^2) with zero biases.
+pub const PAPER_INIT: WeightInit = WeightInit::Normal { std: 0.01 };
+
+/// BatchNorm settings shared by encoder and decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchNormConfig {
+    /// Whether the DCGAN and MLP networks use BatchNorm at all (the fully
+    /// connected fading-squares networks never do).
+    pub enabled: bool,
+    /// Weight of the new batch statistic in the running average:
+    /// `running = (1 - momentum) * running + momentum * batch`. 0.1 as in
+    /// PyTorch; the TensorFlow code's `decay` 0.9 is the same thing.
+    pub momentum: f64,
+    /// Added to the variance before the square root.
+    pub eps: f64,
+}
+
+impl Default for BatchNormConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            momentum: 0.1,
+            eps: 1e-5,
+        }
+    }
+}
+
+/// Config of an [`crate::Encoder`]. Default: the paper's MNIST encoder (d_z = 8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncoderConfig {
+    /// Network family (fixes the input image shape).
+    pub architecture: Architecture,
+    /// Dimension d_z of the latent codes.
+    pub latent_dim: usize,
+    /// Every hidden channel / unit count is divided by this (1 = paper width).
+    pub width_div: usize,
+    /// Deterministic, Gaussian or implicit (noise-input) encoder.
+    pub kind: EncoderKind,
+    /// BatchNorm settings.
+    pub batch_norm: BatchNormConfig,
+    /// How fresh weights are drawn.
+    pub init: WeightInit,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        Self::for_architecture(Architecture::MnistDcgan)
+    }
+}
+
+impl EncoderConfig {
+    /// The paper's settings for `architecture`: its latent dimension, full
+    /// width, a deterministic encoder, N(0, 0.01^2) init for the WAE code's
+    /// networks and PyTorch's default init for the fully connected
+    /// fading-squares networks (Rubenstein et al. used TF's default layers).
+    pub fn for_architecture(architecture: Architecture) -> Self {
+        Self {
+            architecture,
+            latent_dim: architecture.paper_latent_dim(),
+            width_div: 1,
+            kind: EncoderKind::Deterministic,
+            batch_norm: BatchNormConfig::default(),
+            init: paper_init(architecture),
+        }
+    }
+
+    /// Checks ranges; called by [`crate::Encoder::new`].
+    pub fn validate(&self) -> Result<()> {
+        validate_common(
+            self.architecture,
+            self.latent_dim,
+            self.width_div,
+            &self.batch_norm,
+            &self.init,
+        )
+    }
+}
+
+/// Config of a [`crate::Decoder`]. Default: the paper's MNIST decoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecoderConfig {
+    /// Network family (fixes the output image shape).
+    pub architecture: Architecture,
+    /// Dimension d_z of the latent codes it reads.
+    pub latent_dim: usize,
+    /// Every hidden channel / unit count is divided by this (1 = paper width).
+    pub width_div: usize,
+    /// Output non-linearity applied by `forward_t` (not by `forward_logits_t`).
+    pub activation: Activation,
+    /// BatchNorm settings.
+    pub batch_norm: BatchNormConfig,
+    /// How fresh weights are drawn.
+    pub init: WeightInit,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        Self::for_architecture(Architecture::MnistDcgan)
+    }
+}
+
+impl DecoderConfig {
+    /// The paper's settings for `architecture` (see [`EncoderConfig::for_architecture`]);
+    /// the activation is [`Architecture::paper_activation`].
+    pub fn for_architecture(architecture: Architecture) -> Self {
+        Self {
+            architecture,
+            latent_dim: architecture.paper_latent_dim(),
+            width_div: 1,
+            activation: architecture.paper_activation(),
+            batch_norm: BatchNormConfig::default(),
+            init: paper_init(architecture),
+        }
+    }
+
+    /// Checks ranges; called by [`crate::Decoder::new`].
+    pub fn validate(&self) -> Result<()> {
+        validate_common(
+            self.architecture,
+            self.latent_dim,
+            self.width_div,
+            &self.batch_norm,
+            &self.init,
+        )
+    }
+}
+
+/// Config of a latent-space [`crate::Discriminator`] (WAE-GAN's adversary).
+/// Default: the paper's MNIST one, 4 x [Linear 512, ReLU] then Linear 1, on d_z = 8.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscriminatorConfig {
+    /// Dimension d_z of the codes it reads.
+    pub latent_dim: usize,
+    /// Hidden units per layer at full width (`d_num_filters`: 512 MNIST, 1024 in the code's CelebA config).
+    pub hidden_units: usize,
+    /// Number of [Linear, ReLU] blocks (`d_num_layers`, 4).
+    pub hidden_layers: usize,
+    /// The hidden units are divided by this (1 = paper width).
+    pub width_div: usize,
+    /// If set, the prior N(0, variance * I)'s log density log p_z(z) is added
+    /// to the logits (the code's `gan_p_trick`, used for CelebA), so the
+    /// network only learns -log q_z(z).
+    pub prior_trick_variance: Option<f64>,
+    /// How fresh weights are drawn.
+    pub init: WeightInit,
+}
+
+impl Default for DiscriminatorConfig {
+    fn default() -> Self {
+        Self {
+            latent_dim: 8,
+            hidden_units: 512,
+            hidden_layers: 4,
+            width_div: 1,
+            prior_trick_variance: None,
+            init: PAPER_INIT,
+        }
+    }
+}
+
+impl DiscriminatorConfig {
+    /// Checks ranges; called by [`crate::Discriminator::new`].
+    pub fn validate(&self) -> Result<()> {
+        if self.latent_dim == 0 {
+            return Err(Error::Config("latent_dim must be at least 1".into()));
+        }
+        check_width(
+            self.hidden_units,
+            self.width_div,
+            "discriminator hidden_units",
+        )?;
+        if let Some(v) = self.prior_trick_variance
+            && !(v.is_finite() && v > 0.0)
+        {
+            return Err(Error::Config(format!(
+                "prior_trick_variance must be finite and > 0, got {v}"
+            )));
+        }
+        validate_init(&self.init)
+    }
+}
+
+fn paper_init(architecture: Architecture) -> WeightInit {
+    match architecture {
+        Architecture::FadingSquares => WeightInit::Default,
+        _ => PAPER_INIT,
+    }
+}
+
+/// `full / width_div`, or an error when `width_div` is 0 or leaves no channel.
+pub(crate) fn check_width(full: usize, width_div: usize, what: &str) -> Result<usize> {
+    if width_div == 0 {
+        return Err(Error::Config("width_div must be at least 1".into()));
+    }
+    let reduced = full / width_div;
+    if reduced == 0 {
+        return Err(Error::Config(format!(
+            "width_div {width_div} leaves no units in {what} ({full} at full width)"
+        )));
+    }
+    Ok(reduced)
+}
+
+fn validate_init(init: &WeightInit) -> Result<()> {
+    if let WeightInit::Normal { std } = init
+        && !(std.is_finite() && *std >= 0.0)
+    {
+        return Err(Error::Config(format!(
+            "init std must be finite and >= 0, got {std}"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_common(
+    architecture: Architecture,
+    latent_dim: usize,
+    width_div: usize,
+    bn: &BatchNormConfig,
+    init: &WeightInit,
+) -> Result<()> {
+    if latent_dim == 0 {
+        return Err(Error::Config("latent_dim must be at least 1".into()));
+    }
+    let smallest = match (architecture.dcgan(), architecture.fully_connected()) {
+        (Some(spec), _) => spec.filters >> (spec.encoder_layers - 1).max(spec.decoder_upsamplings),
+        (None, Some((units, _, _))) => units,
+        (None, None) => 1,
+    };
+    check_width(smallest, width_div, "the narrowest layer")?;
+    if !(bn.momentum.is_finite() && (0.0..=1.0).contains(&bn.momentum)) {
+        return Err(Error::Config(format!(
+            "batch_norm.momentum must be in [0, 1], got {}",
+            bn.momentum
+        )));
+    }
+    if !(bn.eps.is_finite() && bn.eps > 0.0) {
+        return Err(Error::Config(format!(
+            "batch_norm.eps must be > 0, got {}",
+            bn.eps
+        )));
+    }
+    validate_init(init)
+}
