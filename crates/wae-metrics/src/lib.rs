@@ -1,1 +1,35 @@
-//! placeholder
+//! Evaluation of generative models on candle: FID with the real Inception-v3
+//! of TTUR / pytorch-fid, Laplace sharpness, improved precision and recall,
+//! reconstruction error.
+//!
+//! The main entry points:
+//! - [`laplace_sharpness`]: variance of the Laplace-filtered grey image (the
+//!   paper's sharpness column).
+//! - [`GaussianStats`] and [`frechet_distance`]: the Gaussians fitted to two
+//!   feature sets and the distance between them, as pytorch-fid computes it.
+//!
+//! ```
+//! use ndarray::Array2;
+//! use wae_metrics::{frechet_distance, GaussianStats};
+//! let real = Array2::from_shape_fn((100, 3), |(i, j)| ((i * 13 + j * 5) % 17) as f64);
+//! let fake = real.mapv(|v| v + 1.0);
+//! let fid = frechet_distance(
+//!     &GaussianStats::from_features(&real)?,
+//!     &GaussianStats::from_features(&fake)?,
+//! )?;
+//! // Shifting every feature by 1 moves the mean by (1, 1, 1): distance 3.
+//! assert!((fid - 3.0).abs() < 1e-9);
+//! # Ok::<(), wae_metrics::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+pub mod frechet;
+pub mod inception;
+pub mod sharpness;
+pub mod testing;
+
+pub use error::{Error, Result};
+pub use frechet::{GaussianStats, frechet_distance};
+pub use inception::{InceptionConfig, InceptionV3};
+pub use sharpness::laplace_sharpness;
