@@ -1,0 +1,452 @@
+//! Serde configs of the model (networks + prior) and of the objectives.
+
+use serde::{Deserialize, Serialize};
+use wae_nets::{
+    Activation, Architecture, DecoderConfig, DiscriminatorConfig, EncoderConfig, EncoderKind,
+};
+
+use crate::cost::CostKind;
+use crate::{Error, Result};
+
+/// The prior P_Z over the latent space.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PriorConfig {
+    /// N(0, variance * I) (the papers: variance 1 on MNIST, 2 on CelebA).
+    Normal {
+        /// sigma_z^2, per coordinate.
+        variance: f64,
+    },
+    /// Uniform on the box [-half_width, half_width]^d; codes are mapped into it by
+    /// `half_width * tanh` as in the reference code.
+    UniformBox {
+        /// Half the side of the box.
+        half_width: f64,
+    },
+    /// Uniform on the unit sphere; codes are L2-normalised as in the reference code.
+    Sphere,
+}
+
+impl Default for PriorConfig {
+    fn default() -> Self {
+        PriorConfig::Normal { variance: 1.0 }
+    }
+}
+
+impl PriorConfig {
+    /// The divergence crate's sampler for this prior.
+    pub fn sampler(&self) -> wae_divergence::Prior {
+        match *self {
+            PriorConfig::Normal { variance } => wae_divergence::Prior::Normal { variance },
+            PriorConfig::UniformBox { half_width } => {
+                wae_divergence::Prior::UniformBox { half_width }
+            }
+            PriorConfig::Sphere => wae_divergence::Prior::Sphere,
+        }
+    }
+
+    /// The `prior_variance` that gives the reference code's IMQ/RBF constant base
+    /// `C = 2 d sigma^2`: sigma^2 for a normal prior, `1 / d` for the sphere
+    /// (C = 2) and `half_width^2 / 2` for the box (C = d for the [-1, 1] box).
+    pub fn kernel_variance(&self, latent_dim: usize) -> f64 {
+        match *self {
+            PriorConfig::Normal { variance } => variance,
+            PriorConfig::Sphere => 1.0 / latent_dim.max(1) as f64,
+            PriorConfig::UniformBox { half_width } => half_width * half_width / 2.0,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let ok = match *self {
+            PriorConfig::Normal { variance } => variance.is_finite() && variance > 0.0,
+            PriorConfig::UniformBox { half_width } => half_width.is_finite() && half_width > 0.0,
+            PriorConfig::Sphere => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Config(format!(
+                "prior {self:?}: the variance / half width must be finite and > 0"
+            )))
+        }
+    }
+}
+
+/// The networks and prior of an auto-encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// The prior P_Z.
+    pub prior: PriorConfig,
+    /// Encoder Q(z|x).
+    pub encoder: EncoderConfig,
+    /// Decoder G(z).
+    pub decoder: DecoderConfig,
+    /// Latent discriminator (used by WAE-GAN only).
+    pub discriminator: DiscriminatorConfig,
+    /// Standard deviation of the truncated-normal noise added to the encoder's input
+    /// in training (the reference code's `e_noise = "add_noise"`, 0.01); 0 = none.
+    /// The reconstruction target stays the clean image.
+    pub input_noise_std: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self::for_architecture(Architecture::MnistDcgan)
+    }
+}
+
+impl ModelConfig {
+    /// The paper's networks for `architecture` with a standard normal prior, no input noise.
+    pub fn for_architecture(architecture: Architecture) -> Self {
+        let encoder = EncoderConfig::for_architecture(architecture);
+        let discriminator = DiscriminatorConfig {
+            latent_dim: encoder.latent_dim,
+            ..DiscriminatorConfig::default()
+        };
+        Self {
+            prior: PriorConfig::default(),
+            decoder: DecoderConfig::for_architecture(architecture),
+            encoder,
+            discriminator,
+            input_noise_std: 0.0,
+        }
+    }
+
+    /// Sets the latent dimension of all three networks.
+    pub fn with_latent_dim(mut self, d: usize) -> Self {
+        self.encoder.latent_dim = d;
+        self.decoder.latent_dim = d;
+        self.discriminator.latent_dim = d;
+        self
+    }
+
+    /// Sets `width_div` of all three networks.
+    pub fn with_width_div(mut self, k: usize) -> Self {
+        self.encoder.width_div = k;
+        self.decoder.width_div = k;
+        self.discriminator.width_div = k;
+        self
+    }
+
+    /// The latent dimension d_z.
+    pub fn latent_dim(&self) -> usize {
+        self.encoder.latent_dim
+    }
+
+    /// Checks that the parts fit together and with `objective`.
+    pub fn validate(&self, objective: &ObjectiveConfig) -> Result<()> {
+        self.prior.validate()?;
+        let d = self.encoder.latent_dim;
+        if self.decoder.latent_dim != d {
+            return Err(Error::Config(format!(
+                "encoder.latent_dim = {d} but decoder.latent_dim = {}",
+                self.decoder.latent_dim
+            )));
+        }
+        if self.decoder.architecture != self.encoder.architecture {
+            return Err(Error::Config(format!(
+                "encoder.architecture = {:?} but decoder.architecture = {:?}",
+                self.encoder.architecture, self.decoder.architecture
+            )));
+        }
+        if !(self.input_noise_std.is_finite() && self.input_noise_std >= 0.0) {
+            return Err(Error::Config(format!(
+                "input_noise_std must be >= 0, got {}",
+                self.input_noise_std
+            )));
+        }
+        let gaussian = self.encoder.kind == EncoderKind::Gaussian;
+        if gaussian && !matches!(self.prior, PriorConfig::Normal { .. }) {
+            return Err(Error::Config(
+                "a Gaussian encoder needs a normal prior (as in the reference code)".into(),
+            ));
+        }
+        match objective {
+            ObjectiveConfig::Vae(v) => {
+                if !gaussian {
+                    return Err(Error::Config(
+                        "a VAE needs encoder.kind = \"gaussian\"".into(),
+                    ));
+                }
+                if !matches!(self.prior, PriorConfig::Normal { .. }) {
+                    return Err(Error::Config("a VAE needs a normal prior".into()));
+                }
+                if v.likelihood == Likelihood::Bernoulli
+                    && self.decoder.activation != Activation::Sigmoid
+                {
+                    return Err(Error::Config(
+                        "a Bernoulli decoder needs decoder.activation = \"sigmoid\" (data in [0, 1])"
+                            .into(),
+                    ));
+                }
+            }
+            ObjectiveConfig::WaeMmd(w) => {
+                if w.logvar_l1 > 0.0 && !gaussian {
+                    return Err(Error::Config(
+                        "logvar_l1 > 0 needs encoder.kind = \"gaussian\"".into(),
+                    ));
+                }
+            }
+            ObjectiveConfig::WaeGan(w) => {
+                if self.discriminator.latent_dim != d {
+                    return Err(Error::Config(format!(
+                        "encoder.latent_dim = {d} but discriminator.latent_dim = {}",
+                        self.discriminator.latent_dim
+                    )));
+                }
+                if w.logvar_l1 > 0.0 && !gaussian {
+                    return Err(Error::Config(
+                        "logvar_l1 > 0 needs encoder.kind = \"gaussian\"".into(),
+                    ));
+                }
+            }
+        }
+        objective.validate()
+    }
+}
+
+/// The decoder's likelihood p(x|z) in a VAE.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Likelihood {
+    /// Bernoulli with probabilities sigmoid(logits), for data in [0, 1] (MNIST).
+    #[default]
+    Bernoulli,
+    /// Gaussian N(G(z), variance I), for real-valued data (CelebA).
+    Gaussian {
+        /// Fixed observation variance.
+        variance: f64,
+    },
+}
+
+/// VAE / beta-VAE: E[-log p(x|z)] + beta * KL(Q(z|x) || P_Z).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaeConfig {
+    /// Weight of the KL term (1 = VAE; > 1 = beta-VAE).
+    pub beta: f64,
+    /// The decoder's likelihood.
+    pub likelihood: Likelihood,
+}
+
+impl Default for VaeConfig {
+    fn default() -> Self {
+        Self {
+            beta: 1.0,
+            likelihood: Likelihood::Bernoulli,
+        }
+    }
+}
+
+/// The kernel of the MMD penalty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MmdKernel {
+    /// Inverse multiquadratic C / (C + ||x - y||^2) (the paper's choice).
+    #[default]
+    Imq,
+    /// Gaussian exp(-||x - y||^2 / C).
+    Rbf,
+}
+
+/// The MMD estimator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MmdEstimator {
+    /// Unbiased: diagonal terms excluded (the paper's).
+    #[default]
+    UStatistic,
+    /// Biased: diagonal terms included.
+    VStatistic,
+}
+
+/// WAE-MMD: E[c(x, G(z))] + lambda * MMD(Q_Z, P_Z) (+ logvar_l1 * E sum |log sigma^2|).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WaeMmdConfig {
+    /// Weight lambda of the MMD penalty (paper MNIST: 10).
+    pub lambda: f64,
+    /// Cost c.
+    pub cost: CostKind,
+    /// Factor on the cost (the reference code's 0.05 for squared L2; 1 = the plain cost).
+    pub cost_scale: f64,
+    /// Kernel family.
+    pub kernel: MmdKernel,
+    /// Kernel scales s: the kernel is the sum over s of k with C = 2 d sigma^2 s.
+    pub scales: Vec<f64>,
+    /// U- or V-statistic.
+    pub estimator: MmdEstimator,
+    /// Weight of the random-encoder penalty E sum_d |log sigma_d^2| (Rubenstein et al.);
+    /// 0 = off. Needs a Gaussian encoder.
+    pub logvar_l1: f64,
+}
+
+impl Default for WaeMmdConfig {
+    fn default() -> Self {
+        Self {
+            lambda: 10.0,
+            cost: CostKind::SquaredL2,
+            cost_scale: CostKind::SquaredL2.reference_scale(),
+            kernel: MmdKernel::Imq,
+            scales: vec![0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0],
+            estimator: MmdEstimator::UStatistic,
+            logvar_l1: 0.0,
+        }
+    }
+}
+
+/// WAE-GAN: E[c(x, G(z))] + lambda * JS penalty from a latent discriminator
+/// (non-saturating encoder loss); with squared L2 this is the adversarial auto-encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WaeGanConfig {
+    /// Weight lambda of the adversarial penalty (reference code MNIST: 10; paper CelebA: 1).
+    pub lambda: f64,
+    /// Cost c.
+    pub cost: CostKind,
+    /// Factor on the cost (reference: 0.05 for squared L2).
+    pub cost_scale: f64,
+    /// Weight of the random-encoder penalty E sum_d |log sigma_d^2|; 0 = off.
+    pub logvar_l1: f64,
+}
+
+impl Default for WaeGanConfig {
+    fn default() -> Self {
+        Self {
+            lambda: 10.0,
+            cost: CostKind::SquaredL2,
+            cost_scale: CostKind::SquaredL2.reference_scale(),
+            logvar_l1: 0.0,
+        }
+    }
+}
+
+/// Which objective to train, with its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ObjectiveConfig {
+    /// VAE or beta-VAE.
+    Vae(VaeConfig),
+    /// WAE with the MMD penalty.
+    WaeMmd(WaeMmdConfig),
+    /// WAE with the adversarial (JS) penalty.
+    WaeGan(WaeGanConfig),
+}
+
+impl Default for ObjectiveConfig {
+    fn default() -> Self {
+        ObjectiveConfig::WaeMmd(WaeMmdConfig::default())
+    }
+}
+
+impl ObjectiveConfig {
+    /// Short name: `vae`, `wae_mmd` or `wae_gan`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ObjectiveConfig::Vae(_) => "vae",
+            ObjectiveConfig::WaeMmd(_) => "wae_mmd",
+            ObjectiveConfig::WaeGan(_) => "wae_gan",
+        }
+    }
+
+    /// Whether a discriminator is trained alongside.
+    pub fn is_adversarial(&self) -> bool {
+        matches!(self, ObjectiveConfig::WaeGan(_))
+    }
+
+    /// Checks value ranges.
+    pub fn validate(&self) -> Result<()> {
+        let nonneg = |v: f64, what: &str| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(Error::Config(format!(
+                    "{what} must be finite and >= 0, got {v}"
+                )))
+            }
+        };
+        match self {
+            ObjectiveConfig::Vae(v) => {
+                nonneg(v.beta, "beta")?;
+                if let Likelihood::Gaussian { variance } = v.likelihood
+                    && !(variance.is_finite() && variance > 0.0)
+                {
+                    return Err(Error::Config(format!(
+                        "likelihood variance must be > 0, got {variance}"
+                    )));
+                }
+                Ok(())
+            }
+            ObjectiveConfig::WaeMmd(w) => {
+                nonneg(w.lambda, "lambda")?;
+                nonneg(w.cost_scale, "cost_scale")?;
+                nonneg(w.logvar_l1, "logvar_l1")?;
+                if w.scales.is_empty() || w.scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+                    return Err(Error::Config(format!(
+                        "scales must be a non-empty list of positive numbers, got {:?}",
+                        w.scales
+                    )));
+                }
+                Ok(())
+            }
+            ObjectiveConfig::WaeGan(w) => {
+                nonneg(w.lambda, "lambda")?;
+                nonneg(w.cost_scale, "cost_scale")?;
+                nonneg(w.logvar_l1, "logvar_l1")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, Serialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Wrap {
+        objective: ObjectiveConfig,
+        model: ModelConfig,
+    }
+
+    #[test]
+    fn toml_round_trip() {
+        let w = Wrap {
+            objective: ObjectiveConfig::Vae(VaeConfig {
+                beta: 4.0,
+                likelihood: Likelihood::Gaussian { variance: 0.5 },
+            }),
+            model: ModelConfig::default().with_width_div(4),
+        };
+        let text = toml::to_string(&w).unwrap();
+        let back: Wrap = toml::from_str(&text).unwrap();
+        assert_eq!(back, w);
+    }
+
+    #[test]
+    fn unknown_key_in_objective_is_named() {
+        let text = "[objective]\nkind = \"wae_mmd\"\nlambda = 3.0\nlamda = 2.0\n[model]\n";
+        let err = toml::from_str::<Wrap>(text).unwrap_err().to_string();
+        assert!(err.contains("lamda"), "{err}");
+        let ok = toml::from_str::<Wrap>("[objective]\nkind = \"wae_mmd\"\nlambda = 3.0\n[model]\n")
+            .unwrap();
+        match ok.objective {
+            ObjectiveConfig::WaeMmd(w) => {
+                assert_eq!(w.lambda, 3.0);
+                assert_eq!(w.cost_scale, 0.05);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn vae_needs_gaussian_encoder() {
+        let m = ModelConfig::default();
+        let err = m
+            .validate(&ObjectiveConfig::Vae(VaeConfig::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gaussian"), "{err}");
+    }
+}
