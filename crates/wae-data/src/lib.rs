@@ -1,1 +1,74 @@
-//! placeholder
+//! Data for Wasserstein auto-encoders: MNIST loading, checksums, splits and batches.
+//!
+//! - [`MnistSource`] finds the directory holding the four MNIST IDX files (gzip or raw):
+//!   an explicit directory (`--data-dir`), else `WAE_DATA_DIR`, else `data/mnist`, else
+//!   `../shared/data/mnist` (see [`MnistSource::resolve`]).
+//! - [`Mnist::load`] reads them, checks headers, sizes and labels, and verifies the
+//!   canonical MD5s of the uncompressed content once per file version, caching the verdict
+//!   in the user's cache directory (or `WAE_CACHE_DIR`) -- never in the data directory.
+//! - [`Split`]: the standard 60k/10k split, or the paper's (70k merged, shuffled with
+//!   seed 123, last 10k as test).
+//! - [`Dataset`] keeps u8 images on the host; [`Dataset::batch`] gathers rows into a
+//!   `(N, 1, 28, 28)` f32 tensor in `[0, 1]` on any device; [`EpochIter`] yields the
+//!   seeded shuffled batches of one epoch and can start at any batch, so a run resumes
+//!   exactly mid-epoch.
+//! - With the cargo feature `hub`, `Mnist::from_hub` fetches the parquet files of the
+//!   Hugging Face dataset `ylecun/mnist` instead (module `hub`).
+//!
+//! Batches and epochs, on a small in-memory dataset:
+//!
+//! ```
+//! use candle_core::{DType, Device};
+//! use wae_data::{Dataset, EpochIter};
+//!
+//! // 5 images of 1x2x2 pixels, labels 0..5.
+//! let pixels: Vec<u8> = (0..20).map(|v| v * 12).collect();
+//! let data = Dataset::new(pixels, vec![0, 1, 2, 3, 4], 1, 2, 2)?;
+//! let batch = data.batch(&[4, 0], &Device::Cpu)?;
+//! assert_eq!(batch.dims(), &[2, 1, 2, 2]);
+//! assert_eq!(batch.dtype(), DType::F32);
+//!
+//! // Epoch 3 of a run seeded with 42, batches of 2; the last partial batch is dropped.
+//! let epoch = EpochIter::new(&data, 2, 42, 3, &Device::Cpu)?;
+//! assert_eq!(epoch.num_batches(), 2);
+//! // Resuming at batch 1 yields exactly the batches not yet seen.
+//! let all: Vec<Vec<usize>> = epoch.map(|b| b.map(|b| b.indices)).collect::<Result<_, _>>()?;
+//! let resumed = EpochIter::new_at(&data, 2, 42, 3, 1, &Device::Cpu)?;
+//! let rest: Vec<Vec<usize>> = resumed.map(|b| b.map(|b| b.indices)).collect::<Result<_, _>>()?;
+//! assert_eq!(rest, all[1..]);
+//! # Ok::<(), wae_data::Error>(())
+//! ```
+//!
+//! Loading MNIST (needs the files, see `data/README.md`):
+//!
+//! ```no_run
+//! use candle_core::Device;
+//! use wae_data::{Mnist, MnistSource, Split};
+//!
+//! let source = MnistSource::locate(None)?; // or Some(dir) from `--data-dir`
+//! let mnist = Mnist::load(&source)?.into_split(Split::Paper)?;
+//! println!("{mnist}"); // counts, per-class counts, mean pixel
+//! for batch in mnist.train.epoch(100, 1, 0, &Device::Cpu)? {
+//!     let batch = batch?; // batch.images: (100, 1, 28, 28) f32 in [0, 1]
+//! #   let _ = batch;
+//! }
+//! # Ok::<(), wae_data::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod checksum;
+mod dataset;
+mod error;
+#[cfg(feature = "hub")]
+pub mod hub;
+pub mod idx;
+mod mnist;
+mod source;
+
+pub use checksum::{CACHE_DIR_ENV, CACHE_FILE, Verify, default_cache_dir, md5_hex};
+pub use dataset::{Batch, Dataset, EpochIter, Summary, epoch_permutation, seeded_permutation};
+pub use error::{Error, HOW_TO_GET_MNIST, Result};
+pub use mnist::{
+    FILES as MNIST_FILES, MNIST_CLASSES, MNIST_SIDE, Mnist, PAPER_SPLIT_SEED, Split, TEST_SIZE,
+};
+pub use source::{DATA_DIR_ENV, MnistSource};

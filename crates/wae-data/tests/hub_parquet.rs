@@ -1,0 +1,148 @@
+//! The hub's parquet layout, read offline from small files written here.
+//!
+//! Needs the cargo feature `hub` (`cargo test -p wae-data --features hub`).
+
+#[cfg(not(feature = "hub"))]
+#[test]
+fn parquet_tests_need_the_hub_feature() {
+    eprintln!("hub_parquet: skipped, run `cargo test -p wae-data --features hub` to run them");
+}
+
+#[cfg(feature = "hub")]
+mod with_hub {
+
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use parquet::basic::Compression;
+    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::parser::parse_message_type;
+    use wae_data::Error;
+    use wae_data::hub::read_parquet;
+
+    /// The schema of `ylecun/mnist`'s parquet files (the `datasets` Image feature).
+    const SCHEMA: &str = "
+message schema {
+  optional group image {
+    optional binary bytes;
+    optional binary path (STRING);
+  }
+  optional int64 label;
+}";
+
+    /// A PNG of `side x side` grey pixels, pixel `p` = `(seed + p) % 256`.
+    fn png(side: u32, seed: u32) -> Vec<u8> {
+        let img = image::GrayImage::from_fn(side, side, |x, y| {
+            image::Luma([((seed + y * side + x) % 256) as u8])
+        });
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png)
+            .expect("encode png");
+        out.into_inner()
+    }
+
+    /// Writes rows `(png bytes, label)` with null `image.path`, as the hub's files have.
+    fn write_parquet(path: &Path, rows: &[(Vec<u8>, i64)]) {
+        let schema = Arc::new(parse_message_type(SCHEMA).expect("schema"));
+        let props = Arc::new(
+            WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .build(),
+        );
+        let file = std::fs::File::create(path).expect("create");
+        let mut writer = SerializedFileWriter::new(file, schema, props).expect("writer");
+        let mut group = writer.next_row_group().expect("row group");
+        // Column 1: image.bytes, all present (definition level 2).
+        let mut col = group.next_column().expect("col").expect("image.bytes");
+        let bytes: Vec<ByteArray> = rows
+            .iter()
+            .map(|(b, _)| ByteArray::from(b.clone()))
+            .collect();
+        col.typed::<ByteArrayType>()
+            .write_batch(&bytes, Some(&vec![2; rows.len()]), None)
+            .expect("write");
+        col.close().expect("close");
+        // Column 2: image.path, all null inside a present struct (definition level 1).
+        let mut col = group.next_column().expect("col").expect("image.path");
+        col.typed::<ByteArrayType>()
+            .write_batch(&[], Some(&vec![1; rows.len()]), None)
+            .expect("write");
+        col.close().expect("close");
+        // Column 3: label.
+        let mut col = group.next_column().expect("col").expect("label");
+        let labels: Vec<i64> = rows.iter().map(|(_, l)| *l).collect();
+        col.typed::<Int64Type>()
+            .write_batch(&labels, Some(&vec![1; rows.len()]), None)
+            .expect("write");
+        col.close().expect("close");
+        group.close().expect("close group");
+        writer.close().expect("close file");
+    }
+
+    #[test]
+    fn reads_images_and_labels_in_row_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("train-00000-of-00001.parquet");
+        write_parquet(
+            &path,
+            &[(png(28, 0), 5), (png(28, 100), 0), (png(28, 200), 9)],
+        );
+        let data = read_parquet(&path).expect("read");
+        assert_eq!(data.len(), 3);
+        assert_eq!(data.image_shape(), (1, 28, 28));
+        assert_eq!(data.labels(), &[5, 0, 9]);
+        let second = data.image(1).expect("row 1");
+        assert_eq!(second[0], 100);
+        assert_eq!(second[28], 128); // row 1, column 0
+        assert_eq!(second[783], ((100 + 783) % 256) as u8);
+
+        let train = dir.path().join("train.parquet");
+        let test = dir.path().join("test.parquet");
+        std::fs::copy(&path, &train).expect("copy");
+        write_parquet(&test, &[(png(28, 7), 3)]);
+        let mnist = wae_data::Mnist::from_parquet(&train, &test).expect("both");
+        assert_eq!((mnist.train.len(), mnist.test.len()), (3, 1));
+    }
+
+    #[test]
+    fn wrong_image_size_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.parquet");
+        write_parquet(&path, &[(png(28, 0), 1), (png(32, 0), 2)]);
+        let err = read_parquet(&path).expect_err("32x32");
+        assert!(matches!(err, Error::BadDimensions { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("bad.parquet") && msg.contains("32x32 (row 1)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn bad_label_and_bad_png_are_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("labels.parquet");
+        write_parquet(&path, &[(png(28, 0), 12)]);
+        let msg = read_parquet(&path).expect_err("label 12").to_string();
+        assert!(
+            msg.contains("labels.parquet") && msg.contains("label 12 of example 0"),
+            "{msg}"
+        );
+
+        write_parquet(&path, &[(b"not a png".to_vec(), 1)]);
+        let msg = read_parquet(&path).expect_err("not png").to_string();
+        assert!(msg.contains("row 0") && msg.contains("PNG"), "{msg}");
+    }
+
+    #[test]
+    fn not_a_parquet_file_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("junk.parquet");
+        std::fs::write(&path, b"this is not parquet").expect("write");
+        let err = read_parquet(&path).expect_err("junk");
+        assert!(matches!(err, Error::Parquet { .. }), "{err:?}");
+        assert!(err.to_string().contains("junk.parquet"), "{err}");
+    }
+}
