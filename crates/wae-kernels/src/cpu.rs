@@ -1,0 +1,651 @@
+//! The CPU kernels behind the custom ops: im2col / col2im around single-threaded GEMM
+//! calls, run in parallel over groups of samples on rayon's global pool.
+//!
+//! Everything here works on plain contiguous slices, without candle types, so that the
+//! geometry can be reasoned about (and tested) on its own.
+//!
+//! # Geometry
+//! A 2-d convolution maps an "image" tensor `a` of shape `(N, ca, ha, wa)` to a "feature"
+//! tensor `b` of shape `(N, cb, hb, wb)` with a kernel matrix `K` of shape
+//! `(cb, ca * kh * kw)` (row-major):
+//!
+//! `b[n, j, yb, xb] = sum_{i, ky, kx} K[j, (i, ky, kx)] * a[n, i, yb*sh - ph + ky, xb*sw - pw + kx]`
+//!
+//! (taps that fall outside `a` read zero). A conv2d is this map with `a` = its input and
+//! `K` = its weight `(c_out, c_in, kh, kw)`; a transposed convolution is the adjoint map,
+//! with `b` = its input, `a` = its output and `K` = its weight `(c_in, c_out, kh, kw)`.
+//! The three kernels below are the map ([`conv_forward`]), its adjoint
+//! ([`conv_adjoint`]) and its derivative with respect to `K` ([`conv_kernel_grad`]).
+
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// The element types the kernels run on (f32 and f64).
+pub(crate) trait Elem:
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::AddAssign
+    + 'static
+{
+    const ZERO: Self;
+    const ONE: Self;
+    fn as_f64(self) -> f64;
+    fn of_f64(v: f64) -> Self;
+}
+
+impl Elem for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    fn as_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn of_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Elem for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    fn as_f64(self) -> f64 {
+        self
+    }
+    fn of_f64(v: f64) -> Self {
+        v
+    }
+}
+
+/// Shapes, strides and paddings of one convolution (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConvGeom {
+    /// Batch size.
+    pub n: usize,
+    /// Channels, height and width of the image side `a`.
+    pub ca: usize,
+    pub ha: usize,
+    pub wa: usize,
+    /// Channels, height and width of the feature side `b`.
+    pub cb: usize,
+    pub hb: usize,
+    pub wb: usize,
+    /// Kernel height and width.
+    pub kh: usize,
+    pub kw: usize,
+    /// Strides.
+    pub sh: usize,
+    pub sw: usize,
+    /// Zero padding before the first row / column of `a`.
+    pub ph: usize,
+    pub pw: usize,
+}
+
+impl ConvGeom {
+    fn taps(&self) -> usize {
+        self.kh * self.kw
+    }
+    /// Rows of the im2col matrix: `ca * kh * kw`.
+    fn rows(&self) -> usize {
+        self.ca * self.taps()
+    }
+    fn a_plane(&self) -> usize {
+        self.ha * self.wa
+    }
+    fn b_plane(&self) -> usize {
+        self.hb * self.wb
+    }
+    pub fn a_len(&self) -> usize {
+        self.n * self.ca * self.a_plane()
+    }
+    pub fn b_len(&self) -> usize {
+        self.n * self.cb * self.b_plane()
+    }
+    pub fn k_len(&self) -> usize {
+        self.cb * self.rows()
+    }
+
+    /// The range of `xb` whose tap `kx` lands inside `a` (columns), as `lo..hi`.
+    fn valid_x(&self, kx: usize) -> (usize, usize) {
+        valid_range(self.wb, self.wa, self.sw, self.pw, kx)
+    }
+    fn valid_y(&self, ky: usize) -> (usize, usize) {
+        valid_range(self.hb, self.ha, self.sh, self.ph, ky)
+    }
+
+    /// How many samples one task handles at once: enough that one GEMM has a few hundred
+    /// columns (so the packed kernel matrix is reused), few enough that the im2col
+    /// buffer stays in the last-level cache and that every thread gets work.
+    fn group_size(&self, threads: usize) -> usize {
+        let per_sample = (self.rows() * self.b_plane()).max(1);
+        let by_cache = (GROUP_TARGET_ELEMS / per_sample).max(1);
+        let by_columns = MIN_GEMM_COLUMNS.div_ceil(self.b_plane().max(1)).max(1);
+        let by_threads = self.n.div_ceil(threads.max(1)).max(1);
+        by_cache.min(by_columns).min(by_threads).max(1)
+    }
+}
+
+/// Target size, in elements, of one task's im2col buffer.
+const GROUP_TARGET_ELEMS: usize = 1 << 21;
+/// A GEMM with fewer columns than this re-packs its kernel matrix too often.
+const MIN_GEMM_COLUMNS: usize = 256;
+
+/// `lo..hi` = the output positions `o` in `0..n_out` with `0 <= o*s - p + k < n_in`.
+fn valid_range(n_out: usize, n_in: usize, s: usize, p: usize, k: usize) -> (usize, usize) {
+    // o*s + k >= p  <=>  o >= ceil((p - k) / s)
+    let lo = if k >= p { 0 } else { (p - k).div_ceil(s) };
+    // o*s + k - p <= n_in - 1  <=>  o <= (n_in - 1 + p - k) / s
+    let hi = if n_in + p > k {
+        ((n_in - 1 + p - k) / s + 1).min(n_out)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
+/// A pool of scratch buffers shared by the tasks of one kernel call, so that at most one
+/// buffer per running task is ever allocated.
+struct Pool<T> {
+    free: Mutex<Vec<Vec<T>>>,
+}
+
+impl<T: Elem> Pool<T> {
+    fn new() -> Self {
+        Self {
+            free: Mutex::new(Vec::new()),
+        }
+    }
+    /// A buffer of `len` elements: a returned one with its content kept (the first
+    /// `len` elements), or a new zeroed one.
+    fn take(&self, len: usize) -> Vec<T> {
+        let reused = self.free.lock().ok().and_then(|mut free| free.pop());
+        match reused {
+            Some(mut v) => {
+                v.resize(len, T::ZERO);
+                v
+            }
+            None => vec![T::ZERO; len],
+        }
+    }
+    fn give(&self, v: Vec<T>) {
+        if let Ok(mut free) = self.free.lock() {
+            free.push(v);
+        }
+    }
+    fn into_inner(self) -> Vec<Vec<T>> {
+        self.free.into_inner().unwrap_or_default()
+    }
+}
+
+/// The gemm crate's row-major product `dst (m x n) = lhs (m x k) * rhs (k x n)` (or
+/// `dst += ...` when `accumulate`), each matrix given by a row stride and a column stride.
+#[allow(clippy::too_many_arguments)]
+fn gemm_rm<T: Elem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    dst_rs: usize,
+    dst_cs: usize,
+    accumulate: bool,
+    lhs: &[T],
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: &[T],
+    rhs_rs: usize,
+    rhs_cs: usize,
+    parallelism: gemm::Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // The last element each matrix touches must be inside its slice: the gemm crate
+    // reads through raw pointers.
+    let last = |r: usize, c: usize, rs: usize, cs: usize| (r - 1) * rs + (c - 1) * cs;
+    assert!(
+        last(m, n, dst_rs, dst_cs) < dst.len(),
+        "gemm dst out of bounds"
+    );
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                for c in 0..n {
+                    dst[r * dst_rs + c * dst_cs] = T::ZERO;
+                }
+            }
+        }
+        return;
+    }
+    assert!(
+        last(m, k, lhs_rs, lhs_cs) < lhs.len(),
+        "gemm lhs out of bounds"
+    );
+    assert!(
+        last(k, n, rhs_rs, rhs_cs) < rhs.len(),
+        "gemm rhs out of bounds"
+    );
+    // SAFETY: the three asserts above keep every index the product touches inside its
+    // slice; `dst` is borrowed mutably, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_cs as isize,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            if accumulate { T::ONE } else { T::ZERO },
+            T::ONE,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// im2col of samples `n0 .. n0 + g` of `a` into `cols`, a `(ca*kh*kw, g*hb*wb)` row-major
+/// matrix: `cols[(i, ky, kx), (s, yb, xb)] = a[n0 + s, i, yb*sh - ph + ky, xb*sw - pw + kx]`.
+fn im2col<T: Elem>(geo: &ConvGeom, a: &[T], n0: usize, g: usize, cols: &mut [T]) {
+    let (hb, wb) = (geo.hb, geo.wb);
+    let width = g * geo.b_plane();
+    for i in 0..geo.ca {
+        for ky in 0..geo.kh {
+            let (ylo, yhi) = geo.valid_y(ky);
+            for kx in 0..geo.kw {
+                let (xlo, xhi) = geo.valid_x(kx);
+                let row = (i * geo.kh + ky) * geo.kw + kx;
+                let dst_row = &mut cols[row * width..(row + 1) * width];
+                for s in 0..g {
+                    let plane = &a[((n0 + s) * geo.ca + i) * geo.a_plane()..][..geo.a_plane()];
+                    let dst = &mut dst_row[s * geo.b_plane()..(s + 1) * geo.b_plane()];
+                    for yb in 0..hb {
+                        let out = &mut dst[yb * wb..(yb + 1) * wb];
+                        if yb < ylo || yb >= yhi {
+                            out.fill(T::ZERO);
+                            continue;
+                        }
+                        let ya = yb * geo.sh + ky - geo.ph;
+                        let src = &plane[ya * geo.wa..(ya + 1) * geo.wa];
+                        out[..xlo].fill(T::ZERO);
+                        out[xhi..].fill(T::ZERO);
+                        if geo.sw == 1 {
+                            let x0 = xlo + kx - geo.pw;
+                            out[xlo..xhi].copy_from_slice(&src[x0..x0 + (xhi - xlo)]);
+                        } else {
+                            for (xb, o) in out[xlo..xhi].iter_mut().enumerate() {
+                                *o = src[(xlo + xb) * geo.sw + kx - geo.pw];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// col2im: adds the `(ca*kh*kw, g*hb*wb)` matrix `cols` into samples `0 .. g` of `a_out`
+/// (the adjoint of [`im2col`]). `a_out` holds exactly those `g` samples and is overwritten.
+fn col2im<T: Elem>(geo: &ConvGeom, cols: &[T], g: usize, a_out: &mut [T]) {
+    let wb = geo.wb;
+    let width = g * geo.b_plane();
+    a_out.fill(T::ZERO);
+    for s in 0..g {
+        for i in 0..geo.ca {
+            let plane = &mut a_out[(s * geo.ca + i) * geo.a_plane()..][..geo.a_plane()];
+            for ky in 0..geo.kh {
+                let (ylo, yhi) = geo.valid_y(ky);
+                for kx in 0..geo.kw {
+                    let (xlo, xhi) = geo.valid_x(kx);
+                    if xlo >= xhi {
+                        continue;
+                    }
+                    let row = (i * geo.kh + ky) * geo.kw + kx;
+                    let src_row = &cols[row * width + s * geo.b_plane()..][..geo.b_plane()];
+                    for yb in ylo..yhi {
+                        let ya = yb * geo.sh + ky - geo.ph;
+                        let dst = &mut plane[ya * geo.wa..(ya + 1) * geo.wa];
+                        let src = &src_row[yb * wb + xlo..yb * wb + xhi];
+                        if geo.sw == 1 {
+                            let x0 = xlo + kx - geo.pw;
+                            for (d, &v) in dst[x0..x0 + src.len()].iter_mut().zip(src) {
+                                *d += v;
+                            }
+                        } else {
+                            for (xb, &v) in src.iter().enumerate() {
+                                dst[(xlo + xb) * geo.sw + kx - geo.pw] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copies samples `n0 .. n0 + g` of a `(N, c, plane)` tensor into a `(c, g*plane)` matrix.
+fn gather_channels_major<T: Elem>(
+    src: &[T],
+    c: usize,
+    plane: usize,
+    n0: usize,
+    g: usize,
+    dst: &mut [T],
+) {
+    for ch in 0..c {
+        for s in 0..g {
+            let from = &src[((n0 + s) * c + ch) * plane..][..plane];
+            dst[(ch * g + s) * plane..][..plane].copy_from_slice(from);
+        }
+    }
+}
+
+/// The inverse of [`gather_channels_major`]: a `(c, g*plane)` matrix into `g` samples.
+fn scatter_channels_major<T: Elem>(src: &[T], c: usize, plane: usize, g: usize, dst: &mut [T]) {
+    for ch in 0..c {
+        for s in 0..g {
+            dst[(s * c + ch) * plane..][..plane]
+                .copy_from_slice(&src[(ch * g + s) * plane..][..plane]);
+        }
+    }
+}
+
+/// The parallel layout of one call: `(threads, samples per task)`.
+fn plan(geo: &ConvGeom) -> (usize, usize) {
+    let threads = rayon::current_num_threads().max(1);
+    (threads, geo.group_size(threads))
+}
+
+/// The gemm crate's parallelism for a GEMM run inside one task: single-threaded when the
+/// batch alone keeps every thread busy, else spread over the pool.
+fn inner_parallelism(n_tasks: usize, threads: usize) -> gemm::Parallelism {
+    if n_tasks >= threads || threads == 1 {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(threads)
+    }
+}
+
+/// `b = K * im2col(a)` per sample, plus `bias[j]` on every output of channel `j`.
+///
+/// `a`: `(N, ca, ha, wa)`, `k`: `(cb, ca*kh*kw)`, `bias`: `(cb)`, returns `(N, cb, hb, wb)`.
+pub(crate) fn conv_forward<T: Elem>(
+    geo: &ConvGeom,
+    a: &[T],
+    k: &[T],
+    bias: Option<&[T]>,
+) -> Vec<T> {
+    let mut b = vec![T::ZERO; geo.b_len()];
+    conv_forward_into(geo, a, k, bias, &mut b, None);
+    b
+}
+
+/// [`conv_forward`] into `b_out`; when `kernel_grad` is `Some((b_in, dk))` it also computes
+/// `dk = sum_n b_in_n * im2col(a_n)^T` from the same im2col buffers (`dk`: `(cb, ca*kh*kw)`,
+/// overwritten). `b_out` may be empty, then only the kernel gradient is computed.
+pub(crate) fn conv_forward_into<T: Elem>(
+    geo: &ConvGeom,
+    a: &[T],
+    k: &[T],
+    bias: Option<&[T]>,
+    b_out: &mut [T],
+    kernel_grad: Option<(&[T], &mut [T])>,
+) {
+    let want_b = !b_out.is_empty();
+    let (threads, g) = plan(geo);
+    let rows = geo.rows();
+    let bp = geo.b_plane();
+    let n_tasks = geo.n.div_ceil(g);
+    let par = inner_parallelism(n_tasks, threads);
+    let cols_pool = Pool::<T>::new();
+    let tmp_pool = Pool::<T>::new();
+    let dk_pool = Pool::<T>::new();
+    let (b_in, dk_out) = match kernel_grad {
+        Some((b_in, dk)) => (Some(b_in), Some(dk)),
+        None => (None, None),
+    };
+    let chunk = g * geo.cb * bp;
+    let work = |task: usize, b_chunk: Option<&mut [T]>| {
+        let n0 = task * g;
+        let gs = g.min(geo.n - n0);
+        let width = gs * bp;
+        let mut cols = cols_pool.take(rows * width);
+        im2col(geo, a, n0, gs, &mut cols);
+        if let Some(b_chunk) = b_chunk {
+            if gs == 1 {
+                gemm_rm(
+                    geo.cb, width, rows, b_chunk, width, 1, false, k, rows, 1, &cols, width, 1, par,
+                );
+                add_bias(bias, b_chunk, geo.cb, bp, 1);
+            } else {
+                let mut tmp = tmp_pool.take(geo.cb * width);
+                gemm_rm(
+                    geo.cb, width, rows, &mut tmp, width, 1, false, k, rows, 1, &cols, width, 1,
+                    par,
+                );
+                scatter_channels_major(&tmp, geo.cb, bp, gs, b_chunk);
+                add_bias(bias, b_chunk, geo.cb, bp, gs);
+                tmp_pool.give(tmp);
+            }
+        }
+        if let Some(b_in) = b_in {
+            // dk (cb, rows) += b_g (cb, width) * cols^T (width, rows)
+            let mut dk = dk_pool.take(geo.k_len());
+            if gs == 1 {
+                let b_g = &b_in[n0 * geo.cb * bp..][..geo.cb * bp];
+                gemm_rm(
+                    geo.cb, rows, width, &mut dk, rows, 1, true, b_g, width, 1, &cols, 1, width,
+                    par,
+                );
+            } else {
+                let mut tmp = tmp_pool.take(geo.cb * width);
+                gather_channels_major(b_in, geo.cb, bp, n0, gs, &mut tmp);
+                gemm_rm(
+                    geo.cb, rows, width, &mut dk, rows, 1, true, &tmp, width, 1, &cols, 1, width,
+                    par,
+                );
+                tmp_pool.give(tmp);
+            }
+            dk_pool.give(dk);
+        }
+        cols_pool.give(cols);
+    };
+    if want_b {
+        b_out
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(task, b_chunk)| work(task, Some(b_chunk)));
+    } else {
+        (0..n_tasks)
+            .into_par_iter()
+            .for_each(|task| work(task, None));
+    }
+    if let Some(dk_out) = dk_out {
+        sum_into(dk_pool.into_inner(), dk_out);
+    }
+}
+
+/// `a = col2im(K^T * b_n)` per sample: the adjoint of [`conv_forward`] (a transposed
+/// convolution's forward pass, or a convolution's input gradient), plus `bias[i]` on
+/// every output of channel `i` of `a`.
+///
+/// `b`: `(N, cb, hb, wb)`, `k`: `(cb, ca*kh*kw)`, `bias`: `(ca)`, returns `(N, ca, ha, wa)`.
+pub(crate) fn conv_adjoint<T: Elem>(
+    geo: &ConvGeom,
+    b: &[T],
+    k: &[T],
+    bias: Option<&[T]>,
+) -> Vec<T> {
+    let mut a = vec![T::ZERO; geo.a_len()];
+    let (threads, g) = plan(geo);
+    let rows = geo.rows();
+    let bp = geo.b_plane();
+    let n_tasks = geo.n.div_ceil(g);
+    let par = inner_parallelism(n_tasks, threads);
+    let cols_pool = Pool::<T>::new();
+    let tmp_pool = Pool::<T>::new();
+    a.par_chunks_mut(g * geo.ca * geo.a_plane())
+        .enumerate()
+        .for_each(|(task, a_chunk)| {
+            let n0 = task * g;
+            let gs = g.min(geo.n - n0);
+            let width = gs * bp;
+            let mut cols = cols_pool.take(rows * width);
+            // cols (rows, width) = K^T (rows, cb) * b_g (cb, width)
+            if gs == 1 {
+                let b_g = &b[n0 * geo.cb * bp..][..geo.cb * bp];
+                gemm_rm(
+                    rows, width, geo.cb, &mut cols, width, 1, false, k, 1, rows, b_g, width, 1, par,
+                );
+            } else {
+                let mut tmp = tmp_pool.take(geo.cb * width);
+                gather_channels_major(b, geo.cb, bp, n0, gs, &mut tmp);
+                gemm_rm(
+                    rows, width, geo.cb, &mut cols, width, 1, false, k, 1, rows, &tmp, width, 1,
+                    par,
+                );
+                tmp_pool.give(tmp);
+            }
+            col2im(geo, &cols, gs, a_chunk);
+            add_bias(bias, a_chunk, geo.ca, geo.a_plane(), gs);
+            cols_pool.give(cols);
+        });
+    a
+}
+
+/// `dk = sum_n b_n * im2col(a_n)^T`: the gradient of [`conv_forward`] with respect to its
+/// kernel matrix, given the image side `a` and the gradient `b` of the feature side.
+///
+/// `a`: `(N, ca, ha, wa)`, `b`: `(N, cb, hb, wb)`, returns `(cb, ca*kh*kw)`.
+pub(crate) fn conv_kernel_grad<T: Elem>(geo: &ConvGeom, a: &[T], b: &[T]) -> Vec<T> {
+    let mut dk = vec![T::ZERO; geo.k_len()];
+    conv_forward_into(geo, a, &[], None, &mut [], Some((b, &mut dk)));
+    dk
+}
+
+/// Adds `bias[c]` to every element of channel `c` of `g` samples of shape `(c, plane)`.
+fn add_bias<T: Elem>(bias: Option<&[T]>, x: &mut [T], c: usize, plane: usize, g: usize) {
+    let Some(bias) = bias else { return };
+    for s in 0..g {
+        for (ch, &bv) in bias.iter().enumerate().take(c) {
+            for v in &mut x[(s * c + ch) * plane..][..plane] {
+                *v += bv;
+            }
+        }
+    }
+}
+
+/// `dst = sum of parts` (dst is overwritten; no parts gives zeros).
+fn sum_into<T: Elem>(parts: Vec<Vec<T>>, dst: &mut [T]) {
+    dst.fill(T::ZERO);
+    for part in parts {
+        dst.par_chunks_mut(1 << 14)
+            .zip(part.par_chunks(1 << 14))
+            .for_each(|(d, p)| {
+                for (d, &p) in d.iter_mut().zip(p) {
+                    *d += p;
+                }
+            });
+    }
+}
+
+/// Per-channel sums of a `(N, c, plane)` tensor: `out[ch] = sum_{n, p} x[n, ch, p]`.
+pub(crate) fn channel_sums<T: Elem>(x: &[T], n: usize, c: usize, plane: usize) -> Vec<T> {
+    (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let mut acc = 0f64;
+            for s in 0..n {
+                acc += x[(s * c + ch) * plane..][..plane]
+                    .iter()
+                    .fold(T::ZERO, |a, &v| a + v)
+                    .as_f64();
+            }
+            T::of_f64(acc)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_range_matches_brute_force() {
+        for n_in in 1..9 {
+            for s in 1..4 {
+                for p in 0..4 {
+                    for k in 0..5 {
+                        let n_out = 12;
+                        let (lo, hi) = valid_range(n_out, n_in, s, p, k);
+                        for o in 0..n_out {
+                            let pos = (o * s + k) as i64 - p as i64;
+                            let inside = pos >= 0 && pos < n_in as i64;
+                            assert_eq!(inside, o >= lo && o < hi, "{n_in} {s} {p} {k} {o}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `<conv_forward(a), b> == <a, conv_adjoint(b)>` and the kernel gradient is the
+    /// derivative of `<conv_forward(a), b>` with respect to `K`.
+    #[test]
+    fn adjoint_and_kernel_grad_are_consistent() {
+        let geo = ConvGeom {
+            n: 3,
+            ca: 2,
+            ha: 7,
+            wa: 6,
+            cb: 3,
+            hb: 4,
+            wb: 3,
+            kh: 3,
+            kw: 2,
+            sh: 2,
+            sw: 2,
+            ph: 1,
+            pw: 0,
+        };
+        let fill = |len: usize, seed: u64| -> Vec<f64> {
+            let mut state = seed;
+            (0..len)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+                })
+                .collect()
+        };
+        let a = fill(geo.a_len(), 1);
+        let b = fill(geo.b_len(), 2);
+        let k = fill(geo.k_len(), 3);
+        let fa = conv_forward(&geo, &a, &k, None);
+        let adj = conv_adjoint(&geo, &b, &k, None);
+        let lhs: f64 = fa.iter().zip(&b).map(|(x, y)| x * y).sum();
+        let rhs: f64 = a.iter().zip(&adj).map(|(x, y)| x * y).sum();
+        assert!((lhs - rhs).abs() < 1e-12, "{lhs} vs {rhs}");
+        // <conv(a; K), b> is linear in K, so its gradient is exact: <dK, K'> = <conv(a; K'), b>.
+        let dk = conv_kernel_grad(&geo, &a, &b);
+        let k2 = fill(geo.k_len(), 4);
+        let lhs: f64 = dk.iter().zip(&k2).map(|(x, y)| x * y).sum();
+        let rhs: f64 = conv_forward(&geo, &a, &k2, None)
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| x * y)
+            .sum();
+        assert!((lhs - rhs).abs() < 1e-12, "{lhs} vs {rhs}");
+    }
+}
