@@ -506,7 +506,7 @@ fn tensor_ref(name: &str, value: &Value) -> Option<TensorRef> {
             // Pre-1.0 files: a view of a root storage, (view_key, view_offset, view_size).
             if let Some(Value::Tuple(view)) = pid.get(5) {
                 if let (Some(Value::Int(view_offset)), Some(_)) = (view.get(1), view.get(2)) {
-                    offset += usize::try_from(*view_offset).ok()?;
+                    offset = offset.checked_add(usize::try_from(*view_offset).ok()?)?;
                 }
             }
             Some(TensorRef {
@@ -525,7 +525,6 @@ fn tensor_ref(name: &str, value: &Value) -> Option<TensorRef> {
 
 /// Copies a (possibly strided) tensor out of its storage bytes.
 fn gather(t: &TensorRef, storage: &[u8], path: &Path) -> Result<Vec<u8>> {
-    let numel: usize = t.shape.iter().product();
     let es = t.elem_size;
     let bad = |what: &str| Error::Pickle {
         path: path.to_path_buf(),
@@ -534,17 +533,28 @@ fn gather(t: &TensorRef, storage: &[u8], path: &Path) -> Result<Vec<u8>> {
     if t.stride.len() != t.shape.len() {
         return Err(bad("stride and size have different lengths"));
     }
+    let numel = t
+        .shape
+        .iter()
+        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+        .ok_or_else(|| bad("size overflows"))?;
     if numel == 0 {
         return Ok(vec![]);
     }
-    // Largest element index touched, to bound-check once.
-    let last = t.offset
-        + t.shape
-            .iter()
-            .zip(&t.stride)
-            .map(|(&n, &s)| (n - 1) * s)
-            .sum::<usize>();
-    if (last + 1) * es > storage.len() {
+    // Largest element index touched, to bound-check once (checked: sizes come from the file).
+    let last = t
+        .shape
+        .iter()
+        .zip(&t.stride)
+        .try_fold(t.offset, |acc, (&n, &s)| {
+            (n - 1).checked_mul(s).and_then(|x| acc.checked_add(x))
+        })
+        .ok_or_else(|| bad("strides overflow"))?;
+    let end = last
+        .checked_add(1)
+        .and_then(|x| x.checked_mul(es))
+        .ok_or_else(|| bad("strides overflow"))?;
+    if end > storage.len() {
         return Err(bad("data lies outside its storage"));
     }
     let mut out = Vec::with_capacity(numel * es);
