@@ -10,6 +10,10 @@ pub enum Error {
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 
+    /// An error from wae-divergence (MMD, priors).
+    #[error(transparent)]
+    Divergence(#[from] wae_divergence::Error),
+
     /// An input had the wrong shape, size or values.
     #[error("invalid input: {0}")]
     InvalidInput(String),

@@ -26,10 +26,16 @@
 mod error;
 pub mod frechet;
 pub mod inception;
+pub mod precision_recall;
+pub mod reconstruction;
 pub mod sharpness;
+pub mod stats_cache;
 pub mod testing;
 
 pub use error::{Error, Result};
 pub use frechet::{GaussianStats, frechet_distance};
 pub use inception::{InceptionConfig, InceptionV3};
+pub use precision_recall::{PrecisionRecall, PrecisionRecallConfig, precision_recall};
+pub use reconstruction::{ReconstructionError, latent_mmd, reconstruction_error};
 pub use sharpness::laplace_sharpness;
+pub use stats_cache::{StatsKey, load_or_compute_stats, load_stats, save_stats};
