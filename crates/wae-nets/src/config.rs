@@ -197,7 +197,9 @@ pub struct BatchNormConfig {
     pub enabled: bool,
     /// Weight of the new batch statistic in the running average:
     /// `running = (1 - momentum) * running + momentum * batch`. 0.1 as in
-    /// PyTorch; the TensorFlow code's `decay` 0.9 is the same thing.
+    /// PyTorch; the TensorFlow code's `decay` 0.9 is the same thing. Like
+    /// PyTorch, the running variance averages the unbiased batch variance
+    /// (the TF code's unfused `contrib.layers.batch_norm` used the biased one).
     pub momentum: f64,
     /// Added to the variance before the square root.
     pub eps: f64,

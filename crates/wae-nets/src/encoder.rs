@@ -17,6 +17,28 @@ pub struct EncoderOutput {
     pub logvar: Option<Tensor>,
 }
 
+impl EncoderOutput {
+    /// The reparameterised sample z = mean + exp(logvar / 2) * eps, `(N, d_z)`,
+    /// with `eps` `(N, d_z)` standard normal noise drawn by the caller from a
+    /// seeded RNG; the codes themselves (`mean`) when there is no `logvar`.
+    pub fn sample(&self, eps: &Tensor) -> Result<Tensor> {
+        match &self.logvar {
+            None => Ok(self.mean.clone()),
+            Some(logvar) => {
+                if eps.dims() != self.mean.dims() {
+                    return Err(Error::InputShape {
+                        network: "Gaussian encoder sample noise",
+                        expected: format!("{:?} (the shape of mean)", self.mean.dims()),
+                        got: eps.dims().to_vec(),
+                    });
+                }
+                let std = (logvar * 0.5)?.exp()?;
+                Ok((&self.mean + std.mul(&eps.to_dtype(std.dtype())?)?)?)
+            }
+        }
+    }
+}
+
 /// A hidden layer of an encoder body (followed by optional BN, then ReLU).
 #[derive(Debug, Clone)]
 enum Hidden {

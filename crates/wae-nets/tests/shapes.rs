@@ -273,3 +273,33 @@ fn configs_round_trip_through_toml_and_reject_unknown_keys() {
     assert_eq!(d.hidden_units, 256);
     assert_eq!(d.init, wae_nets::WeightInit::Normal { std: 0.02 });
 }
+
+#[test]
+fn gaussian_sample_is_mean_plus_scaled_noise() {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let enc = Encoder::new(
+        &EncoderConfig {
+            width_div: 32,
+            kind: EncoderKind::Gaussian,
+            ..Default::default()
+        },
+        vb,
+    )
+    .unwrap();
+    let q = enc
+        .forward_t(&image_input(Architecture::MnistDcgan, 3), false)
+        .unwrap();
+    let eps = noise_input(3, 8);
+    let z = values(&q.sample(&eps).unwrap());
+    let (m, lv, e) = (
+        values(&q.mean),
+        values(q.logvar.as_ref().unwrap()),
+        values(&eps),
+    );
+    for i in 0..24 {
+        let want = m[i] + (lv[i] / 2.0).exp() * e[i];
+        assert!((z[i] - want).abs() < 1e-5);
+    }
+    assert!(q.sample(&noise_input(2, 8)).is_err());
+}
