@@ -9,6 +9,18 @@ pub enum Error {
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// The data could not be loaded.
+    #[error(transparent)]
+    Data(#[from] wae_data::Error),
+    /// A model could not be built or an objective computed.
+    #[error(transparent)]
+    Objective(#[from] wae_objectives::Error),
+    /// A network error.
+    #[error(transparent)]
+    Nets(#[from] wae_nets::Error),
+    /// A divergence could not be computed.
+    #[error(transparent)]
+    Divergence(#[from] wae_divergence::Error),
     /// A configuration file could not be parsed or has an unknown key.
     #[error("configuration {path}: {message}")]
     ConfigFile {

@@ -7,21 +7,19 @@
 //!
 //! - prior samples, reparameterisation noise, input noise of step `s`:
 //!   `derived_rng(seed, Stream::StepNoise, s)`;
-//! - data order of epoch `e`: a Fisher-Yates shuffle with
-//!   `derived_rng(seed, Stream::DataOrder, e)`; a step's batch is a slice of it;
+//! - data order of epoch `e`: `wae_data::epoch_permutation(n, seed, e)` (its own
+//!   key derivation from (seed, epoch)); step `s` of an epoch of `b` batches uses
+//!   the slice `[(s mod b) * batch, (s mod b + 1) * batch)` of it;
 //! - encoder pretraining step `k`: `derived_rng(seed, Stream::Pretrain, k)`;
 //! - initial weights: one RNG per parameter, `derived_rng(seed, Stream::Init, fnv1a(name))`,
 //!   so a parameter's initial value does not depend on construction order.
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 
 /// Independent random streams of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
-    /// Order of the training examples, indexed by epoch.
-    DataOrder,
     /// Per-step noise (prior samples, eps, input noise), indexed by step.
     StepNoise,
     /// Encoder pretraining, indexed by pretraining step.
@@ -35,7 +33,6 @@ pub enum Stream {
 impl Stream {
     fn tag(self) -> u64 {
         match self {
-            Stream::DataOrder => 0x0d47_a0d3,
             Stream::StepNoise => 0x5e9_0153,
             Stream::Pretrain => 0x97e_7a19,
             Stream::Init => 0x1417_1a11,
@@ -68,13 +65,6 @@ pub fn fnv1a(s: &str) -> u64 {
     h
 }
 
-/// The order in which epoch `epoch` visits the `n` training examples.
-pub fn epoch_order(seed: u64, epoch: u64, n: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut derived_rng(seed, Stream::DataOrder, epoch));
-    order
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,22 +75,11 @@ mod tests {
         let a: u64 = derived_rng(7, Stream::StepNoise, 3).random();
         let b: u64 = derived_rng(7, Stream::StepNoise, 3).random();
         let c: u64 = derived_rng(7, Stream::StepNoise, 4).random();
-        let d: u64 = derived_rng(7, Stream::DataOrder, 3).random();
+        let d: u64 = derived_rng(7, Stream::Pretrain, 3).random();
         let e: u64 = derived_rng(8, Stream::StepNoise, 3).random();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);
         assert_ne!(a, e);
-    }
-
-    #[test]
-    fn epoch_order_is_a_seeded_permutation() {
-        let o = epoch_order(1, 0, 1000);
-        let mut sorted = o.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
-        assert_eq!(o, epoch_order(1, 0, 1000));
-        assert_ne!(o, epoch_order(1, 1, 1000));
-        assert_ne!(o, (0..1000).collect::<Vec<_>>());
     }
 }

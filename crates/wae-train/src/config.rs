@@ -1,0 +1,318 @@
+//! The training configuration: plain serde structs read from TOML.
+//!
+//! Every struct denies unknown keys (a typo is an error naming the key and the
+//! file, never silently ignored) and every field has a default, so a config
+//! file only needs the keys it changes. The defaults are the paper's MNIST
+//! WAE-MMD run (see `docs/training.md` for every key).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use wae_objectives::{ModelConfig, ObjectiveConfig};
+
+use crate::adam::AdamConfig;
+use crate::schedule::Schedule;
+use crate::{Error, Result};
+
+/// Which dataset to train on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetKind {
+    /// MNIST, 1x28x28, pixels in [0, 1].
+    #[default]
+    Mnist,
+    /// CelebA 64x64 (loading is not implemented in `wae-data` yet: training it fails with a clear error).
+    Celeba,
+}
+
+/// Which train/test split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitKind {
+    /// The dataset's official split (MNIST: 60k / 10k).
+    Standard,
+    /// The WAE code's split: all images merged, shuffled with seed 123, last 10k as test.
+    #[default]
+    Paper,
+}
+
+/// `[data]`: where the examples come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// The dataset.
+    pub dataset: DatasetKind,
+    /// The split.
+    pub split: SplitKind,
+    /// Directory of the data files; unset = the usual search (`--data-dir`,
+    /// `WAE_DATA_DIR`, `data/mnist`, `../shared/data/mnist`).
+    pub dir: Option<PathBuf>,
+    /// Use only the first N training examples of the split (for quick runs); unset = all.
+    pub train_examples: Option<usize>,
+    /// Use only the first N test examples for the final evaluation; unset = all.
+    pub test_examples: Option<usize>,
+}
+
+/// `[optimizer]`: Adam for the auto-encoder and for the discriminator, and the schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimizerConfig {
+    /// Adam of the encoder and decoder (paper: lr 1e-3, beta1 0.5).
+    pub autoencoder: AdamConfig,
+    /// Adam of the WAE-GAN discriminator (paper MNIST: lr 5e-4, beta1 0.5).
+    pub discriminator: AdamConfig,
+    /// Learning-rate schedule, applied to both.
+    pub schedule: Schedule,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self {
+            autoencoder: AdamConfig::default(),
+            discriminator: AdamConfig {
+                lr: 5e-4,
+                ..AdamConfig::default()
+            },
+            schedule: Schedule::paper_mnist(),
+        }
+    }
+}
+
+/// `[pretrain]`: match the codes' mean and covariance to the prior before training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PretrainConfig {
+    /// Whether to pretrain the encoder (reference code: on).
+    pub enabled: bool,
+    /// Images (and prior samples) per pretraining step (reference: 1000 MNIST, 256 CelebA).
+    pub sample_size: usize,
+    /// At most this many steps (reference: 200).
+    pub max_steps: u64,
+    /// Stop as soon as the loss is below this (reference: 0.1).
+    pub stop_below: f64,
+    /// Learning rate of the pretraining Adam (beta1 as the auto-encoder's; reference: the
+    /// auto-encoder's base lr).
+    pub lr: f64,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sample_size: 1000,
+            max_steps: 200,
+            stop_below: 0.1,
+            lr: 1e-3,
+        }
+    }
+}
+
+/// `[training]`: length, batches, logging and checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// Passes over the training set (paper MNIST: 100).
+    pub epochs: u64,
+    /// Images per step (paper: 100). Each epoch has floor(train / batch_size) steps.
+    pub batch_size: usize,
+    /// Stop after this many steps in total (counting steps before a resume); unset = no limit.
+    pub max_steps: Option<u64>,
+    /// Append a line to `metrics.jsonl` every this many steps (and at the last step).
+    pub log_every_steps: u64,
+    /// Save a checkpoint every this many steps; 0 = at the end of each epoch.
+    /// One is always saved at the end of the run.
+    pub checkpoint_every_steps: u64,
+    /// How many checkpoints to keep (the newest).
+    pub keep_checkpoints: usize,
+    /// Test images used by the evaluation at the end of the run (0 = no evaluation).
+    pub eval_examples: usize,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 100,
+            batch_size: 100,
+            max_steps: None,
+            log_every_steps: 50,
+            checkpoint_every_steps: 0,
+            keep_checkpoints: 2,
+            eval_examples: 10_000,
+        }
+    }
+}
+
+/// A complete training configuration (what `config.toml` in a run directory holds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Free text: where this config comes from (e.g. the preset name).
+    pub description: String,
+    /// Seed of every random draw of the run (weights, data order, noise).
+    pub seed: u64,
+    /// `[data]`.
+    pub data: DataConfig,
+    /// `[model]`: prior, encoder, decoder, discriminator, input noise.
+    pub model: ModelConfig,
+    /// `[objective]`: VAE, WAE-MMD or WAE-GAN and their weights.
+    pub objective: ObjectiveConfig,
+    /// `[optimizer]`.
+    pub optimizer: OptimizerConfig,
+    /// `[pretrain]`.
+    pub pretrain: PretrainConfig,
+    /// `[training]`.
+    pub training: TrainingConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        let model = ModelConfig {
+            input_noise_std: 0.01,
+            ..ModelConfig::default()
+        };
+        Self {
+            description: "paper MNIST WAE-MMD".into(),
+            seed: 0,
+            data: DataConfig::default(),
+            model,
+            objective: ObjectiveConfig::default(),
+            optimizer: OptimizerConfig::default(),
+            pretrain: PretrainConfig::default(),
+            training: TrainingConfig::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Parses TOML text; `origin` names the file in errors.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
+        let cfg: TrainConfig = toml::from_str(text).map_err(|e| Error::ConfigFile {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.validate().map_err(|e| match e {
+            Error::InvalidConfig(m) => Error::ConfigFile {
+                path: origin.to_path_buf(),
+                message: m,
+            },
+            other => other,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// The config as TOML (what is written into run directories).
+    pub fn to_toml_string(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| Error::InvalidConfig(format!("cannot write TOML: {e}")))
+    }
+
+    /// Checks ranges and that the parts fit together.
+    pub fn validate(&self) -> Result<()> {
+        self.model
+            .validate(&self.objective)
+            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        self.optimizer
+            .autoencoder
+            .validate("optimizer.autoencoder")?;
+        self.optimizer
+            .discriminator
+            .validate("optimizer.discriminator")?;
+        self.optimizer.schedule.validate()?;
+        let t = &self.training;
+        if t.batch_size < 2 {
+            return Err(Error::InvalidConfig(format!(
+                "training.batch_size must be at least 2 (BatchNorm and the MMD U-statistic need it), got {}",
+                t.batch_size
+            )));
+        }
+        if t.epochs == 0 {
+            return Err(Error::InvalidConfig(
+                "training.epochs must be at least 1".into(),
+            ));
+        }
+        if t.log_every_steps == 0 {
+            return Err(Error::InvalidConfig(
+                "training.log_every_steps must be at least 1".into(),
+            ));
+        }
+        if t.keep_checkpoints == 0 {
+            return Err(Error::InvalidConfig(
+                "training.keep_checkpoints must be at least 1".into(),
+            ));
+        }
+        let p = &self.pretrain;
+        if p.enabled && (p.sample_size < 2 || !(p.lr.is_finite() && p.lr > 0.0)) {
+            return Err(Error::InvalidConfig(format!(
+                "pretrain needs sample_size >= 2 and lr > 0, got {} and {}",
+                p.sample_size, p.lr
+            )));
+        }
+        let arch = self.model.encoder.architecture;
+        let arch_ok = match self.data.dataset {
+            DatasetKind::Mnist => arch.image_shape() == (1, 28, 28),
+            DatasetKind::Celeba => arch.image_shape() == (3, 64, 64),
+        };
+        if !arch_ok {
+            return Err(Error::InvalidConfig(format!(
+                "model architecture {arch:?} reads images of shape {:?}, which is not the shape of {:?}",
+                arch.image_shape(),
+                self.data.dataset
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_round_trips_through_toml() {
+        let cfg = TrainConfig::default();
+        let text = cfg.to_toml_string().unwrap();
+        let back = TrainConfig::from_toml_str(&text, Path::new("x.toml")).unwrap();
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let text = "seed = 3\n[training]\nepochs = 2\nbatch_sise = 10\n";
+        let err = TrainConfig::from_toml_str(text, Path::new("runs/my.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("runs/my.toml"), "{err}");
+        assert!(err.contains("batch_sise"), "{err}");
+        let nested = "[model.encoder]\nwidth_dvi = 4\n";
+        let err = TrainConfig::from_toml_str(nested, Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("width_dvi") && err.contains("a.toml"), "{err}");
+    }
+
+    #[test]
+    fn partial_file_takes_defaults() {
+        let cfg = TrainConfig::from_toml_str("seed = 9\n", Path::new("p.toml")).unwrap();
+        assert_eq!(cfg.seed, 9);
+        assert_eq!(cfg.training.batch_size, 100);
+    }
+
+    #[test]
+    fn invalid_values_name_the_file() {
+        let err = TrainConfig::from_toml_str("[training]\nbatch_size = 1\n", Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("b.toml") && err.contains("batch_size"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! Named configurations: the papers' runs and CPU-sized variants of each.
+//!
+//! | preset | what |
+//! | --- | --- |
+//! | `mnist-wae-mmd`, `mnist-wae-gan` | the reference code's MNIST config (d_z 8, lambda 10, batch 100, 100 epochs, lr 1e-3 / 5e-4, /2 at epoch 30, /5 at 50, pretraining, input noise 0.01, N(0, 0.01) init) |
+//! | `mnist-vae`, `mnist-beta-vae` | the same networks with a Gaussian encoder and a Bernoulli decoder; beta 1 or 4; no pretraining or input noise |
+//! | `celeba-wae-mmd`, `celeba-wae-gan`, `celeba-vae` | the paper's CelebA settings (d_z 64, sigma_z^2 2, lambda 100 / 1, tanh output, pixels in [-1, 1]) with the reference code's optimiser (batch 100, 50 epochs, lr 1e-3 MMD / 3e-4 GAN, adversary 1e-3, smooth decay by 100, pretraining on 256 images, prior trick) |
+//! | `*-cpu` | the same with networks 1/8 as wide (MNIST: 1/4 of the channels of `-cpu` ... see [`cpu_variant`]) and few epochs, to run on a laptop CPU |
+//! | `mnist-wae-mmd-smoke` | a seconds-long run on 512 images with tiny networks, for tests and a first try |
+
+use wae_nets::{Activation, Architecture, EncoderKind};
+use wae_objectives::{
+    Likelihood, ModelConfig, ObjectiveConfig, PriorConfig, VaeConfig, WaeGanConfig, WaeMmdConfig,
+};
+
+use crate::adam::AdamConfig;
+use crate::config::{DataConfig, DatasetKind, SplitKind, TrainConfig};
+use crate::schedule::{Milestone, Schedule};
+use crate::{Error, Result};
+
+/// Every preset name with a one-line description.
+pub const PRESETS: &[(&str, &str)] = &[
+    (
+        "mnist-vae",
+        "VAE on MNIST, paper networks (Bernoulli decoder)",
+    ),
+    (
+        "mnist-beta-vae",
+        "beta-VAE (beta = 4) on MNIST, paper networks",
+    ),
+    (
+        "mnist-wae-mmd",
+        "WAE-MMD on MNIST, the reference code's config",
+    ),
+    (
+        "mnist-wae-gan",
+        "WAE-GAN on MNIST, the reference code's config",
+    ),
+    (
+        "celeba-vae",
+        "VAE on CelebA 64x64, paper networks (Gaussian decoder)",
+    ),
+    ("celeba-wae-mmd", "WAE-MMD on CelebA 64x64, paper settings"),
+    ("celeba-wae-gan", "WAE-GAN on CelebA 64x64, paper settings"),
+    ("mnist-vae-cpu", "mnist-vae at width/4 for 3 epochs"),
+    (
+        "mnist-beta-vae-cpu",
+        "mnist-beta-vae at width/4 for 3 epochs",
+    ),
+    ("mnist-wae-mmd-cpu", "mnist-wae-mmd at width/4 for 3 epochs"),
+    ("mnist-wae-gan-cpu", "mnist-wae-gan at width/4 for 3 epochs"),
+    ("celeba-vae-cpu", "celeba-vae at width/8 for 1 epoch"),
+    (
+        "celeba-wae-mmd-cpu",
+        "celeba-wae-mmd at width/8 for 1 epoch",
+    ),
+    (
+        "celeba-wae-gan-cpu",
+        "celeba-wae-gan at width/8 for 1 epoch",
+    ),
+    (
+        "mnist-wae-mmd-smoke",
+        "WAE-MMD on 512 MNIST images, width/16, 1 epoch of 16 steps (seconds)",
+    ),
+];
+
+fn mnist_base(description: &str) -> TrainConfig {
+    TrainConfig {
+        description: description.into(),
+        ..TrainConfig::default()
+    }
+}
+
+fn mnist_vae(beta: f64, description: &str) -> TrainConfig {
+    let mut cfg = mnist_base(description);
+    cfg.model.encoder.kind = EncoderKind::Gaussian;
+    cfg.model.input_noise_std = 0.0;
+    cfg.objective = ObjectiveConfig::Vae(VaeConfig {
+        beta,
+        likelihood: Likelihood::Bernoulli,
+    });
+    cfg.pretrain.enabled = false;
+    cfg
+}
+
+fn celeba_base(description: &str) -> TrainConfig {
+    let mut model = ModelConfig::for_architecture(Architecture::CelebaDcgan);
+    model.prior = PriorConfig::Normal { variance: 2.0 };
+    model.input_noise_std = 0.01;
+    model.discriminator.hidden_units = 1024;
+    model.discriminator.prior_trick_variance = Some(2.0);
+    let mut cfg = TrainConfig {
+        description: description.into(),
+        data: DataConfig {
+            dataset: DatasetKind::Celeba,
+            split: SplitKind::Paper,
+            ..DataConfig::default()
+        },
+        model,
+        ..TrainConfig::default()
+    };
+    cfg.optimizer.autoencoder.lr = 1e-3;
+    cfg.optimizer.discriminator.lr = 1e-3;
+    cfg.optimizer.schedule = Schedule::Exponential { total_decay: 100.0 };
+    cfg.pretrain.sample_size = 256;
+    cfg.training.epochs = 50;
+    cfg.training.log_every_steps = 100;
+    cfg.objective = ObjectiveConfig::WaeMmd(WaeMmdConfig {
+        lambda: 100.0,
+        ..WaeMmdConfig::default()
+    });
+    cfg
+}
+
+/// Turns a full-size preset into its CPU variant: networks `width_div` times
+/// narrower, `epochs` epochs, the manual schedule's milestones scaled to the
+/// shorter run, and a smaller pretraining sample.
+pub fn cpu_variant(mut cfg: TrainConfig, width_div: usize, epochs: u64) -> TrainConfig {
+    let full_epochs = cfg.training.epochs;
+    cfg.model = cfg.model.with_width_div(width_div);
+    cfg.training.epochs = epochs;
+    if let Schedule::Manual { milestones } = &mut cfg.optimizer.schedule {
+        for m in milestones.iter_mut() {
+            m.epoch = (m.epoch * epochs).div_ceil(full_epochs.max(1));
+        }
+    }
+    cfg.pretrain.sample_size = cfg.pretrain.sample_size.min(200);
+    cfg.pretrain.max_steps = cfg.pretrain.max_steps.min(50);
+    cfg.description = format!(
+        "{} (CPU variant: width / {width_div}, {epochs} epochs)",
+        cfg.description
+    );
+    cfg
+}
+
+/// The configuration of a preset, by name (see [`PRESETS`]).
+pub fn preset(name: &str) -> Result<TrainConfig> {
+    let cfg = match name {
+        "mnist-wae-mmd" => mnist_base("mnist-wae-mmd: the reference code's MNIST WAE-MMD"),
+        "mnist-wae-gan" => {
+            let mut cfg = mnist_base("mnist-wae-gan: the reference code's MNIST WAE-GAN");
+            cfg.objective = ObjectiveConfig::WaeGan(WaeGanConfig::default());
+            cfg
+        }
+        "mnist-vae" => mnist_vae(1.0, "mnist-vae: VAE with the paper's MNIST networks"),
+        "mnist-beta-vae" => mnist_vae(
+            4.0,
+            "mnist-beta-vae: beta-VAE (beta 4), paper's MNIST networks",
+        ),
+        "celeba-wae-mmd" => celeba_base("celeba-wae-mmd: paper CelebA WAE-MMD"),
+        "celeba-wae-gan" => {
+            let mut cfg = celeba_base("celeba-wae-gan: paper CelebA WAE-GAN");
+            cfg.objective = ObjectiveConfig::WaeGan(WaeGanConfig {
+                lambda: 1.0,
+                ..WaeGanConfig::default()
+            });
+            cfg.optimizer.autoencoder.lr = 3e-4;
+            cfg
+        }
+        "celeba-vae" => {
+            let mut cfg = celeba_base("celeba-vae: VAE with the paper's CelebA networks");
+            cfg.model.encoder.kind = EncoderKind::Gaussian;
+            cfg.model.prior = PriorConfig::Normal { variance: 1.0 };
+            cfg.model.input_noise_std = 0.0;
+            cfg.model.decoder.activation = Activation::Tanh;
+            cfg.objective = ObjectiveConfig::Vae(VaeConfig {
+                beta: 1.0,
+                likelihood: Likelihood::Gaussian { variance: 1.0 },
+            });
+            cfg.pretrain.enabled = false;
+            cfg
+        }
+        "mnist-wae-mmd-smoke" => {
+            let mut cfg = mnist_base("mnist-wae-mmd-smoke: tiny WAE-MMD for tests");
+            cfg.model = cfg.model.with_width_div(16);
+            cfg.data.train_examples = Some(512);
+            cfg.data.test_examples = Some(256);
+            cfg.training.epochs = 1;
+            cfg.training.batch_size = 32;
+            cfg.training.log_every_steps = 1;
+            cfg.training.checkpoint_every_steps = 8;
+            cfg.training.eval_examples = 256;
+            cfg.pretrain.sample_size = 64;
+            cfg.pretrain.max_steps = 5;
+            cfg.optimizer.schedule = Schedule::Manual {
+                milestones: vec![Milestone {
+                    epoch: 1,
+                    divide_by: 2.0,
+                }],
+            };
+            cfg
+        }
+        other => {
+            if let Some(base) = other.strip_suffix("-cpu")
+                && PRESETS.iter().any(|(n, _)| *n == base)
+                && !base.ends_with("-smoke")
+            {
+                let full = preset(base)?;
+                let mut cfg = if base.starts_with("celeba") {
+                    cpu_variant(full, 8, 1)
+                } else {
+                    cpu_variant(full, 4, 3)
+                };
+                cfg.training.eval_examples = 2000;
+                return Ok(cfg);
+            }
+            return Err(Error::UnknownPreset {
+                name: other.to_string(),
+                known: PRESETS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    };
+    Ok(cfg)
+}
+
+/// The Adam settings of the paper (beta1 0.5) at learning rate `lr`.
+pub fn paper_adam(lr: f64) -> AdamConfig {
+    AdamConfig {
+        lr,
+        ..AdamConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn every_preset_is_valid_and_round_trips() {
+        for (name, _) in PRESETS {
+            let cfg = preset(name).unwrap();
+            cfg.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            let text = cfg.to_toml_string().unwrap();
+            let back = TrainConfig::from_toml_str(&text, Path::new(name)).unwrap();
+            assert_eq!(back, cfg, "{name}");
+        }
+    }
+
+    #[test]
+    fn paper_numbers() {
+        let c = preset("mnist-wae-mmd").unwrap();
+        assert_eq!(c.training.batch_size, 100);
+        assert_eq!(c.training.epochs, 100);
+        assert_eq!(c.model.latent_dim(), 8);
+        assert_eq!(c.optimizer.autoencoder.beta1, 0.5);
+        assert_eq!(c.optimizer.discriminator.lr, 5e-4);
+        match c.objective {
+            ObjectiveConfig::WaeMmd(w) => assert_eq!(w.lambda, 10.0),
+            other => panic!("{other:?}"),
+        }
+        let c = preset("celeba-wae-gan").unwrap();
+        assert_eq!(c.model.latent_dim(), 64);
+        assert_eq!(c.model.prior, PriorConfig::Normal { variance: 2.0 });
+        let cpu = preset("mnist-wae-mmd-cpu").unwrap();
+        assert_eq!(cpu.model.encoder.width_div, 4);
+        assert_eq!(cpu.training.epochs, 3);
+        // milestones 30, 50 of 100 epochs -> 1, 2 of 3
+        assert_eq!(
+            cpu.optimizer.schedule,
+            Schedule::Manual {
+                milestones: vec![
+                    Milestone {
+                        epoch: 1,
+                        divide_by: 2.0
+                    },
+                    Milestone {
+                        epoch: 2,
+                        divide_by: 5.0
+                    }
+                ]
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_preset_lists_the_known_ones() {
+        let err = preset("mnist-wea").unwrap_err().to_string();
+        assert!(
+            err.contains("mnist-wea") && err.contains("mnist-wae-mmd"),
+            "{err}"
+        );
+        assert!(preset("mnist-wae-mmd-smoke-cpu").is_err());
+    }
+}

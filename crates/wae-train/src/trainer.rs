@@ -1,0 +1,762 @@
+//! The training loop: fresh runs, exact resumption, evaluation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tracing::{info, warn};
+use wae_data::Dataset;
+use wae_objectives::{CostKind, LossParts, Model, per_image_cost};
+
+use crate::adam::{Adam, AdamConfig};
+use crate::checkpoint::{
+    self, CONFIG_FILE, CheckpointData, MODEL_FILE, OPTIMIZER_FILE, STATE_FORMAT, TrainState,
+    write_atomic,
+};
+use crate::config::{DatasetKind, SplitKind, TrainConfig};
+use crate::init::SeededVarMap;
+use crate::metrics::{METRICS_FILE, MetricsLog};
+use crate::progress::step_bar;
+use crate::rng::{Stream, derived_rng};
+use crate::schedule::ScheduleState;
+use crate::{Error, Result};
+
+/// Name of the evaluation report written at the end of a run.
+pub const EVAL_FILE: &str = "eval.json";
+
+/// Text stored in `state.json` to say how randomness is reproduced.
+pub const RNG_NOTE: &str = "no RNG state is saved: step s draws its noise from \
+    StdRng(seed, StepNoise, s), epoch e's data order is wae_data::epoch_permutation(n, seed, e), \
+    pretraining step k uses StdRng(seed, Pretrain, k), weights StdRng(seed, Init, fnv1a(name))";
+
+/// Run-time options that are not part of the configuration.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// The run directory (created if needed).
+    pub run_dir: PathBuf,
+    /// Where tensors live.
+    pub device: Device,
+    /// Data directory, overriding `data.dir`.
+    pub data_dir: Option<PathBuf>,
+    /// Stop once this many steps are done in total (overrides `training.max_steps`,
+    /// not saved in the run's config).
+    pub max_steps: Option<u64>,
+    /// Draw a progress bar (only when stdout is a terminal).
+    pub progress: bool,
+}
+
+impl TrainOptions {
+    /// Options for `run_dir` on the CPU, no overrides, progress bar on.
+    pub fn new(run_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            run_dir: run_dir.into(),
+            device: Device::Cpu,
+            data_dir: None,
+            max_steps: None,
+            progress: true,
+        }
+    }
+}
+
+/// Test-set numbers computed at the end of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Step at which it was computed.
+    pub step: u64,
+    /// Test images used.
+    pub examples: usize,
+    /// Mean over test images of ||x - G(E(x))||^2 summed over pixels (no 0.05 factor),
+    /// in evaluation mode with mean codes.
+    pub reconstruction_sq_l2: f64,
+    /// The same divided by the number of pixel values (mean squared error per pixel).
+    pub reconstruction_mse_per_pixel: f64,
+    /// MMD^2 (IMQ, the paper's scales, U-statistic) between the test codes and as
+    /// many prior samples.
+    pub mmd_codes_vs_prior: f64,
+    /// The same estimator between two independent prior samples of that size: the
+    /// value a perfect match would give, up to noise.
+    pub mmd_prior_vs_prior: f64,
+}
+
+/// What a finished (or stopped) run returns.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// Steps done in total.
+    pub steps: u64,
+    /// Steps the run aims at (epochs * batches per epoch, capped by max_steps).
+    pub target_steps: u64,
+    /// Loss parts of the last step.
+    pub last_losses: BTreeMap<String, f64>,
+    /// The newest checkpoint.
+    pub checkpoint: PathBuf,
+    /// The evaluation, when the run reached its end and `eval_examples > 0`.
+    pub eval: Option<EvalReport>,
+}
+
+/// The training and test sets of a config.
+pub fn load_data(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<(Dataset, Dataset)> {
+    match cfg.data.dataset {
+        DatasetKind::Mnist => {}
+        DatasetKind::Celeba => {
+            return Err(Error::InvalidConfig(
+                "dataset `celeba`: CelebA loading is not implemented in wae-data yet; \
+                 only MNIST can be trained for now"
+                    .into(),
+            ));
+        }
+    }
+    let dir = data_dir
+        .map(Path::to_path_buf)
+        .or_else(|| cfg.data.dir.clone());
+    let source = wae_data::MnistSource::locate(dir)?;
+    let split = match cfg.data.split {
+        SplitKind::Standard => wae_data::Split::Standard,
+        SplitKind::Paper => wae_data::Split::Paper,
+    };
+    let mnist = wae_data::Mnist::load_split(&source, split)?;
+    let limit = |set: Dataset, n: Option<usize>| -> Result<Dataset> {
+        match n {
+            Some(n) if n < set.len() => Ok(set.subset(&(0..n).collect::<Vec<_>>())?),
+            _ => Ok(set),
+        }
+    };
+    let train = limit(mnist.train, cfg.data.train_examples)?;
+    let test = limit(mnist.test, cfg.data.test_examples)?;
+    Ok((train, test))
+}
+
+/// A model and its variables, built from a config with seeded initial weights.
+pub struct BuiltModel {
+    /// The variables (all of them, BatchNorm statistics included).
+    pub vars: SeededVarMap,
+    /// The networks and objective.
+    pub model: Model,
+}
+
+/// Builds the model of `cfg` on `device`, weights initialised from `cfg.seed`.
+pub fn build_model(cfg: &TrainConfig, device: &Device) -> Result<BuiltModel> {
+    let vars = SeededVarMap::new(cfg.seed);
+    let vb = vars.var_builder(DType::F32, device);
+    let model = Model::new(&cfg.model, &cfg.objective, vb)?;
+    Ok(BuiltModel { vars, model })
+}
+
+/// Loads the newest checkpoint of a run directory into a fresh model: the
+/// config, the model with its trained weights (use it in evaluation mode), and
+/// the checkpoint directory it came from.
+pub fn load_trained(run_dir: &Path, device: &Device) -> Result<(TrainConfig, BuiltModel, PathBuf)> {
+    let dir = checkpoint::latest_checkpoint_dir(run_dir)?.ok_or_else(|| Error::Io {
+        path: run_dir.join(checkpoint::CHECKPOINTS_DIR),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no checkpoint found (is this a run directory of `wae train`?)",
+        ),
+    })?;
+    let ck = checkpoint::load_checkpoint(&dir, device)?;
+    let cfg = TrainConfig::from_toml_str(&ck.config_text, &dir.join(CONFIG_FILE))?;
+    let built = build_model(&cfg, device)?;
+    checkpoint::restore_vars(&built.vars.named_vars(), &ck.model, &dir.join(MODEL_FILE))?;
+    Ok((cfg, built, dir))
+}
+
+struct Run {
+    cfg: TrainConfig,
+    config_text: String,
+    device: Device,
+    built: BuiltModel,
+    ae_opt: Adam,
+    disc_opt: Option<Adam>,
+    train: Dataset,
+    test: Dataset,
+    state: TrainState,
+    run_dir: PathBuf,
+    last_checkpoint: Option<PathBuf>,
+}
+
+fn optimiser_for(built: &BuiltModel, prefixes: &[&str], cfg: AdamConfig) -> Result<Adam> {
+    let mut vars = Vec::new();
+    for p in prefixes {
+        vars.extend(wae_nets::trainable_vars(built.vars.var_map(), p));
+    }
+    Adam::new(vars, cfg)
+}
+
+fn batches_per_epoch(train_len: usize, batch: usize) -> Result<u64> {
+    let b = (train_len / batch) as u64;
+    if b == 0 {
+        return Err(Error::InvalidConfig(format!(
+            "the training set has {train_len} images, fewer than one batch of {batch}"
+        )));
+    }
+    Ok(b)
+}
+
+fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+impl Run {
+    fn new(cfg: TrainConfig, opts: &TrainOptions) -> Result<Self> {
+        cfg.validate()?;
+        let (train, test) = load_data(&cfg, opts.data_dir.as_deref())?;
+        let bpe = batches_per_epoch(train.len(), cfg.training.batch_size)?;
+        let built = build_model(&cfg, &opts.device)?;
+        let ae_opt = optimiser_for(
+            &built,
+            &["encoder.", "decoder."],
+            cfg.optimizer.autoencoder.clone(),
+        )?;
+        let disc_opt = if cfg.objective.is_adversarial() {
+            Some(optimiser_for(
+                &built,
+                &["discriminator."],
+                cfg.optimizer.discriminator.clone(),
+            )?)
+        } else {
+            None
+        };
+        let state = TrainState {
+            format: STATE_FORMAT,
+            step: 0,
+            epoch: 0,
+            batch_in_epoch: 0,
+            batches_per_epoch: bpe,
+            train_examples: train.len() as u64,
+            seed: cfg.seed,
+            rng: RNG_NOTE.into(),
+            schedule: ScheduleState::default(),
+            pretrain_done: !cfg.pretrain.enabled,
+            epoch_loss_sum: 0.0,
+            epoch_loss_count: 0,
+            elapsed_seconds: 0.0,
+            files: BTreeMap::new(),
+        };
+        let config_text = cfg.to_toml_string()?;
+        Ok(Self {
+            cfg,
+            config_text,
+            device: opts.device.clone(),
+            built,
+            ae_opt,
+            disc_opt,
+            train,
+            test,
+            state,
+            run_dir: opts.run_dir.clone(),
+            last_checkpoint: None,
+        })
+    }
+
+    fn target_steps(&self, opts: &TrainOptions) -> u64 {
+        let full = self.cfg.training.epochs * self.state.batches_per_epoch;
+        match opts.max_steps.or(self.cfg.training.max_steps) {
+            Some(m) => full.min(m),
+            None => full,
+        }
+    }
+
+    fn last_checkpoint_text(&self) -> String {
+        match &self.last_checkpoint {
+            Some(p) => p.display().to_string(),
+            None => "none (no checkpoint was written before this step)".into(),
+        }
+    }
+
+    fn check_finite(&self, step: u64, name: &str, value: f64) -> Result<()> {
+        if value.is_finite() {
+            Ok(())
+        } else {
+            Err(Error::NonFinite {
+                step,
+                part: name.to_string(),
+                value,
+                last_checkpoint: self.last_checkpoint_text(),
+            })
+        }
+    }
+
+    fn save(&mut self, elapsed: f64) -> Result<PathBuf> {
+        let model: HashMap<String, Tensor> = self
+            .built
+            .vars
+            .named_vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect();
+        let mut optimizer = HashMap::new();
+        for (k, v) in self.ae_opt.state_tensors()? {
+            optimizer.insert(format!("ae.{k}"), v);
+        }
+        if let Some(d) = &self.disc_opt {
+            for (k, v) in d.state_tensors()? {
+                optimizer.insert(format!("disc.{k}"), v);
+            }
+        }
+        let mut state = self.state.clone();
+        state.elapsed_seconds = elapsed;
+        let dir = checkpoint::save_checkpoint(
+            &self.run_dir,
+            CheckpointData {
+                state,
+                config_text: &self.config_text,
+                model: &model,
+                optimizer: &optimizer,
+            },
+            self.cfg.training.keep_checkpoints,
+        )?;
+        self.last_checkpoint = Some(dir.clone());
+        Ok(dir)
+    }
+
+    fn pretrain(&mut self) -> Result<()> {
+        let p = self.cfg.pretrain.clone();
+        let mut opt = optimiser_for(
+            &self.built,
+            &["encoder."],
+            AdamConfig {
+                lr: p.lr,
+                ..self.cfg.optimizer.autoencoder.clone()
+            },
+        )?;
+        let n = p.sample_size.min(self.train.len());
+        info!(
+            sample_size = n,
+            max_steps = p.max_steps,
+            "pretraining the encoder"
+        );
+        let mut last = f64::NAN;
+        for k in 0..p.max_steps {
+            let mut rng = derived_rng(self.cfg.seed, Stream::Pretrain, k);
+            let idx = rand::seq::index::sample(&mut rng, self.train.len(), n).into_vec();
+            let x = self.train.batch(&idx, &self.device)?;
+            let noise = self.built.model.draw_noise(n, &mut rng, &self.device)?;
+            let loss = self.built.model.pretrain_loss(&x, &noise)?;
+            last = scalar(&loss)?;
+            if !last.is_finite() {
+                return Err(Error::NonFinite {
+                    step: k,
+                    part: "pretrain_loss".into(),
+                    value: last,
+                    last_checkpoint: self.last_checkpoint_text(),
+                });
+            }
+            opt.step(&loss.backward()?)?;
+            if last < p.stop_below {
+                info!(step = k, loss = last, "pretraining reached its target");
+                break;
+            }
+        }
+        info!(loss = last, "pretraining done");
+        Ok(())
+    }
+
+    fn set_learning_rates(&mut self) {
+        let f = self.state.schedule.lr_factor;
+        self.ae_opt
+            .set_learning_rate(self.cfg.optimizer.autoencoder.lr * f);
+        if let Some(d) = &mut self.disc_opt {
+            d.set_learning_rate(self.cfg.optimizer.discriminator.lr * f);
+        }
+    }
+
+    fn loop_until(
+        &mut self,
+        target: u64,
+        metrics: &mut MetricsLog,
+        opts: &TrainOptions,
+    ) -> Result<BTreeMap<String, f64>> {
+        let started = Instant::now();
+        let elapsed_before = self.state.elapsed_seconds;
+        let bpe = self.state.batches_per_epoch;
+        let batch = self.cfg.training.batch_size;
+        let seed = self.cfg.seed;
+        let bar = step_bar(target, self.state.step, !opts.progress);
+        let mut order: Option<(u64, Vec<usize>)> = None;
+        let mut last_losses = BTreeMap::new();
+        while self.state.step < target {
+            let step = self.state.step;
+            let epoch = step / bpe;
+            let pos = (step % bpe) as usize;
+            self.state.schedule.start_epoch(
+                &self.cfg.optimizer.schedule,
+                epoch,
+                self.cfg.training.epochs,
+            );
+            self.set_learning_rates();
+            if order.as_ref().map(|o| o.0) != Some(epoch) {
+                order = Some((
+                    epoch,
+                    wae_data::epoch_permutation(self.train.len(), seed, epoch),
+                ));
+            }
+            let indices = match &order {
+                Some((_, o)) => &o[pos * batch..(pos + 1) * batch],
+                None => &[][..],
+            };
+            let x = self.train.batch(indices, &self.device)?;
+            let mut rng = derived_rng(seed, Stream::StepNoise, step);
+            let noise = self.built.model.draw_noise(batch, &mut rng, &self.device)?;
+            let (parts, codes) = self.built.model.losses(&x, &noise, true)?;
+            let mut values = BTreeMap::new();
+            for (name, t) in parts.named() {
+                let v = scalar(t)?;
+                self.check_finite(step, name, v)?;
+                values.insert(name.to_string(), v);
+            }
+            let grads = parts.total.backward()?;
+            let gn = self.ae_opt.grad_norm(&grads)?;
+            self.check_finite(step, "grad_norm", gn)?;
+            values.insert("grad_norm".into(), gn);
+            if let Some(disc_opt) = &self.disc_opt {
+                let dl = self
+                    .built
+                    .model
+                    .discriminator_loss(&codes.z, &noise.prior)?;
+                let d_total = scalar(&dl.total)?;
+                self.check_finite(step, "disc_total", d_total)?;
+                let d_grads = dl.total.backward()?;
+                let d_gn = disc_opt.grad_norm(&d_grads)?;
+                self.check_finite(step, "grad_norm_discriminator", d_gn)?;
+                values.insert("disc_total".into(), d_total);
+                values.insert("disc_js".into(), scalar(&dl.js)?);
+                values.insert("grad_norm_discriminator".into(), d_gn);
+                // Alternating updates: the auto-encoder first, then the discriminator,
+                // both from this step's forward pass (gradients computed before either update).
+                self.ae_opt.step(&grads)?;
+                if let Some(d) = &mut self.disc_opt {
+                    d.step(&d_grads)?;
+                }
+            } else {
+                self.ae_opt.step(&grads)?;
+            }
+            drop(parts);
+            self.state.epoch_loss_sum += values["total"];
+            self.state.epoch_loss_count += 1;
+            self.state.step += 1;
+            self.state.epoch = self.state.step / bpe;
+            self.state.batch_in_epoch = self.state.step % bpe;
+            let epoch_done = self.state.step % bpe == 0;
+            let elapsed = elapsed_before + started.elapsed().as_secs_f64();
+            if self.state.step % self.cfg.training.log_every_steps == 0 || self.state.step == target
+            {
+                let mut rec = Map::new();
+                rec.insert("step".into(), Value::from(self.state.step));
+                rec.insert("epoch".into(), Value::from(epoch));
+                for (k, v) in &values {
+                    rec.insert(k.clone(), Value::from(*v));
+                }
+                rec.insert("lr".into(), Value::from(self.ae_opt.learning_rate()));
+                if let Some(d) = &self.disc_opt {
+                    rec.insert("lr_discriminator".into(), Value::from(d.learning_rate()));
+                }
+                rec.insert("seconds".into(), Value::from(elapsed));
+                metrics.write(&rec)?;
+            }
+            bar.set_position(self.state.step);
+            bar.set_message(format!(
+                "loss {:.4} rec {:.4} pen {:.4}",
+                values["total"], values["reconstruction"], values["penalty"]
+            ));
+            if epoch_done {
+                let mean = self.state.epoch_loss_sum / self.state.epoch_loss_count.max(1) as f64;
+                info!(epoch, mean_loss = mean, seconds = elapsed, "epoch done");
+                if self
+                    .state
+                    .schedule
+                    .end_epoch(&self.cfg.optimizer.schedule, epoch, mean)
+                {
+                    info!(
+                        lr_factor = self.state.schedule.lr_factor,
+                        "plateau: learning rate reduced"
+                    );
+                }
+                self.state.epoch_loss_sum = 0.0;
+                self.state.epoch_loss_count = 0;
+            }
+            let every = self.cfg.training.checkpoint_every_steps;
+            let due = if every == 0 {
+                epoch_done
+            } else {
+                self.state.step % every == 0
+            };
+            if due || self.state.step == target {
+                let dir = self.save(elapsed)?;
+                tracing::debug!(checkpoint = %dir.display(), "checkpoint saved");
+            }
+            last_losses = values;
+        }
+        bar.finish_and_clear();
+        Ok(last_losses)
+    }
+
+    fn evaluate(&self) -> Result<EvalReport> {
+        let n = self.cfg.training.eval_examples.min(self.test.len());
+        let batch = self.cfg.training.batch_size.max(2);
+        let mut sum_sq = 0f64;
+        let mut codes = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let end = (start + batch).min(n);
+            let idx: Vec<usize> = (start..end).collect();
+            let x = self.test.batch(&idx, &self.device)?;
+            let c = self.built.model.encode(&x, None, false)?;
+            let x_hat = self.built.model.decode(&c.mean, false)?;
+            let per = per_image_cost(&x, &x_hat, CostKind::SquaredL2)?;
+            sum_sq += scalar(&per.sum_all()?)?;
+            codes.push(c.mean.detach());
+            start = end;
+        }
+        let codes = Tensor::cat(&codes, 0)?;
+        let d = self.built.model.latent_dim();
+        let mut rng = derived_rng(self.cfg.seed, Stream::Eval, 0);
+        let prior_a = self.built.model.sample_prior(n, &mut rng, &self.device)?;
+        let prior_b = self.built.model.sample_prior(n, &mut rng, &self.device)?;
+        let cfg = wae_divergence::MmdConfig {
+            prior_variance: self.cfg.model.prior.kernel_variance(d),
+            ..wae_divergence::MmdConfig::default()
+        };
+        let block = 1000;
+        let mmd_codes = wae_divergence::mmd_blockwise(&codes, &prior_a, &cfg, block)?;
+        let mmd_prior = wae_divergence::mmd_blockwise(&prior_b, &prior_a, &cfg, block)?;
+        let pixels = self.cfg.model.encoder.architecture.image_len() as f64;
+        let rec = sum_sq / n.max(1) as f64;
+        Ok(EvalReport {
+            step: self.state.step,
+            examples: n,
+            reconstruction_sq_l2: rec,
+            reconstruction_mse_per_pixel: rec / pixels,
+            mmd_codes_vs_prior: mmd_codes,
+            mmd_prior_vs_prior: mmd_prior,
+        })
+    }
+
+    fn run(mut self, opts: &TrainOptions, mut metrics: MetricsLog) -> Result<TrainSummary> {
+        let target = self.target_steps(opts);
+        info!(
+            objective = self.cfg.objective.name(),
+            parameters = wae_nets::parameter_count(self.built.vars.var_map(), ""),
+            train_examples = self.train.len(),
+            batches_per_epoch = self.state.batches_per_epoch,
+            from_step = self.state.step,
+            to_step = target,
+            run_dir = %self.run_dir.display(),
+            "training"
+        );
+        if !self.state.pretrain_done {
+            self.pretrain()?;
+            self.state.pretrain_done = true;
+            self.save(self.state.elapsed_seconds)?;
+        }
+        let last_losses = self.loop_until(target, &mut metrics, opts)?;
+        if self.last_checkpoint.is_none() {
+            self.save(self.state.elapsed_seconds)?;
+        }
+        let full = self.cfg.training.epochs * self.state.batches_per_epoch;
+        let finished = self.state.step >= target;
+        let eval = if finished && self.cfg.training.eval_examples >= 2 && self.test.len() >= 2 {
+            let report = self.evaluate()?;
+            info!(
+                step = report.step,
+                examples = report.examples,
+                reconstruction_sq_l2 = report.reconstruction_sq_l2,
+                mmd_codes_vs_prior = report.mmd_codes_vs_prior,
+                mmd_prior_vs_prior = report.mmd_prior_vs_prior,
+                "evaluation on the test set"
+            );
+            let text = serde_json::to_string_pretty(&report)
+                .map_err(|e| Error::InvalidConfig(format!("cannot write eval report: {e}")))?;
+            write_atomic(&self.run_dir.join(EVAL_FILE), text.as_bytes())?;
+            Some(report)
+        } else {
+            None
+        };
+        if self.state.step < full {
+            info!(
+                step = self.state.step,
+                of = full,
+                "stopped before the end of training; continue with --resume"
+            );
+        }
+        let checkpoint = self
+            .last_checkpoint
+            .clone()
+            .unwrap_or_else(|| self.run_dir.clone());
+        Ok(TrainSummary {
+            steps: self.state.step,
+            target_steps: target,
+            last_losses,
+            checkpoint,
+            eval,
+        })
+    }
+}
+
+fn prepare_run_dir(run_dir: &Path, config_text: &str) -> Result<()> {
+    std::fs::create_dir_all(run_dir).map_err(|source| Error::Io {
+        path: run_dir.to_path_buf(),
+        source,
+    })?;
+    write_atomic(&run_dir.join(CONFIG_FILE), config_text.as_bytes())
+}
+
+/// Starts a new run of `cfg` in `opts.run_dir`. Refuses a directory that already
+/// holds a checkpoint (continue it with [`resume`] instead).
+pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
+    if let Some(existing) = checkpoint::latest_checkpoint_dir(&opts.run_dir)? {
+        return Err(Error::InvalidConfig(format!(
+            "{} already holds a run (checkpoint {}); continue it with --resume {} or choose another output directory",
+            opts.run_dir.display(),
+            existing.display(),
+            opts.run_dir.display()
+        )));
+    }
+    let run = Run::new(cfg.clone(), opts)?;
+    prepare_run_dir(&opts.run_dir, &run.config_text)?;
+    let metrics = MetricsLog::open(&opts.run_dir.join(METRICS_FILE), None)?;
+    run.run(opts, metrics)
+}
+
+/// What may be changed when resuming.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeOverrides {
+    /// A config given again on the command line: its data, model, objective, seed and
+    /// batch size must equal the checkpoint's; the rest (epochs, optimiser, logging) is taken from it.
+    pub config: Option<TrainConfig>,
+    /// New total number of epochs.
+    pub epochs: Option<u64>,
+    /// A seed given on the command line: must equal the run's.
+    pub seed: Option<u64>,
+}
+
+fn differing_sections(a: &TrainConfig, b: &TrainConfig) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if a.model != b.model {
+        out.push("model (architecture, widths, prior)");
+    }
+    if a.objective != b.objective {
+        out.push("objective");
+    }
+    if a.data != b.data {
+        out.push("data");
+    }
+    if a.seed != b.seed {
+        out.push("seed");
+    }
+    if a.training.batch_size != b.training.batch_size {
+        out.push("training.batch_size");
+    }
+    out
+}
+
+/// Continues the run in `opts.run_dir` from its newest checkpoint, exactly: the
+/// same steps, data order and noise as a run that never stopped. `metrics.jsonl`
+/// is appended to (lines logged after the checkpoint are dropped first).
+pub fn resume(opts: &TrainOptions, overrides: &ResumeOverrides) -> Result<TrainSummary> {
+    let dir = checkpoint::latest_checkpoint_dir(&opts.run_dir)?.ok_or_else(|| Error::Io {
+        path: opts
+            .run_dir
+            .join(checkpoint::CHECKPOINTS_DIR)
+            .join(checkpoint::LATEST_FILE),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no checkpoint to resume from (was the run started with `wae train`?)",
+        ),
+    })?;
+    let ck = checkpoint::load_checkpoint(&dir, &opts.device)?;
+    let ck_config_path = dir.join(CONFIG_FILE);
+    let ck_cfg = TrainConfig::from_toml_str(&ck.config_text, &ck_config_path)?;
+    let mut cfg = match &overrides.config {
+        Some(given) => {
+            let diff = differing_sections(&ck_cfg, given);
+            if !diff.is_empty() {
+                return Err(Error::CheckpointMismatch {
+                    path: ck_config_path,
+                    reason: format!(
+                        "the configuration given differs from the checkpoint's in: {}; \
+                         resume without --config/--preset, or start a new run",
+                        diff.join(", ")
+                    ),
+                });
+            }
+            given.clone()
+        }
+        None => ck_cfg,
+    };
+    if let Some(seed) = overrides.seed
+        && seed != cfg.seed
+    {
+        return Err(Error::CheckpointMismatch {
+            path: ck_config_path,
+            reason: format!("the run was made with seed {}, not {seed}", cfg.seed),
+        });
+    }
+    if let Some(e) = overrides.epochs {
+        cfg.training.epochs = e;
+    }
+    let mut run = Run::new(cfg, opts)?;
+    checkpoint::restore_vars(
+        &run.built.vars.named_vars(),
+        &ck.model,
+        &dir.join(MODEL_FILE),
+    )?;
+    let optim_path = dir.join(OPTIMIZER_FILE);
+    run.ae_opt.load_state(&ck.optimizer, "ae.", &optim_path)?;
+    if let Some(d) = &mut run.disc_opt {
+        d.load_state(&ck.optimizer, "disc.", &optim_path)?;
+    } else if ck.optimizer.keys().any(|k| k.starts_with("disc.")) {
+        return Err(Error::CheckpointMismatch {
+            path: optim_path,
+            reason: "it holds a discriminator's optimiser but the model has no discriminator"
+                .into(),
+        });
+    }
+    let st = ck.state;
+    if st.train_examples != run.state.train_examples
+        || st.batches_per_epoch != run.state.batches_per_epoch
+    {
+        return Err(Error::CheckpointMismatch {
+            path: dir.join(checkpoint::STATE_FILE),
+            reason: format!(
+                "the run had {} training images in {} batches per epoch; the data now gives {} in {}",
+                st.train_examples,
+                st.batches_per_epoch,
+                run.state.train_examples,
+                run.state.batches_per_epoch
+            ),
+        });
+    }
+    if st.step != st.epoch * st.batches_per_epoch + st.batch_in_epoch {
+        return Err(Error::CorruptCheckpoint {
+            path: dir.join(checkpoint::STATE_FILE),
+            reason: format!(
+                "step {} does not equal epoch {} * {} + batch {}",
+                st.step, st.epoch, st.batches_per_epoch, st.batch_in_epoch
+            ),
+        });
+    }
+    if st.step != run.ae_opt.steps_taken() {
+        warn!(
+            state_step = st.step,
+            optimiser_steps = run.ae_opt.steps_taken(),
+            "the optimiser's step count differs from the run's step"
+        );
+    }
+    run.state = st;
+    run.last_checkpoint = Some(dir.clone());
+    prepare_run_dir(&opts.run_dir, &run.config_text)?;
+    let metrics = MetricsLog::open(&opts.run_dir.join(METRICS_FILE), Some(run.state.step))?;
+    info!(checkpoint = %dir.display(), step = run.state.step, "resuming");
+    run.run(opts, metrics)
+}
+
+/// The loss parts of `parts` as numbers (a convenience for callers logging them).
+pub fn loss_values(parts: &LossParts) -> Result<BTreeMap<String, f64>> {
+    let mut out = BTreeMap::new();
+    for (name, t) in parts.named() {
+        out.insert(name.to_string(), scalar(t)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,300 @@
+//! End-to-end training on a slice of MNIST with tiny networks: exact resumption
+//! and every bad-input case, each with the message a user would see.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use serde_json::Value;
+use wae_objectives::{ObjectiveConfig, WaeGanConfig};
+use wae_train::checkpoint::{MODEL_FILE, OPTIMIZER_FILE, latest_checkpoint_dir, load_checkpoint};
+use wae_train::metrics::{METRICS_FILE, read_metrics};
+use wae_train::{Error, ResumeOverrides, TrainConfig, TrainOptions, preset, resume, train};
+
+/// The smoke preset made smaller still (width / 32, 256 images, batches of 16:
+/// 16 steps per epoch) so that every test runs in seconds.
+fn smoke() -> TrainConfig {
+    let mut cfg = preset("mnist-wae-mmd-smoke").expect("preset");
+    cfg.model = cfg.model.with_width_div(32);
+    cfg.data.train_examples = Some(256);
+    cfg.data.test_examples = Some(64);
+    cfg.training.batch_size = 16;
+    cfg.training.checkpoint_every_steps = 5;
+    cfg.training.eval_examples = 64;
+    cfg.pretrain.sample_size = 32;
+    cfg.pretrain.max_steps = 3;
+    cfg
+}
+
+fn opts(dir: &Path, max_steps: u64) -> TrainOptions {
+    TrainOptions {
+        run_dir: dir.to_path_buf(),
+        device: Device::Cpu,
+        data_dir: None,
+        max_steps: Some(max_steps),
+        progress: false,
+    }
+}
+
+fn tensor_bytes(dir: &Path, file: &str) -> HashMap<String, Vec<u8>> {
+    let ck = load_checkpoint(dir, &Device::Cpu).expect("checkpoint");
+    let set = if file == MODEL_FILE {
+        ck.model
+    } else {
+        ck.optimizer
+    };
+    set.into_iter()
+        .map(|(k, t)| {
+            let bytes = match t.dtype() {
+                candle_core::DType::F32 => t
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+                _ => t
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<i64>()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+            };
+            (k, bytes)
+        })
+        .collect()
+}
+
+fn metrics_without_time(run: &Path) -> Vec<serde_json::Map<String, Value>> {
+    read_metrics(&run.join(METRICS_FILE))
+        .expect("metrics")
+        .into_iter()
+        .map(|mut m| {
+            m.remove("seconds");
+            m
+        })
+        .collect()
+}
+
+fn straight_vs_resumed(cfg: &TrainConfig, first: u64, total: u64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let straight = tmp.path().join("straight");
+    let split = tmp.path().join("split");
+    let a = train(cfg, &opts(&straight, total)).expect("straight run");
+    assert_eq!(a.steps, total);
+    let b1 = train(cfg, &opts(&split, first)).expect("first half");
+    assert_eq!(b1.steps, first);
+    let b2 = resume(&opts(&split, total), &ResumeOverrides::default()).expect("resumed half");
+    assert_eq!(b2.steps, total);
+
+    let da = latest_checkpoint_dir(&straight).unwrap().unwrap();
+    let db = latest_checkpoint_dir(&split).unwrap().unwrap();
+    assert!(da.ends_with(format!("step-{total:08}")));
+    let (wa, wb) = (tensor_bytes(&da, MODEL_FILE), tensor_bytes(&db, MODEL_FILE));
+    assert_eq!(wa.len(), wb.len());
+    for (k, v) in &wa {
+        assert!(wb[k] == *v, "weights of {k} differ after resuming");
+    }
+    let (oa, ob) = (
+        tensor_bytes(&da, OPTIMIZER_FILE),
+        tensor_bytes(&db, OPTIMIZER_FILE),
+    );
+    assert_eq!(oa, ob, "optimiser state differs after resuming");
+    let (ma, mb) = (
+        metrics_without_time(&straight),
+        metrics_without_time(&split),
+    );
+    assert_eq!(ma.len() as u64, total, "one metrics line per step");
+    assert_eq!(ma, mb, "losses differ after resuming");
+    assert_eq!(a.last_losses, b2.last_losses);
+    // The run did train: the loss of the last step is below the first one's.
+    let first_total = ma[0]["total"].as_f64().unwrap();
+    let last_total = ma[ma.len() - 1]["total"].as_f64().unwrap();
+    assert!(last_total < first_total, "{first_total} -> {last_total}");
+    assert!(a.eval.is_some());
+}
+
+#[test]
+fn ten_plus_ten_steps_equal_twenty_straight_wae_mmd() {
+    // 256 images / batch 16 = 16 steps per epoch: step 20 is in the second epoch.
+    let mut cfg = smoke();
+    cfg.training.epochs = 2;
+    straight_vs_resumed(&cfg, 10, 20);
+}
+
+#[test]
+fn resume_is_exact_for_wae_gan_with_its_discriminator() {
+    let mut cfg = smoke();
+    cfg.objective = ObjectiveConfig::WaeGan(WaeGanConfig::default());
+    cfg.pretrain.enabled = false;
+    cfg.training.checkpoint_every_steps = 3;
+    straight_vs_resumed(&cfg, 3, 6);
+}
+
+#[test]
+fn unknown_config_key_names_key_and_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("bad.toml");
+    fs::write(
+        &path,
+        "seed = 1\n[optimizer.autoencoder]\nlr = 1e-3\nbeta_1 = 0.5\n",
+    )
+    .unwrap();
+    let err = TrainConfig::from_toml_file(&path).unwrap_err().to_string();
+    assert!(err.contains("beta_1"), "{err}");
+    assert!(err.contains("bad.toml"), "{err}");
+}
+
+#[test]
+fn missing_data_says_where_it_looked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = opts(&tmp.path().join("run"), 2);
+    let missing = tmp.path().join("no-mnist-here");
+    o.data_dir = Some(missing.clone());
+    let err = train(&smoke(), &o).unwrap_err();
+    assert!(matches!(err, Error::Data(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&missing.display().to_string()), "{msg}");
+}
+
+fn run_to(dir: &Path, steps: u64) -> PathBuf {
+    let mut cfg = smoke();
+    cfg.pretrain.enabled = false;
+    cfg.training.checkpoint_every_steps = 2;
+    train(&cfg, &opts(dir, steps)).expect("run");
+    latest_checkpoint_dir(dir).unwrap().unwrap()
+}
+
+#[test]
+fn truncated_checkpoint_is_reported_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let ck = run_to(&run, 2);
+    let model = ck.join(MODEL_FILE);
+    let bytes = fs::read(&model).unwrap();
+    fs::write(&model, &bytes[..bytes.len() - 100]).unwrap();
+    let err = resume(&opts(&run, 4), &ResumeOverrides::default()).unwrap_err();
+    assert!(matches!(err, Error::CorruptCheckpoint { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&model.display().to_string()), "{msg}");
+}
+
+#[test]
+fn corrupt_checkpoint_is_reported_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let ck = run_to(&run, 2);
+    let optim = ck.join(OPTIMIZER_FILE);
+    let mut bytes = fs::read(&optim).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    fs::write(&optim, &bytes).unwrap();
+    let msg = resume(&opts(&run, 4), &ResumeOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("optimizer.safetensors") && msg.contains("damaged"),
+        "{msg}"
+    );
+    // A latest pointer naming nothing is also a clear error.
+    fs::write(run.join("checkpoints/latest"), "step-99999999\n").unwrap();
+    let msg = resume(&opts(&run, 4), &ResumeOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("latest") && msg.contains("does not exist"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn mismatched_architecture_on_resume_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let ck = run_to(&run, 2);
+    // 1. A different config given with --resume.
+    let mut other = smoke();
+    other.pretrain.enabled = false;
+    other.model = other.model.with_width_div(8);
+    let err = resume(
+        &opts(&run, 4),
+        &ResumeOverrides {
+            config: Some(other),
+            ..ResumeOverrides::default()
+        },
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::CheckpointMismatch { .. }), "{err:?}");
+    assert!(
+        msg.contains("model") && msg.contains("config.toml"),
+        "{msg}"
+    );
+    // 2. The checkpoint's own config edited to another width: the weights do not fit.
+    let cfg_path = ck.join("config.toml");
+    let text = fs::read_to_string(&cfg_path).unwrap();
+    let edited = text.replace("width_div = 32", "width_div = 8");
+    assert_ne!(text, edited);
+    fs::write(&cfg_path, edited).unwrap();
+    let msg = resume(&opts(&run, 4), &ResumeOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("model.safetensors") && msg.contains("shape"),
+        "{msg}"
+    );
+    // 3. A different seed.
+    fs::write(&cfg_path, text).unwrap();
+    let msg = resume(
+        &opts(&run, 4),
+        &ResumeOverrides {
+            seed: Some(12345),
+            ..ResumeOverrides::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("seed"), "{msg}");
+}
+
+#[test]
+fn nan_loss_stops_with_step_and_part_and_keeps_the_last_good_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let mut cfg = smoke();
+    cfg.pretrain.enabled = false;
+    cfg.training.checkpoint_every_steps = 1;
+    // A learning rate of 1e30 blows the weights up within a few steps.
+    cfg.optimizer.autoencoder.lr = 1e30;
+    let err = train(&cfg, &opts(&run, 16)).unwrap_err();
+    let Error::NonFinite { step, part, .. } = &err else {
+        panic!("expected a divergence error, got {err:?}");
+    };
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("step {step}")) && msg.contains(part.as_str()),
+        "{msg}"
+    );
+    // The newest checkpoint is the last good step and loads with finite weights.
+    let ck = latest_checkpoint_dir(&run).unwrap().unwrap();
+    assert!(msg.contains(&ck.display().to_string()), "{msg}");
+    let loaded = load_checkpoint(&ck, &Device::Cpu).unwrap();
+    assert_eq!(loaded.state.step, *step);
+    for (name, t) in loaded.model {
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(v.iter().all(|x| x.is_finite()), "{name} not finite");
+    }
+}
+
+#[test]
+fn a_finished_run_directory_is_not_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    run_to(&run, 2);
+    let msg = train(&smoke(), &opts(&run, 2)).unwrap_err().to_string();
+    assert!(msg.contains("--resume"), "{msg}");
+}
