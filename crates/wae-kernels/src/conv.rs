@@ -58,6 +58,9 @@ struct ConvOp {
     padding: Padding2d,
     /// Extra rows / columns at the bottom / right of a transposed convolution's output.
     output_padding: usize,
+    /// A transposed convolution's output size, when it is cropped (overrides
+    /// `output_padding`).
+    output_size: Option<(usize, usize)>,
 }
 
 impl ConvOp {
@@ -125,11 +128,24 @@ impl ConvOp {
                         p.top
                     );
                 }
+                let (mut ha, mut wa) = (fh - 2 * p.top, fw - 2 * p.top);
+                if let Some((oh, ow)) = self.output_size {
+                    // Up to stride - 1 extra rows (as output_padding gives), or cropped.
+                    let limit = |full: usize| full + s - 1 - self.output_padding;
+                    if oh == 0 || ow == 0 || oh > limit(ha) || ow > limit(wa) {
+                        candle_core::bail!(
+                            "conv_transpose2d: output size {oh}x{ow} out of range 1..={}x{}",
+                            limit(ha),
+                            limit(wa)
+                        );
+                    }
+                    (ha, wa) = (oh, ow);
+                }
                 Ok(ConvGeom {
                     n,
                     ca: w1,
-                    ha: fh - 2 * p.top,
-                    wa: fw - 2 * p.top,
+                    ha,
+                    wa,
                     cb: c_in,
                     hb: h,
                     wb: w,
@@ -439,6 +455,56 @@ pub fn conv_transpose2d(
         stride,
         padding: Padding2d::uniform(padding),
         output_padding,
+        output_size: None,
+    };
+    apply(op, x, weight, bias)
+}
+
+/// [`conv_transpose2d`] with an explicit output size `(H_out, W_out)`: the full output
+/// cropped to its first `H_out` rows and `W_out` columns (or, up to `stride - 1` beyond
+/// the full size, extended as `output_padding` would). Cropping inside the op saves the
+/// `narrow` and its backward; TensorFlow's `SAME` transposed convolutions need it (e.g. a
+/// stride-1 4x4 kernel with padding 1 maps 28 to 29, cropped to 28).
+///
+/// `x`: `(N, c_in, H, W)`, `weight`: `(c_in, c_out, kh, kw)`, `bias`: `(c_out)`; returns
+/// `(N, c_out, H_out, W_out)`.
+pub fn conv_transpose2d_cropped(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    output_size: (usize, usize),
+) -> Result<Tensor> {
+    check_rank(x, weight, "conv_transpose2d")?;
+    if !fast_path(x) {
+        let (_, _, h, w) = x.dims4()?;
+        let (_, _, kh, kw) = weight.dims4()?;
+        let full = |i: usize, k: usize| ((i.max(1) - 1) * stride + k).saturating_sub(2 * padding);
+        let (fh, fw) = (full(h, kh), full(w, kw));
+        let (oh, ow) = output_size;
+        if oh == 0 || ow == 0 || oh > fh + stride - 1 || ow > fw + stride - 1 {
+            return Err(Error::Shape(format!(
+                "conv_transpose2d: output size {oh}x{ow} out of range for a {fh}x{fw} output"
+            )));
+        }
+        // candle's output_padding applies to both axes: pad to the larger need, then crop.
+        let extra = oh.saturating_sub(fh).max(ow.saturating_sub(fw));
+        let y = x
+            .conv_transpose2d(weight, padding, extra, stride, 1)?
+            .narrow(2, 0, oh)?
+            .narrow(3, 0, ow)?;
+        return Ok(match bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+            None => y,
+        });
+    }
+    let op = ConvOp {
+        direction: Direction::Transposed,
+        stride,
+        padding: Padding2d::uniform(padding),
+        output_padding: 0,
+        output_size: Some(output_size),
     };
     apply(op, x, weight, bias)
 }
@@ -490,6 +556,7 @@ pub fn conv2d_padded(
         stride,
         padding,
         output_padding: 0,
+        output_size: None,
     };
     apply(op, x, weight, bias)
 }

@@ -6,8 +6,9 @@
 //! training-mode BatchNorm is about ten unfused single-threaded ops. This crate replaces
 //! them, on the CPU and for f32 / f64, with:
 //!
-//! - [`conv_transpose2d`]: GEMM + col2im forward; im2col + GEMM backward (input and
-//!   weight gradients from one im2col of the output gradient);
+//! - [`conv_transpose2d`] / [`conv_transpose2d_cropped`]: GEMM + col2im forward;
+//!   im2col + GEMM backward (input and weight gradients from one im2col of the output
+//!   gradient);
 //! - [`conv2d`] / [`conv2d_padded`]: im2col + GEMM forward, GEMM + col2im input gradient;
 //! - [`batch_norm_train`] / [`batch_norm_eval`]: BatchNorm with an optional fused ReLU,
 //!   statistics and normalisation in one or two multithreaded passes each way.
@@ -39,7 +40,7 @@ mod conv;
 mod cpu;
 
 pub use batch_norm::{Activation, BatchNormOutput, batch_norm_eval, batch_norm_train};
-pub use conv::{Padding2d, conv_transpose2d, conv2d, conv2d_padded};
+pub use conv::{Padding2d, conv_transpose2d, conv_transpose2d_cropped, conv2d, conv2d_padded};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

@@ -633,3 +633,54 @@ fn bad_shapes_are_errors() -> R {
     );
     Ok(())
 }
+
+#[test]
+fn cropped_transposed_convolution_matches_candle_narrow() -> R {
+    let mut rng = StdRng::seed_from_u64(31);
+    // (c_in, c_out, hw, k, stride, padding, out): MNIST's last layer (29 -> 28),
+    // CelebA's 5x5 stride-2 layers (2h + 1 -> 2h) and an extension by one row.
+    for &(c_in, c_out, hw, k, stride, padding, out) in &[
+        (
+            16usize,
+            1usize,
+            28usize,
+            4usize,
+            1usize,
+            1usize,
+            (28usize, 28usize),
+        ),
+        (8, 4, 8, 5, 2, 1, (16, 16)),
+        (4, 3, 6, 4, 2, 1, (12, 13)),
+        (3, 2, 5, 3, 2, 0, (9, 11)),
+    ] {
+        let x = Var::from_tensor(&randn(&mut rng, &[2, c_in, hw, hw], 1.0, DType::F32)?)?;
+        let w = Var::from_tensor(&randn(&mut rng, &[c_in, c_out, k, k], 0.1, DType::F32)?)?;
+        let b = Var::from_tensor(&randn(&mut rng, &[c_out], 0.1, DType::F32)?)?;
+        let full = (hw - 1) * stride + k - 2 * padding;
+        let extra = out.0.max(out.1).saturating_sub(full);
+        let y_ref = x
+            .conv_transpose2d(&w, padding, extra, stride, 1)?
+            .narrow(2, 0, out.0)?
+            .narrow(3, 0, out.1)?
+            .broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+        let y = wae_kernels::conv_transpose2d_cropped(&x, &w, Some(&b), stride, padding, out)?;
+        assert_eq!(y.dims(), &[2, c_out, out.0, out.1]);
+        assert!(rel_err(&y, &y_ref)? < 1e-5, "{hw} -> {out:?}: forward");
+        let r = randn(&mut rng, y.dims(), 1.0, DType::F32)?;
+        let g_ref = (&y_ref * &r)?.sum_all()?.backward()?;
+        let g = (&y * &r)?.sum_all()?.backward()?;
+        for (var, what) in [(&x, "input"), (&w, "weight"), (&b, "bias")] {
+            let e = rel_err(
+                g.get(var).ok_or("missing")?,
+                g_ref.get(var).ok_or("missing")?,
+            )?;
+            assert!(e < 1e-5, "{hw} -> {out:?}: {what} gradient rel err {e:e}");
+        }
+    }
+    let x = Tensor::zeros((1, 2, 4, 4), DType::F32, &Device::Cpu)?;
+    let w = Tensor::zeros((2, 2, 4, 4), DType::F32, &Device::Cpu)?;
+    // Full size 8; stride 2 allows at most 9.
+    assert!(wae_kernels::conv_transpose2d_cropped(&x, &w, None, 2, 1, (10, 8)).is_err());
+    assert!(wae_kernels::conv_transpose2d_cropped(&x, &w, None, 2, 1, (0, 8)).is_err());
+    Ok(())
+}

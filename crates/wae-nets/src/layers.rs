@@ -2,8 +2,10 @@
 //!
 //! All convolutions, transposed convolutions, BatchNorms and linear layers of
 //! this crate go through the types of this one module, so a faster kernel can
-//! replace an implementation here without touching the networks. For now each
-//! is written with candle ops.
+//! replace an implementation here without touching the networks. Convolutions,
+//! transposed convolutions and BatchNorm run on `wae-kernels` (GEMM-based CPU
+//! kernels with fused bias, fused BatchNorm; candle's own ops on other devices
+//! and dtypes); linear layers are candle matmuls.
 //!
 //! Padding follows TensorFlow's `'SAME'` rule, as the reference code used it:
 //! a stride-`s` convolution maps a side `n` to `ceil(n / s)`, padding
@@ -51,9 +53,12 @@ fn weight_and_bias_init(init: &WeightInit, weight_dims: &[usize]) -> (Init, Init
     }
 }
 
-fn add_channel_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    let c = bias.dim(0)?;
-    Ok(x.broadcast_add(&bias.reshape((1, c, 1, 1))?)?)
+/// A `wae-kernels` error as this crate's error (candle errors keep their variant).
+fn kernel_error(e: wae_kernels::Error) -> Error {
+    match e {
+        wae_kernels::Error::Candle(e) => Error::Candle(e),
+        other => Error::Candle(candle_core::Error::Msg(other.to_string())),
+    }
 }
 
 /// TF 'SAME' padding of one axis: `(before, after)` and the output length.
@@ -132,15 +137,14 @@ impl Conv2dSame {
         let k = self.weight.dim(2)?;
         let (top, bottom, _) = same_padding(h, k, self.stride);
         let (left, right, _) = same_padding(w, k, self.stride);
-        let y = if top == bottom && left == right && top == left {
-            x.conv2d(&self.weight, top, self.stride, 1, 1)?
-        } else {
-            let padded = x
-                .pad_with_zeros(2, top, bottom)?
-                .pad_with_zeros(3, left, right)?;
-            padded.conv2d(&self.weight, 0, self.stride, 1, 1)?
+        let padding = wae_kernels::Padding2d {
+            top,
+            bottom,
+            left,
+            right,
         };
-        add_channel_bias(&y, &self.bias)
+        wae_kernels::conv2d_padded(x, &self.weight, Some(&self.bias), self.stride, padding)
+            .map_err(kernel_error)
     }
 
     /// The weight, (out, in, k, k).
@@ -202,14 +206,17 @@ impl ConvTranspose2d {
         let out = h * self.stride;
         // The forward convolution this is the gradient of maps `out` to `h`.
         let (before, _, _) = same_padding(out, k, self.stride);
-        let y = x.conv_transpose2d(&self.weight, before, 0, self.stride, 1)?;
-        // Full length minus 2*before is out + (after - before) >= out.
-        let y = if y.dim(2)? != out {
-            y.narrow(2, 0, out)?.narrow(3, 0, out)?
-        } else {
-            y
-        };
-        add_channel_bias(&y, &self.bias)
+        // Full length minus 2*before is out + (after - before) >= out: the
+        // kernel writes only the first `out` rows and columns.
+        wae_kernels::conv_transpose2d_cropped(
+            x,
+            &self.weight,
+            Some(&self.bias),
+            self.stride,
+            before,
+            (out, out),
+        )
+        .map_err(kernel_error)
     }
 
     /// The weight, (in, out, k, k).
@@ -281,37 +288,38 @@ impl BatchNorm {
                 got: dims,
             });
         }
-        let stat_shape: Vec<usize> = dims
-            .iter()
-            .enumerate()
-            .map(|(i, &d)| if i == 1 { d } else { 1 })
-            .collect();
-        let reduce: Vec<usize> = (0..dims.len()).filter(|&i| i != 1).collect();
-        let (mean, var) = if train {
-            let count: usize = reduce.iter().map(|&i| dims[i]).product();
+        if train {
+            let count: usize = dims
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != 1)
+                .map(|(_, &d)| d)
+                .product();
             if count < 2 {
                 return Err(Error::BatchTooSmall(dims));
             }
-            let n = count as f64;
-            let mean = (x.sum_keepdim(reduce.as_slice())? / n)?;
-            let centered = x.broadcast_sub(&mean)?;
-            let var = (centered.sqr()?.sum_keepdim(reduce.as_slice())? / n)?;
-            self.update_running(&mean, &var, n)?;
-            (mean, var)
-        } else {
-            (
-                self.running_mean
-                    .as_detached_tensor()
-                    .reshape(stat_shape.as_slice())?,
-                self.running_var
-                    .as_detached_tensor()
-                    .reshape(stat_shape.as_slice())?,
+            let out = wae_kernels::batch_norm_train(
+                x,
+                Some(&self.weight),
+                Some(&self.bias),
+                self.eps,
+                wae_kernels::Activation::Identity,
             )
-        };
-        let inv_std = (var + self.eps)?.sqrt()?.recip()?;
-        let scale = inv_std.broadcast_mul(&self.weight.reshape(stat_shape.as_slice())?)?;
-        let y = x.broadcast_sub(&mean)?.broadcast_mul(&scale)?;
-        Ok(y.broadcast_add(&self.bias.reshape(stat_shape.as_slice())?)?)
+            .map_err(kernel_error)?;
+            self.update_running(&out.batch_mean, &out.batch_var, count as f64)?;
+            Ok(out.output)
+        } else {
+            wae_kernels::batch_norm_eval(
+                x,
+                &self.running_mean.as_detached_tensor(),
+                &self.running_var.as_detached_tensor(),
+                Some(&self.weight),
+                Some(&self.bias),
+                self.eps,
+                wae_kernels::Activation::Identity,
+            )
+            .map_err(kernel_error)
+        }
     }
 
     fn update_running(&self, mean: &Tensor, var: &Tensor, n: f64) -> Result<()> {

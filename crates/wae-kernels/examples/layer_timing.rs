@@ -1,0 +1,214 @@
+//! Times each convolution and BatchNorm of the MNIST WAE networks, forward and backward,
+//! with these kernels and with candle's own ops.
+//!
+//! `cargo run --release -p wae-kernels --example layer_timing -- [width_div] [batch] [reps] [--no-candle]`
+use candle_core::{DType, Device, Tensor, Var};
+use wae_kernels::{Activation, Padding2d};
+
+type R<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// CPU time (seconds on a core) used so far by all threads of this process, from
+/// /proc/self/task/*/schedstat: unlike wall time it does not count waiting for a core
+/// that another process holds.
+fn cpu_seconds() -> f64 {
+    let mut total = 0u64;
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for entry in dir.flatten() {
+            if let Ok(s) = std::fs::read_to_string(entry.path().join("schedstat")) {
+                total += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    total as f64 * 1e-9
+}
+
+fn clock(cpu: bool) -> f64 {
+    if cpu {
+        cpu_seconds()
+    } else {
+        std::time::UNIX_EPOCH
+            .elapsed()
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+    }
+}
+
+fn best_of(reps: usize, mut f: impl FnMut() -> R<(f64, f64)>) -> R<(f64, f64)> {
+    let mut best = (f64::INFINITY, f64::INFINITY);
+    f()?;
+    for _ in 0..reps {
+        let (a, b) = f()?;
+        best = (best.0.min(a), best.1.min(b));
+    }
+    Ok(best)
+}
+
+/// (forward seconds, backward seconds) of `f` on `inputs` with loss sum(y * r).
+/// The backward pass runs from `y.sum_all()`, whose own backward is one broadcast.
+fn time_op(reps: usize, inputs: &[&Var], f: &dyn Fn() -> R<Tensor>) -> R<(f64, f64)> {
+    let cpu = std::env::var("CPU_TIME").is_ok();
+    best_of(reps, || {
+        let t = clock(cpu);
+        let y = f()?;
+        let tf = clock(cpu) - t;
+        let loss = y.sum_all()?;
+        let t = clock(cpu);
+        let g = loss.backward()?;
+        for v in inputs {
+            let _ = g.get(v);
+        }
+        Ok((tf, clock(cpu) - t))
+    })
+}
+
+fn main() -> R<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let wd: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(4);
+    let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100);
+    let reps: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let with_candle = !args.iter().any(|a| a == "--no-candle");
+    let only = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--only="))
+        .map(str::to_string);
+    let run = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
+    let dev = Device::Cpu;
+    let var = |shape: &[usize], std: f64| -> R<Var> {
+        Ok(Var::from_tensor(&Tensor::randn(
+            0f32, std as f32, shape, &dev,
+        )?)?)
+    };
+    let ch = |c: usize| c / wd;
+    println!(
+        "width_div {wd}, batch {n}, best of {reps}, rayon threads {}, {}",
+        rayon::current_num_threads(),
+        if std::env::var("CPU_TIME").is_ok() {
+            "CPU seconds (all threads)"
+        } else {
+            "wall seconds"
+        }
+    );
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>9}",
+        "layer", "ours fwd", "ours bwd", "cand fwd", "cand bwd"
+    );
+    let enc = [
+        (1, ch(128), 28, (1, 1)),
+        (ch(128), ch(256), 14, (1, 1)),
+        (ch(256), ch(512), 7, (1, 2)),
+        (ch(512), ch(1024), 4, (1, 1)),
+    ];
+    for (i, &(ci, co, hw, (pb, pa))) in enc.iter().enumerate() {
+        if !run("enc") {
+            continue;
+        }
+        let x = var(&[n, ci, hw, hw], 1.0)?;
+        let w = var(&[co, ci, 4, 4], 0.05)?;
+        let b = var(&[co], 0.05)?;
+        let pad = Padding2d {
+            top: pb,
+            bottom: pa,
+            left: pb,
+            right: pa,
+        };
+        let ours = time_op(reps, &[&x, &w, &b], &|| {
+            Ok(wae_kernels::conv2d_padded(&x, &w, Some(&b), 2, pad)?)
+        })?;
+        let theirs = if with_candle {
+            time_op(reps, &[&x, &w, &b], &|| {
+                let y = if pb == pa {
+                    x.conv2d(&w, pb, 2, 1, 1)?
+                } else {
+                    x.pad_with_zeros(2, pb, pa)?
+                        .pad_with_zeros(3, pb, pa)?
+                        .conv2d(&w, 0, 2, 1, 1)?
+                };
+                Ok(y.broadcast_add(&b.reshape((1, co, 1, 1))?)?)
+            })?
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        println!(
+            "{:<34} {:>9.4} {:>9.4} {:>9.4} {:>9.4}",
+            format!("enc conv{i} {ci}->{co} {hw}"),
+            ours.0,
+            ours.1,
+            theirs.0,
+            theirs.1
+        );
+    }
+    let dec = [
+        (ch(1024), ch(512), 7, 2, 1),
+        (ch(512), ch(256), 14, 2, 1),
+        (ch(256), 1, 28, 1, 1),
+    ];
+    for (i, &(ci, co, hw, s, p)) in dec.iter().enumerate() {
+        if !run("dec") {
+            continue;
+        }
+        let x = var(&[n, ci, hw, hw], 1.0)?;
+        let w = var(&[ci, co, 4, 4], 0.05)?;
+        let b = var(&[co], 0.05)?;
+        let ours = time_op(reps, &[&x, &w, &b], &|| {
+            Ok(wae_kernels::conv_transpose2d(&x, &w, Some(&b), s, p, 0)?)
+        })?;
+        let theirs = if with_candle {
+            time_op(reps, &[&x, &w, &b], &|| {
+                Ok(x.conv_transpose2d(&w, p, 0, s, 1)?
+                    .broadcast_add(&b.reshape((1, co, 1, 1))?)?)
+            })?
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        println!(
+            "{:<34} {:>9.4} {:>9.4} {:>9.4} {:>9.4}",
+            format!("dec convT{i} {ci}->{co} {hw}"),
+            ours.0,
+            ours.1,
+            theirs.0,
+            theirs.1
+        );
+    }
+    for &(c, hw) in &[(ch(512), 14), (ch(256), 28), (ch(128), 14)] {
+        if !run("bn") {
+            continue;
+        }
+        let x = var(&[n, c, hw, hw], 1.0)?;
+        let g = var(&[c], 0.1)?;
+        let b = var(&[c], 0.1)?;
+        let ours = time_op(reps, &[&x, &g, &b], &|| {
+            Ok(
+                wae_kernels::batch_norm_train(&x, Some(&g), Some(&b), 1e-5, Activation::Relu)?
+                    .output,
+            )
+        })?;
+        let theirs = if with_candle {
+            time_op(reps, &[&x, &g, &b], &|| {
+                let bn = candle_nn::BatchNorm::new(
+                    c,
+                    Tensor::zeros(c, DType::F32, &dev)?,
+                    Tensor::ones(c, DType::F32, &dev)?,
+                    g.as_tensor().clone(),
+                    b.as_tensor().clone(),
+                    1e-5,
+                )?;
+                Ok(candle_core::ModuleT::forward_t(&bn, x.as_tensor(), true)?.relu()?)
+            })?
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        println!(
+            "{:<34} {:>9.4} {:>9.4} {:>9.4} {:>9.4}",
+            format!("bn+relu {c}x{hw}x{hw}"),
+            ours.0,
+            ours.1,
+            theirs.0,
+            theirs.1
+        );
+    }
+    Ok(())
+}
