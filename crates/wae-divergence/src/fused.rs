@@ -1,14 +1,15 @@
-//! Fused CPU implementation of the MMD estimate with an analytic backward.
+//! Fused CPU implementation of the MMD estimate with an analytic gradient.
 //!
 //! For each pair of samples (qq, pp, qp) the pairwise dot products are computed one row
-//! block at a time with a single GEMM, and one pass over the block turns them into
-//! distances, sums the kernel over all scales and (when a gradient is needed) stores the
-//! kernel derivative `dMMD/dD_ij`, already scaled by the estimator's coefficient. The
-//! backward pass is then one GEMM per pair:
-//! `grad_x = r ⊙ x - A y` with `A_ij = 2 c k'(D_ij)` (cross term) or `4 c k'(D_ij)`
-//! (within-sample term, `A` symmetric) and `r` the row sums of `A`.
+//! block at a time with a single GEMM, and one vectorised pass over the block turns them
+//! into distances and sums the kernel over all scales. When the inputs track gradients the
+//! same pass also writes `W_ij = w k'(D_ij)` for the block (`w` = the estimator's coefficient
+//! times 2 for the cross term, times 4 for a within-sample term), and the block's gradient
+//! contribution `grad_x = r ⊙ x - W y` (`r` = row sums of `W`) is one more small GEMM, so the
+//! gradient is complete when the forward pass ends and the backward pass only scales it.
+//! Without gradients, within-sample matrices only visit their upper triangle.
 //!
-//! Nothing here allocates an `n x m` matrix unless a gradient is requested.
+//! Memory stays bounded: nothing larger than one `block x m` matrix exists at a time.
 
 use std::sync::Mutex;
 
@@ -27,16 +28,73 @@ const CHUNK: usize = 64;
 
 /// The float types the fused kernel supports.
 trait Real: WithDType {
-    fn exp(self) -> Self;
+    /// `exp(x)` for `x <= 0`, branch-free so that it vectorises (1-2 ulp; results below the
+    /// smallest normal number are flushed to about that size, an absolute error < 1e-37).
+    fn exp_nonpositive(self) -> Self;
+    /// A zero-filled vector (allocated zeroed, so large ones cost no memset).
+    fn zeros(len: usize) -> Vec<Self>;
 }
+
 impl Real for f32 {
-    fn exp(self) -> Self {
-        f32::exp(self)
+    #[inline(always)]
+    fn exp_nonpositive(self) -> Self {
+        // Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, and the Cephes expf polynomial.
+        // k is rounded with the 1.5 * 2^23 trick so that 2^k is built from its bits.
+        const SHIFTER: f32 = 12_582_912.0;
+        const LN2_HI: f32 = 0.693_359_4;
+        const LN2_LO: f32 = -2.121_944_4e-4;
+        let x = self.max(-87.0);
+        let t = x * std::f32::consts::LOG2_E + SHIFTER;
+        let k = t - SHIFTER;
+        let r = x - k * LN2_HI - k * LN2_LO;
+        let mut p = 1.987_569_2e-4f32;
+        p = p * r + 1.398_199_9e-3;
+        p = p * r + 8.333_452e-3;
+        p = p * r + 4.166_579_6e-2;
+        p = p * r + 1.666_666_5e-1;
+        p = p * r + 0.5;
+        let e = p * r * r + r + 1.0;
+        e * f32::from_bits(t.to_bits().wrapping_add(127) << 23)
+    }
+    fn zeros(len: usize) -> Vec<Self> {
+        vec![0.0; len]
     }
 }
+
 impl Real for f64 {
-    fn exp(self) -> Self {
-        f64::exp(self)
+    #[inline(always)]
+    fn exp_nonpositive(self) -> Self {
+        // Same reduction as f32 (1.5 * 2^52 rounding trick), then a degree-13 Taylor
+        // polynomial: on |r| <= ln2/2 its remainder is below 1e-17.
+        const SHIFTER: f64 = 6_755_399_441_055_744.0;
+        const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+        const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+        let x = self.max(-708.0);
+        let t = x * std::f64::consts::LOG2_E + SHIFTER;
+        let k = t - SHIFTER;
+        let r = x - k * LN2_HI - k * LN2_LO;
+        let mut p = 1.0 / 6_227_020_800.0; // 1/13!
+        for inv_factorial in [
+            1.0 / 479_001_600.0,
+            1.0 / 39_916_800.0,
+            1.0 / 3_628_800.0,
+            1.0 / 362_880.0,
+            1.0 / 40_320.0,
+            1.0 / 5_040.0,
+            1.0 / 720.0,
+            1.0 / 120.0,
+            1.0 / 24.0,
+            1.0 / 6.0,
+            0.5,
+            1.0,
+            1.0,
+        ] {
+            p = p * r + inv_factorial;
+        }
+        p * f64::from_bits(t.to_bits().wrapping_add(1023) << 52)
+    }
+    fn zeros(len: usize) -> Vec<Self> {
+        vec![0.0; len]
     }
 }
 
@@ -92,19 +150,13 @@ pub(crate) fn mmd_value(
     Ok(value.to_dtype(DType::F64)?.to_scalar::<f64>()?)
 }
 
-/// What the backward pass needs, stored by the forward pass.
+/// The gradients computed by the forward pass (before scaling by the output's gradient).
 #[derive(Clone)]
 struct GradCache {
-    /// `(n, n)`: `4 c_qq k'(D)` for the codes' within-sample pairs (present if `grad_q`).
-    a_qq: Option<Tensor>,
-    /// `(m, m)`: `4 c_pp k'(D)` for the prior's within-sample pairs (present if `grad_p`).
-    a_pp: Option<Tensor>,
-    /// `(n, m)`: `2 c_qp k'(D)` for the cross pairs.
-    a_qp: Tensor,
-    /// `(n, 1)`: row sums of `a_qq` plus row sums of `a_qp` (present if `grad_q`).
-    r_q: Option<Tensor>,
-    /// `(m, 1)`: row sums of `a_pp` plus column sums of `a_qp` (present if `grad_p`).
-    r_p: Option<Tensor>,
+    /// `dMMD/dqz`, `(n, d)`, if the codes track gradients.
+    grad_q: Option<Tensor>,
+    /// `dMMD/dpz`, `(m, d)`, if the prior samples track gradients.
+    grad_p: Option<Tensor>,
 }
 
 struct FusedMmd {
@@ -118,13 +170,21 @@ struct FusedMmd {
 }
 
 /// Output of one pair (qq, pp or qp).
-struct PairSums<T> {
-    /// Sum of the kernel over the pair's entries (diagonal: see `diagonal_value`).
+struct PairSums {
+    /// Sum of the kernel over the pair's entries (the diagonal counts `diagonal_value`).
     total: f64,
-    /// Scaled kernel derivatives, row-major `(rows, cols)`, if requested.
-    weights: Option<Vec<T>>,
-    /// Row sums of `weights` (f64), if requested.
-    row_sums: Option<Vec<f64>>,
+    /// `sum_j W_ij (x_i - y_j)` for every row `i`, `(rows, d)`, if requested.
+    grad_rows: Option<Tensor>,
+    /// `sum_i W_ij (y_j - x_i)` for every column `j`, `(cols, d)`, if requested.
+    grad_cols: Option<Tensor>,
+}
+
+/// Which gradients a pair must produce, and the factor `w` in `W_ij = w k'(D_ij)`.
+#[derive(Clone, Copy)]
+struct PairGrad<T> {
+    weight: T,
+    rows: bool,
+    cols: bool,
 }
 
 fn contiguous_slice<'a, T: WithDType>(
@@ -145,29 +205,74 @@ fn row_norms<T: Real>(x: &[T], d: usize) -> Vec<T> {
         .collect()
 }
 
-/// One row of the fused pass: distances from `x_norm`, `y_norms` and the dot products,
-/// the kernel summed over the constants, and (if `GRAD`) `weight * dk/dD` into `out`.
-/// Column `diagonal` (if any) is the pair `(i, i)` of a within-sample matrix: its kernel
-/// value is `diagonal_value` and its derivative 0. Returns (kernel sum, sum of `out`).
-#[allow(clippy::too_many_arguments)]
+/// Everything one row of the fused pass needs besides the row's dot products.
+#[derive(Clone, Copy)]
+struct RowParams<'a, T> {
+    /// `||x_i||^2`.
+    x_norm: T,
+    /// `||y_j||^2` for every column.
+    y_norms: &'a [T],
+    kernel: Kernel,
+    /// Kernel constants `C_s`.
+    consts: &'a [T],
+    /// Column `i` when the row belongs to a within-sample matrix (the pair `(i, i)`).
+    diagonal: Option<usize>,
+    /// Kernel value used on the diagonal (0 for the U-statistic, #scales for the V-statistic).
+    diagonal_value: T,
+    /// Factor applied to `dk/dD` before it is stored.
+    weight: T,
+}
+
+/// One row of the fused pass, dispatched to an AVX2+FMA build of the same code when the
+/// CPU has it (the default x86-64 target only vectorises with SSE2).
 fn fused_row<T: Real, const GRAD: bool>(
     dots: &[T],
-    x_norm: T,
-    y_norms: &[T],
-    kernel: Kernel,
-    consts: &[T],
-    diagonal: Option<usize>,
-    diagonal_value: T,
-    weight: T,
+    params: &RowParams<'_, T>,
+    out: &mut [T],
+) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            return unsafe { fused_row_avx2::<T, GRAD>(dots, params, out) };
+        }
+    }
+    fused_row_generic::<T, GRAD>(dots, params, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fused_row_avx2<T: Real, const GRAD: bool>(
+    dots: &[T],
+    params: &RowParams<'_, T>,
+    out: &mut [T],
+) -> (f64, f64) {
+    fused_row_generic::<T, GRAD>(dots, params, out)
+}
+
+/// One row of the fused pass: distances from `x_norm`, `y_norms` and the dot products,
+/// the kernel summed over the constants, and (if `GRAD`) `weight * dk/dD` into `out`.
+/// The diagonal column gets the kernel value `diagonal_value` and derivative 0.
+/// Returns (kernel sum, sum of `out`), accumulated in f64 per lane.
+///
+/// Written as fixed-width chunks with independent lanes so that it vectorises; the inverse
+/// multiquadratic kernel shares one division between two scales:
+/// `1/(a+D) = (b+D) / ((a+D)(b+D))`.
+#[inline(always)]
+fn fused_row_generic<T: Real, const GRAD: bool>(
+    dots: &[T],
+    params: &RowParams<'_, T>,
     out: &mut [T],
 ) -> (f64, f64) {
     let zero = T::from_f64(0.0);
     let one = T::from_f64(1.0);
     let two = T::from_f64(2.0);
+    let x_norm = params.x_norm;
     let mut dist = [zero; CHUNK];
     let mut k_acc = [zero; CHUNK];
     let mut g_acc = [zero; CHUNK];
-    let (mut k_total, mut w_total) = (0.0f64, 0.0f64);
+    let mut k_lanes = [0.0f64; CHUNK];
+    let mut w_lanes = [0.0f64; CHUNK];
     let cols = dots.len();
     let mut j0 = 0;
     while j0 < cols {
@@ -175,7 +280,7 @@ fn fused_row<T: Real, const GRAD: bool>(
         let (dist, k_acc, g_acc) = (&mut dist[..len], &mut k_acc[..len], &mut g_acc[..len]);
         for ((dv, &yn), &dot) in dist
             .iter_mut()
-            .zip(&y_norms[j0..j0 + len])
+            .zip(&params.y_norms[j0..j0 + len])
             .zip(&dots[j0..j0 + len])
         {
             let v = x_norm + yn - two * dot;
@@ -185,9 +290,23 @@ fn fused_row<T: Real, const GRAD: bool>(
         if GRAD {
             g_acc.fill(zero);
         }
-        match kernel {
+        match params.kernel {
             Kernel::InverseMultiquadratic => {
-                for &c in consts {
+                let mut pairs = params.consts.chunks_exact(2);
+                for pair in &mut pairs {
+                    let (a, b) = (pair[0], pair[1]);
+                    for ((&dv, ka), ga) in dist.iter().zip(k_acc.iter_mut()).zip(g_acc.iter_mut()) {
+                        let (pa, pb) = (a + dv, b + dv);
+                        let inv = one / (pa * pb);
+                        let (ra, rb) = (pb * inv, pa * inv);
+                        let (k_a, k_b) = (a * ra, b * rb);
+                        *ka += k_a + k_b;
+                        if GRAD {
+                            *ga -= k_a * ra + k_b * rb;
+                        }
+                    }
+                }
+                for &c in pairs.remainder() {
                     for ((&dv, ka), ga) in dist.iter().zip(k_acc.iter_mut()).zip(g_acc.iter_mut()) {
                         let r = one / (c + dv);
                         let k = c * r;
@@ -199,10 +318,10 @@ fn fused_row<T: Real, const GRAD: bool>(
                 }
             }
             Kernel::Rbf => {
-                for &c in consts {
+                for &c in params.consts {
                     let inv = one / c;
                     for ((&dv, ka), ga) in dist.iter().zip(k_acc.iter_mut()).zip(g_acc.iter_mut()) {
-                        let k = (zero - dv * inv).exp();
+                        let k = (zero - dv * inv).exp_nonpositive();
                         *ka += k;
                         if GRAD {
                             *ga -= k * inv;
@@ -211,24 +330,30 @@ fn fused_row<T: Real, const GRAD: bool>(
                 }
             }
         }
-        if let Some(dj) = diagonal.filter(|dj| (j0..j0 + len).contains(dj)) {
-            k_acc[dj - j0] = diagonal_value;
+        if let Some(dj) = params.diagonal.filter(|dj| (j0..j0 + len).contains(dj)) {
+            k_acc[dj - j0] = params.diagonal_value;
             g_acc[dj - j0] = zero;
         }
-        k_total += k_acc.iter().map(|k| k.to_f64()).sum::<f64>();
+        for (lane, &k) in k_lanes.iter_mut().zip(k_acc.iter()) {
+            *lane += k.to_f64();
+        }
         if GRAD {
-            for (o, &g) in out[j0..j0 + len].iter_mut().zip(g_acc.iter()) {
-                let w = weight * g;
+            for ((o, &g), lane) in out[j0..j0 + len]
+                .iter_mut()
+                .zip(g_acc.iter())
+                .zip(w_lanes.iter_mut())
+            {
+                let w = params.weight * g;
                 *o = w;
-                w_total += w.to_f64();
+                *lane += w.to_f64();
             }
         }
         j0 += len;
     }
-    (k_total, w_total)
+    (k_lanes.iter().sum(), w_lanes.iter().sum())
 }
 
-/// Kernel sums (and optionally scaled derivatives) between `x` (rows, d) and `y` (cols, d).
+/// Kernel sums (and optionally gradients) between `x` (rows, d) and `y` (cols, d).
 /// `same_sample`: `x` and `y` are the same sample; the diagonal is handled exactly.
 #[allow(clippy::too_many_arguments)]
 fn pair_sums<T: Real>(
@@ -239,9 +364,9 @@ fn pair_sums<T: Real>(
     kernel: Kernel,
     consts: &[T],
     diagonal_value: T,
-    weight: Option<T>,
+    grad: Option<PairGrad<T>>,
     block_rows: usize,
-) -> candle_core::Result<PairSums<T>> {
+) -> candle_core::Result<PairSums> {
     let rows = x.len() / d;
     let cols = y.len() / d;
     let x_norms = row_norms(x, d);
@@ -250,68 +375,122 @@ fn pair_sums<T: Real>(
     } else {
         row_norms(y, d)
     };
-    let y_t = Tensor::from_slice(y, (cols, d), &Device::Cpu)?.t()?;
-    let mut weights = weight.map(|_| vec![T::from_f64(0.0); rows * cols]);
-    let mut row_sums = weight.map(|_| vec![0.0f64; rows]);
+    let y_mat = Tensor::from_slice(y, (cols, d), &Device::Cpu)?;
+    let y_t = y_mat.t()?;
+    // Without a gradient, a within-sample matrix only needs its strict upper triangle
+    // (each block of rows starts its GEMM at its own first column).
+    let triangular = same_sample && grad.is_none();
     let mut row_totals = vec![0.0f64; rows];
+    let mut grad_row_blocks = Vec::new();
+    let mut grad_cols_acc: Option<(Tensor, Tensor)> = None; // (column sums of W, W^T x)
     let block_rows = block_rows.max(1);
     for r0 in (0..rows).step_by(block_rows) {
         let b = block_rows.min(rows - r0);
         let x_block = Tensor::from_slice(&x[r0 * d..(r0 + b) * d], (b, d), &Device::Cpu)?;
-        let dots_tensor = x_block.matmul(&y_t)?;
+        let col0 = if triangular { r0 } else { 0 };
+        let width = cols - col0;
+        let dots_tensor = x_block.matmul(&y_t.narrow(1, col0, width)?)?; // (b, width)
         let (guard, layout) = dots_tensor.storage_and_layout();
         let dots: &[T] = match &*guard {
             Storage::Cpu(storage) => contiguous_slice(storage, layout)?,
             _ => candle_core::bail!("fused mmd: GEMM result is not on the CPU"),
         };
         let diagonal = |i: usize| same_sample.then_some(r0 + i);
+        let base = RowParams {
+            x_norm: T::from_f64(0.0),
+            y_norms: &y_norms,
+            kernel,
+            consts,
+            diagonal: None,
+            diagonal_value,
+            weight: T::from_f64(0.0),
+        };
         let totals = &mut row_totals[r0..r0 + b];
-        match (weights.as_mut(), row_sums.as_mut(), weight) {
-            (Some(weights), Some(row_sums), Some(w)) => {
-                weights[r0 * cols..(r0 + b) * cols]
-                    .par_chunks_mut(cols)
-                    .zip(row_sums[r0..r0 + b].par_iter_mut())
-                    .zip(totals.par_iter_mut())
-                    .enumerate()
-                    .for_each(|(i, ((out, row_sum), total))| {
-                        let (k, s) = fused_row::<T, true>(
-                            &dots[i * cols..(i + 1) * cols],
-                            x_norms[r0 + i],
-                            &y_norms,
-                            kernel,
-                            consts,
-                            diagonal(i),
-                            diagonal_value,
-                            w,
-                            out,
-                        );
-                        *total = k;
-                        *row_sum = s;
-                    });
-            }
-            _ => {
+        match grad {
+            None if triangular => {
                 totals.par_iter_mut().enumerate().for_each(|(i, total)| {
-                    let (k, _) = fused_row::<T, false>(
-                        &dots[i * cols..(i + 1) * cols],
-                        x_norms[r0 + i],
-                        &y_norms,
-                        kernel,
-                        consts,
-                        diagonal(i),
-                        diagonal_value,
-                        T::from_f64(0.0),
-                        &mut [],
-                    );
+                    let row = r0 + i;
+                    let params = RowParams {
+                        x_norm: x_norms[row],
+                        y_norms: &y_norms[row + 1..],
+                        ..base
+                    };
+                    // Columns row+1.. of this row, i.e. local columns (row - col0 + 1)..width.
+                    let upper = &dots[i * width + (row - col0 + 1)..(i + 1) * width];
+                    let (k, _) = fused_row::<T, false>(upper, &params, &mut []);
+                    *total = 2.0 * k + diagonal_value.to_f64();
+                });
+            }
+            None => {
+                totals.par_iter_mut().enumerate().for_each(|(i, total)| {
+                    let params = RowParams {
+                        x_norm: x_norms[r0 + i],
+                        diagonal: diagonal(i),
+                        ..base
+                    };
+                    let (k, _) =
+                        fused_row::<T, false>(&dots[i * cols..(i + 1) * cols], &params, &mut []);
                     *total = k;
                 });
             }
+            Some(PairGrad {
+                weight,
+                rows: want_rows,
+                cols: want_cols,
+            }) => {
+                let mut w_block = T::zeros(b * cols);
+                let mut w_row_sums = vec![0.0f64; b];
+                w_block
+                    .par_chunks_mut(cols)
+                    .zip(w_row_sums.par_iter_mut())
+                    .zip(totals.par_iter_mut())
+                    .enumerate()
+                    .for_each(|(i, ((out, row_sum), total))| {
+                        let params = RowParams {
+                            x_norm: x_norms[r0 + i],
+                            weight,
+                            diagonal: diagonal(i),
+                            ..base
+                        };
+                        let (k, s) =
+                            fused_row::<T, true>(&dots[i * cols..(i + 1) * cols], &params, out);
+                        *total = k;
+                        *row_sum = s;
+                    });
+                let w_block = Tensor::from_vec(w_block, (b, cols), &Device::Cpu)?;
+                if want_rows {
+                    let r = Tensor::from_vec(
+                        w_row_sums.into_iter().map(T::from_f64).collect::<Vec<T>>(),
+                        (b, 1),
+                        &Device::Cpu,
+                    )?;
+                    grad_row_blocks.push((r.broadcast_mul(&x_block)? - w_block.matmul(&y_mat)?)?);
+                }
+                if want_cols {
+                    let col_sums = w_block.sum_keepdim(0)?.t()?; // (cols, 1)
+                    let wt_x = w_block.t()?.matmul(&x_block)?; // (cols, d)
+                    grad_cols_acc = Some(match grad_cols_acc {
+                        None => (col_sums, wt_x),
+                        Some((c, m)) => ((c + col_sums)?, (m + wt_x)?),
+                    });
+                }
+            }
         }
     }
+    let grad_rows = if grad_row_blocks.is_empty() {
+        None
+    } else {
+        Some(Tensor::cat(&grad_row_blocks, 0)?)
+    };
+    let grad_cols = match grad_cols_acc {
+        Some((col_sums, wt_x)) => Some((col_sums.broadcast_mul(&y_mat)? - wt_x)?),
+        None => None,
+    };
     // Summed in a fixed order, so the result does not depend on thread scheduling.
     Ok(PairSums {
         total: row_totals.iter().sum(),
-        weights,
-        row_sums,
+        grad_rows,
+        grad_cols,
     })
 }
 
@@ -329,78 +508,42 @@ impl FusedMmd {
                 .unwrap_or_else(|| TARGET_BLOCK_ELEMENTS / cols.max(1))
                 .max(1)
         };
-        let want = |flag: bool, c: f64| flag.then(|| T::from_f64(c));
-        let qq = pair_sums(
-            q,
-            q,
-            d,
-            true,
-            self.kernel,
-            &consts,
-            diagonal_value,
-            want(self.grad_q, 4.0 * c_qq),
-            rows_for(n),
-        )?;
-        let pp = pair_sums(
-            p,
-            p,
-            d,
-            true,
-            self.kernel,
-            &consts,
-            diagonal_value,
-            want(self.grad_p, 4.0 * c_pp),
-            rows_for(m),
-        )?;
-        let qp = pair_sums(
-            q,
-            p,
-            d,
-            false,
-            self.kernel,
-            &consts,
-            diagonal_value,
-            want(self.grad_q || self.grad_p, 2.0 * c_qp),
-            rows_for(m),
-        )?;
+        let grad = |rows: bool, cols: bool, c: f64| {
+            (rows || cols).then(|| PairGrad {
+                weight: T::from_f64(c),
+                rows,
+                cols,
+            })
+        };
+        let (gq, gp) = (self.grad_q, self.grad_p);
+        let pair = |x: &[T], y: &[T], same: bool, g: Option<PairGrad<T>>, cols: usize| {
+            pair_sums(
+                x,
+                y,
+                d,
+                same,
+                self.kernel,
+                &consts,
+                diagonal_value,
+                g,
+                rows_for(cols),
+            )
+        };
+        let qq = pair(q, q, true, grad(gq, false, 4.0 * c_qq), n)?;
+        let pp = pair(p, p, true, grad(gp, false, 4.0 * c_pp), m)?;
+        let qp = pair(q, p, false, grad(gq, gp, 2.0 * c_qp), m)?;
         let value = c_qq * qq.total + c_pp * pp.total + c_qp * qp.total;
-
-        if let Some(a_qp) = qp.weights {
-            let column = |v: Vec<f64>, len: usize| {
-                Tensor::from_vec(
-                    v.into_iter().map(T::from_f64).collect::<Vec<T>>(),
-                    (len, 1),
-                    &Device::Cpu,
-                )
-            };
-            let r_q = match (&qq.row_sums, &qp.row_sums) {
-                (Some(a), Some(b)) if self.grad_q => {
-                    Some(column(a.iter().zip(b).map(|(x, y)| x + y).collect(), n)?)
-                }
-                _ => None,
-            };
-            let r_p = match &pp.row_sums {
-                Some(a) if self.grad_p => {
-                    let mut sums = a.clone();
-                    for row in a_qp.chunks_exact(m) {
-                        for (s, w) in sums.iter_mut().zip(row) {
-                            *s += w.to_f64();
-                        }
+        if gq || gp {
+            let add =
+                |a: Option<Tensor>, b: Option<Tensor>| -> candle_core::Result<Option<Tensor>> {
+                    match (a, b) {
+                        (Some(a), Some(b)) => Ok(Some((a + b)?)),
+                        (a, b) => Ok(a.or(b)),
                     }
-                    Some(column(sums, m)?)
-                }
-                _ => None,
-            };
-            let matrix = |w: Option<Vec<T>>, rows: usize, cols: usize| {
-                w.map(|w| Tensor::from_vec(w, (rows, cols), &Device::Cpu))
-                    .transpose()
-            };
+                };
             let cache = GradCache {
-                a_qq: matrix(qq.weights, n, n)?,
-                a_pp: matrix(pp.weights, m, m)?,
-                a_qp: Tensor::from_vec(a_qp, (n, m), &Device::Cpu)?,
-                r_q,
-                r_p,
+                grad_q: add(qq.grad_rows, qp.grad_rows)?,
+                grad_p: add(pp.grad_rows, qp.grad_cols)?,
             };
             match self.cache.lock() {
                 Ok(mut slot) => *slot = Some(cache),
@@ -445,8 +588,8 @@ impl CustomOp2 for FusedMmd {
 
     fn bwd(
         &self,
-        q: &Tensor,
-        p: &Tensor,
+        _q: &Tensor,
+        _p: &Tensor,
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
@@ -456,25 +599,42 @@ impl CustomOp2 for FusedMmd {
         };
         let Some(cache) = cache else {
             candle_core::bail!(
-                "fused mmd: backward called without a forward pass that stored gradients"
+                "fused mmd: backward called without a forward pass that computed gradients"
             )
         };
-        let (q, p) = (q.detach(), p.detach());
-        let grad_q = match (&cache.a_qq, &cache.r_q) {
-            (Some(a_qq), Some(r_q)) => {
-                let g = ((r_q.broadcast_mul(&q)? - a_qq.matmul(&q)?)? - cache.a_qp.matmul(&p)?)?;
-                Some(g.broadcast_mul(grad_res)?)
+        let scale = |g: Option<Tensor>| g.map(|g| g.broadcast_mul(grad_res)).transpose();
+        Ok((scale(cache.grad_q)?, scale(cache.grad_p)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Real;
+
+    #[test]
+    fn vectorisable_exp_is_accurate_on_nonpositive_arguments() {
+        let mut worst64 = 0.0f64;
+        let mut worst32 = 0.0f64;
+        for i in 0..=200_000 {
+            let x = -700.0 * (i as f64 / 200_000.0).powi(2);
+            let rel = (x.exp_nonpositive() - x.exp()).abs() / x.exp();
+            worst64 = worst64.max(rel);
+            if x > -87.0 {
+                let x32 = x as f32;
+                let reference = (x32 as f64).exp();
+                worst32 = worst32.max((x32.exp_nonpositive() as f64 - reference).abs() / reference);
             }
-            _ => None,
-        };
-        let grad_p = match (&cache.a_pp, &cache.r_p) {
-            (Some(a_pp), Some(r_p)) => {
-                let g =
-                    ((r_p.broadcast_mul(&p)? - a_pp.matmul(&p)?)? - cache.a_qp.t()?.matmul(&q)?)?;
-                Some(g.broadcast_mul(grad_res)?)
-            }
-            _ => None,
-        };
-        Ok((grad_q, grad_p))
+        }
+        assert!(worst64 < 1e-15, "f64 relative error {worst64:e}");
+        assert!(worst32 < 3e-7, "f32 relative error {worst32:e}");
+        assert_eq!(0.0f64.exp_nonpositive(), 1.0);
+        assert_eq!(0.0f32.exp_nonpositive(), 1.0);
+        // Deep underflow: tiny and non-negative, never NaN or negative.
+        for x in [-1e4f64, -1e30, f64::NEG_INFINITY] {
+            let e = x.exp_nonpositive();
+            assert!((0.0..1e-300).contains(&e), "{x}: {e}");
+            let e = (x as f32).exp_nonpositive();
+            assert!((0.0..1e-37).contains(&e), "{x}: {e}");
+        }
     }
 }
