@@ -9,6 +9,13 @@ t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; gzip or uncompressed) into
 or point `--data-dir` or the environment variable WAE_DATA_DIR at a directory holding them \
 (see data/README.md).";
 
+/// How to get the CelebA cache; appended to errors about a missing cache.
+pub const HOW_TO_GET_CELEBA: &str = "To build it: run `cargo xtask download celeba` \
+(aligned images from the Hugging Face dataset flwrlabs/celeba), or \
+`cargo xtask download celeba --from img_align_celeba.zip` with the official aligned-images \
+archive (or its unpacked directory) downloaded by hand from \
+https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html (see data/README.md).";
+
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -165,6 +172,33 @@ use the IDX files instead. {HOW_TO_GET_MNIST}"
     )]
     Hub {
         /// What went wrong.
+        message: String,
+    },
+
+    /// The CelebA cache file does not exist.
+    #[error("CelebA cache not found at {}. {HOW_TO_GET_CELEBA}", path.display())]
+    CelebaCacheMissing {
+        /// The path that was tried.
+        path: PathBuf,
+    },
+
+    /// The CelebA cache file exists but is not a valid cache (wrong magic, bad header,
+    /// wrong size, bad order table or checksum mismatch).
+    #[error("{}: not a valid CelebA cache: {reason}. Delete it and run \
+`cargo xtask download celeba` again to rebuild it.", path.display())]
+    CelebaCacheCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A source image could not be decoded or is not an aligned CelebA image.
+    #[error("CelebA image {name}: {message}")]
+    BadImage {
+        /// The image's name (file or archive entry) or position.
+        name: String,
+        /// What is wrong with it.
         message: String,
     },
 

@@ -163,3 +163,57 @@ pub fn encode_labels(labels: &[u8]) -> Vec<u8> {
     out.extend_from_slice(labels);
     out
 }
+
+/// Writes `bytes` (a whole IDX file, see [`encode_images`] / [`encode_labels`]) to `path`,
+/// gzip-compressed when the name ends in `.gz`, raw otherwise. The file is written to a
+/// temporary name in the same directory and renamed, so a crash never leaves half a file.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let is_gz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    crate::atomic::write_atomically(path, |out| {
+        if is_gz {
+            let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+            std::io::Write::write_all(&mut enc, bytes)?;
+            enc.finish()?;
+            Ok(())
+        } else {
+            std::io::Write::write_all(out, bytes)
+        }
+    })
+}
+
+/// Writes the images of `data` (one channel, `rows x cols`) as an IDX image file at
+/// `path` (gzip when the name ends in `.gz`; atomic, see [`write_file`]).
+pub fn write_images(path: &Path, data: &crate::Dataset) -> Result<()> {
+    let (channels, rows, cols) = data.image_shape();
+    if channels != 1 {
+        return Err(Error::InvalidArgument(format!(
+            "IDX image files hold one channel; this dataset has {channels}"
+        )));
+    }
+    let dim = |v: usize, what: &str| {
+        u32::try_from(v).map_err(|_| {
+            Error::InvalidArgument(format!("{what} {v} does not fit an IDX u32 dimension"))
+        })
+    };
+    let bytes = encode_images(
+        dim(data.len(), "image count")?,
+        dim(rows, "height")?,
+        dim(cols, "width")?,
+        data.images(),
+    );
+    write_file(path, &bytes)
+}
+
+/// Writes the labels of `data` as an IDX label file at `path` (gzip when the name ends
+/// in `.gz`; atomic, see [`write_file`]).
+pub fn write_labels(path: &Path, data: &crate::Dataset) -> Result<()> {
+    if u32::try_from(data.len()).is_err() {
+        return Err(Error::InvalidArgument(format!(
+            "{} labels do not fit an IDX u32 dimension",
+            data.len()
+        )));
+    }
+    write_file(path, &encode_labels(data.labels()))
+}

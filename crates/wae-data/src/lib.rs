@@ -1,4 +1,4 @@
-//! Data for Wasserstein auto-encoders: MNIST loading, checksums, splits and batches.
+//! Data for Wasserstein auto-encoders: MNIST and CelebA loading, checksums, splits and batches.
 //!
 //! - [`MnistSource`] finds the directory holding the four MNIST IDX files (gzip or raw):
 //!   an explicit directory (`--data-dir`), else `WAE_DATA_DIR`, else `data/mnist`, else
@@ -13,7 +13,12 @@
 //!   seeded shuffled batches of one epoch and can start at any batch, so a run resumes
 //!   exactly mid-epoch.
 //! - With the cargo feature `hub`, `Mnist::from_hub` fetches the parquet files of the
-//!   Hugging Face dataset `ylecun/mnist` instead (module `hub`).
+//!   Hugging Face dataset `ylecun/mnist` instead (module `hub`); [`Mnist::write_idx`]
+//!   writes any `Mnist` back as the four gzip IDX files.
+//! - [`CelebA::load`] reads the 64x64 CelebA cache (train/test split of seed 123, last
+//!   20k test) that `cargo xtask download celeba` builds; the module [`celeba`] also has
+//!   the preprocessing (crop box, PIL-exact Lanczos resize; JPEG/PNG decoding with the
+//!   cargo feature `celeba`) and the cache writer [`celeba::CacheWriter`].
 //!
 //! Batches and epochs, on a small in-memory dataset:
 //!
@@ -56,6 +61,8 @@
 //! ```
 #![deny(missing_docs)]
 
+mod atomic;
+pub mod celeba;
 mod checksum;
 mod dataset;
 mod error;
@@ -65,9 +72,10 @@ pub mod idx;
 mod mnist;
 mod source;
 
+pub use celeba::CelebA;
 pub use checksum::{CACHE_DIR_ENV, CACHE_FILE, Verify, default_cache_dir, md5_hex};
 pub use dataset::{Batch, Dataset, EpochIter, Summary, epoch_permutation, seeded_permutation};
-pub use error::{Error, HOW_TO_GET_MNIST, Result};
+pub use error::{Error, HOW_TO_GET_CELEBA, HOW_TO_GET_MNIST, Result};
 pub use mnist::{
     FILES as MNIST_FILES, MNIST_CLASSES, MNIST_SIDE, Mnist, PAPER_SPLIT_SEED, Split, TEST_SIZE,
 };

@@ -134,6 +134,32 @@ impl Mnist {
         }
     }
 
+    /// Writes the four IDX files, gzip-compressed, into `dir` (created if needed):
+    /// `train-images-idx3-ubyte.gz` etc. from `self.train` and `self.test`, in their
+    /// order, each written atomically. Applied to a [`Split::Standard`] MNIST, the
+    /// uncompressed files are byte for byte the canonical ones (same MD5s), so
+    /// [`Mnist::load`] reads them back with its usual checks. Returns the paths written.
+    pub fn write_idx(&self, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+        for (part, data) in [("train", &self.train), ("test", &self.test)] {
+            if data.image_shape() != (1, MNIST_SIDE, MNIST_SIDE) {
+                return Err(Error::InvalidArgument(format!(
+                    "MNIST {part} images must be 1x{MNIST_SIDE}x{MNIST_SIDE}, found {:?}",
+                    data.image_shape()
+                )));
+            }
+        }
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = |k: usize| dir.join(format!("{}.gz", FILES[k].0));
+        idx::write_images(&path(0), &self.train)?;
+        idx::write_labels(&path(1), &self.train)?;
+        idx::write_images(&path(2), &self.test)?;
+        idx::write_labels(&path(3), &self.test)?;
+        Ok((0..4).map(path).collect())
+    }
+
     /// Loads and rearranges into `split` in one step.
     pub fn load_split(source: &MnistSource, split: Split) -> Result<Self> {
         Self::load(source)?.into_split(split)
