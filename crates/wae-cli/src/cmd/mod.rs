@@ -1,0 +1,34 @@
+//! One module per subcommand; each exposes its clap `Args` and a `run` function.
+
+pub mod train;
+
+use anyhow::{Context, Result, bail};
+use candle_core::Device;
+use clap::ValueEnum;
+
+/// Where to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU.
+    Cpu,
+    /// The first CUDA GPU (needs a build with `--features cuda`).
+    Cuda,
+}
+
+impl DeviceArg {
+    /// The candle device.
+    pub fn device(self) -> Result<Device> {
+        match self {
+            DeviceArg::Cpu => Ok(Device::Cpu),
+            DeviceArg::Cuda => {
+                if !candle_core::utils::cuda_is_available() {
+                    bail!(
+                        "--device cuda: this `wae` was built without CUDA support; \
+                         rebuild with `cargo build --release --features cuda`"
+                    );
+                }
+                Device::new_cuda(0).context("while opening CUDA device 0")
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `wae train`: start or resume a training run.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use wae_train::{PRESETS, ResumeOverrides, TrainConfig, TrainOptions, TrainSummary};
+
+use super::DeviceArg;
+
+/// Arguments of `wae train`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    wae train --preset mnist-wae-mmd-cpu --out runs/mmd\n  \
+    wae train --config my.toml --max-steps 200\n  \
+    wae train --resume runs/mmd            # continue exactly where it stopped\n  \
+    wae train --list-presets")]
+pub struct TrainArgs {
+    /// A named configuration (see --list-presets).
+    #[arg(long, value_name = "NAME", conflicts_with = "config")]
+    pub preset: Option<String>,
+    /// A TOML configuration file (see docs/training.md for every key).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Run directory (default: runs/<preset or config name>).
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Seed of every random draw (default: the config's, 0).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Stop after N steps in total, counting the steps of earlier runs when resuming.
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<u64>,
+    /// Number of epochs (overrides the config; saved with the run).
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<u64>,
+    /// Device to train on.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+    /// Directory holding the MNIST files (default: WAE_DATA_DIR, data/mnist, ../shared/data/mnist).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Continue the run in DIR from its newest checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Print the presets and exit.
+    #[arg(long)]
+    pub list_presets: bool,
+}
+
+fn given_config(args: &TrainArgs) -> Result<Option<(TrainConfig, String)>> {
+    if let Some(name) = &args.preset {
+        let cfg = wae_train::preset(name).with_context(|| "while choosing the preset")?;
+        return Ok(Some((cfg, name.clone())));
+    }
+    if let Some(path) = &args.config {
+        let cfg = TrainConfig::from_toml_file(path)
+            .with_context(|| format!("while loading config {}", path.display()))?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into());
+        return Ok(Some((cfg, stem)));
+    }
+    Ok(None)
+}
+
+fn print_summary(run_dir: &Path, s: &TrainSummary) {
+    println!("run directory: {}", run_dir.display());
+    println!("steps: {} (target {})", s.steps, s.target_steps);
+    let parts: Vec<String> = s
+        .last_losses
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.5}"))
+        .collect();
+    if !parts.is_empty() {
+        println!("last step: {}", parts.join(", "));
+    }
+    println!("checkpoint: {}", s.checkpoint.display());
+    if let Some(e) = &s.eval {
+        println!(
+            "test set ({} images): reconstruction ||x - G(E(x))||^2 = {:.4} (per pixel {:.5}); \
+             MMD(test codes, prior) = {:.5} (prior vs prior: {:.5})",
+            e.examples,
+            e.reconstruction_sq_l2,
+            e.reconstruction_mse_per_pixel,
+            e.mmd_codes_vs_prior,
+            e.mmd_prior_vs_prior
+        );
+    }
+}
+
+/// Runs `wae train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    if args.list_presets {
+        for (name, what) in PRESETS {
+            println!("{name:<22} {what}");
+        }
+        return Ok(());
+    }
+    let device = args.device.device()?;
+    let given = given_config(&args)?;
+    if let Some(run_dir) = &args.resume {
+        let opts = TrainOptions {
+            run_dir: run_dir.clone(),
+            device,
+            data_dir: args.data_dir.clone(),
+            max_steps: args.max_steps,
+            progress: true,
+        };
+        let overrides = ResumeOverrides {
+            config: given.map(|(mut cfg, _)| {
+                if let Some(seed) = args.seed {
+                    cfg.seed = seed;
+                }
+                cfg
+            }),
+            epochs: args.epochs,
+            seed: args.seed,
+        };
+        let summary = wae_train::resume(&opts, &overrides)
+            .with_context(|| format!("while resuming the run in {}", run_dir.display()))?;
+        print_summary(run_dir, &summary);
+        return Ok(());
+    }
+    let Some((mut cfg, name)) = given else {
+        bail!(
+            "say what to train: --preset NAME or --config FILE (or --resume DIR); presets: {}",
+            PRESETS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    if let Some(seed) = args.seed {
+        cfg.seed = seed;
+    }
+    if let Some(epochs) = args.epochs {
+        cfg.training.epochs = epochs;
+    }
+    let run_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let opts = TrainOptions {
+        run_dir: run_dir.clone(),
+        device,
+        data_dir: args.data_dir.clone(),
+        max_steps: args.max_steps,
+        progress: true,
+    };
+    let summary = wae_train::train(&cfg, &opts)
+        .with_context(|| format!("while training into {}", run_dir.display()))?;
+    print_summary(&run_dir, &summary);
+    Ok(())
+}

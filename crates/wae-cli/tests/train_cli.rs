@@ -1,0 +1,130 @@
+//! `wae train` end to end through the binary, on a tiny config.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const TINY: &str = r#"
+description = "cli test"
+seed = 3
+[data]
+train_examples = 128
+test_examples = 32
+[model.encoder]
+width_div = 32
+[model.decoder]
+width_div = 32
+[training]
+epochs = 1
+batch_size = 16
+log_every_steps = 1
+checkpoint_every_steps = 2
+eval_examples = 32
+[pretrain]
+enabled = false
+"#;
+
+fn wae(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wae"))
+        .args(args)
+        .env("WAE_LOG", "warn")
+        .output()
+        .expect("run wae")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn lines(p: &Path) -> usize {
+    fs::read_to_string(p).unwrap().lines().count()
+}
+
+#[test]
+fn train_stop_and_resume_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("tiny.toml");
+    fs::write(&cfg, TINY).unwrap();
+    let run = tmp.path().join("run");
+    let (cfg_s, run_s) = (cfg.to_str().unwrap(), run.to_str().unwrap());
+    let o = wae(&[
+        "train",
+        "--config",
+        cfg_s,
+        "--out",
+        run_s,
+        "--max-steps",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("steps: 3"), "{}", text(&o));
+    assert_eq!(lines(&run.join("metrics.jsonl")), 3);
+    let o = wae(&["train", "--resume", run_s, "--max-steps", "5"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(lines(&run.join("metrics.jsonl")), 5);
+    // Training again into the same directory is refused.
+    let o = wae(&["train", "--config", cfg_s, "--out", run_s]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--resume"), "{}", text(&o));
+}
+
+#[test]
+fn bad_inputs_fail_with_clear_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("typo.toml");
+    fs::write(&cfg, "[training]\nepochz = 3\n").unwrap();
+    let o = wae(&["train", "--config", cfg.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("epochz") && t.contains("typo.toml"), "{t}");
+
+    let o = wae(&["train", "--preset", "mnist-wea-mmd"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("mnist-wae-mmd-cpu"), "{}", text(&o));
+
+    let good = tmp.path().join("tiny.toml");
+    fs::write(&good, TINY).unwrap();
+    let nowhere = tmp.path().join("nowhere");
+    let o = wae(&[
+        "train",
+        "--config",
+        good.to_str().unwrap(),
+        "--out",
+        tmp.path().join("r").to_str().unwrap(),
+        "--data-dir",
+        nowhere.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains(nowhere.to_str().unwrap()), "{}", text(&o));
+
+    let o = wae(&[
+        "train",
+        "--resume",
+        tmp.path().join("empty").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no checkpoint"), "{}", text(&o));
+
+    let o = wae(&["train"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--preset"), "{}", text(&o));
+}
+
+#[test]
+fn list_presets() {
+    let o = wae(&["train", "--list-presets"]);
+    assert!(o.status.success());
+    let t = text(&o);
+    for name in [
+        "mnist-vae",
+        "mnist-wae-gan-cpu",
+        "celeba-wae-mmd",
+        "mnist-wae-mmd-smoke",
+    ] {
+        assert!(t.contains(name), "{t}");
+    }
+}
