@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Reference numbers for wae-metrics: Laplace sharpness and the Frechet distance.
 
-Run:  /work/venv/bin/python xtask/reference/metrics_reference.py
-The printed numbers are pasted into crates/wae-metrics/tests/reference.rs.
+Run:  /work/venv/bin/python xtask/reference/metrics_reference.py [--bench]
+The printed numbers are pasted into crates/wae-metrics/tests/reference.rs;
+--bench times pytorch-fid's Frechet distance at D = 2048 for docs/performance.md.
 
 Every input comes from an integer formula that Rust reproduces bit for bit
 (splitmix64 -> 53-bit uniform in [0, 1), or k / 1008 rounded to f32), so the
@@ -15,6 +16,9 @@ Beside it the script prints the eigenvalue form that the Rust code uses,
 tr sqrtm(S1 S2) = sum sqrt(eig(sqrt(S1) S2 sqrt(S1))), to show that the two
 agree, also when the covariances are singular (fewer samples than dimensions).
 """
+
+import sys
+import time
 
 import numpy as np
 from scipy import linalg
@@ -144,5 +148,39 @@ def main():
         )
 
 
+def uniform_matrix(seed, n, d):
+    """Vectorised `uniform(seed, i * d + j)` for the benchmark's (n, d) features."""
+    idx = np.arange(n * d, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = ((np.uint64(seed) << np.uint64(32)) ^ idx) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return ((z >> np.uint64(11)).astype(np.float64) * (2.0 ** -53)).reshape(n, d)
+
+
+def bench():
+    """pytorch-fid's Frechet distance at D = 2048 (same inputs as benches/metrics.rs)."""
+    d = 2048
+    stats_ = []
+    for seed in (1, 2):
+        u = uniform_matrix(seed, 4096, d)
+        x = u + 0.5 * np.roll(u, -1, axis=1)
+        t0 = time.perf_counter()
+        stats_.append(stats(x))
+        print(f"bench numpy mean+cov 4096x2048: {time.perf_counter() - t0:.3f} s")
+    (m1, s1), (m2, s2) = stats_
+    for _ in range(2):
+        t0 = time.perf_counter()
+        fid = pytorch_fid_frechet(m1, s1, m2, s2)
+        print(f"bench pytorch-fid frechet distance D=2048: {time.perf_counter() - t0:.3f} s (fid {fid!r})")
+    t0 = time.perf_counter()
+    fid = eigen_frechet(m1, s1, m2, s2)
+    print(f"bench eigenvalue formula in numpy D=2048: {time.perf_counter() - t0:.3f} s (fid {fid!r})")
+
+
 if __name__ == "__main__":
-    main()
+    if "--bench" in sys.argv:
+        bench()
+    else:
+        main()

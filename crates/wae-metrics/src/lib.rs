@@ -26,6 +26,7 @@
 mod error;
 pub mod frechet;
 pub mod inception;
+pub mod mnist_classifier;
 pub mod precision_recall;
 pub mod reconstruction;
 pub mod sharpness;
