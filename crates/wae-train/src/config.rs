@@ -21,7 +21,7 @@ pub enum DatasetKind {
     /// MNIST, 1x28x28, pixels in [0, 1].
     #[default]
     Mnist,
-    /// CelebA 64x64 (loading is not implemented in `wae-data` yet: training it fails with a clear error).
+    /// CelebA 64x64, from the cache `cargo xtask download celeba` builds (`data/celeba/celeba64.bin`).
     Celeba,
 }
 
@@ -44,8 +44,9 @@ pub struct DataConfig {
     pub dataset: DatasetKind,
     /// The split.
     pub split: SplitKind,
-    /// Directory of the data files; unset = the usual search (`--data-dir`,
-    /// `WAE_DATA_DIR`, `data/mnist`, `../shared/data/mnist`).
+    /// Directory of the data files (for CelebA: the cache file or its directory);
+    /// unset = the usual search (MNIST: `WAE_DATA_DIR`, `data/mnist`,
+    /// `../shared/data/mnist`; CelebA: `data/celeba/celeba64.bin`).
     pub dir: Option<PathBuf>,
     /// Use only the first N training examples of the split (for quick runs); unset = all.
     pub train_examples: Option<usize>,

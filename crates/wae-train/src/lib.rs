@@ -46,5 +46,5 @@ pub use presets::{PRESETS, preset};
 pub use schedule::{Milestone, Schedule, ScheduleState};
 pub use trainer::{
     BuiltModel, EVAL_FILE, EvalReport, ResumeOverrides, TrainOptions, TrainSummary, build_model,
-    load_data, load_trained, loss_values, resume, train,
+    load_data, load_trained, loss_values, model_batch, resume, symmetric_pixels, train,
 };

@@ -5,7 +5,7 @@
 //! | `mnist-wae-mmd`, `mnist-wae-gan` | the reference code's MNIST config (d_z 8, lambda 10, batch 100, 100 epochs, lr 1e-3 / 5e-4, /2 at epoch 30, /5 at 50, pretraining, input noise 0.01, N(0, 0.01) init) |
 //! | `mnist-vae`, `mnist-beta-vae` | the same networks with a Gaussian encoder and a Bernoulli decoder; beta 1 or 4; no pretraining or input noise |
 //! | `celeba-wae-mmd`, `celeba-wae-gan`, `celeba-vae` | the paper's CelebA settings (d_z 64, sigma_z^2 2, lambda 100 / 1, tanh output, pixels in [-1, 1]) with the reference code's optimiser (batch 100, 50 epochs, lr 1e-3 MMD / 3e-4 GAN, adversary 1e-3, smooth decay by 100, pretraining on 256 images, prior trick) |
-//! | `*-cpu` | the same with networks 1/8 as wide (MNIST: 1/4 of the channels of `-cpu` ... see [`cpu_variant`]) and few epochs, to run on a laptop CPU |
+//! | `*-cpu` | the same with narrower networks and few epochs (MNIST: width / 4, 3 epochs; CelebA: width / 8, 1 epoch), see [`cpu_variant`] |
 //! | `mnist-wae-mmd-smoke` | a seconds-long run on 512 images with tiny networks, for tests and a first try |
 
 use wae_nets::{Activation, Architecture, EncoderKind};

@@ -96,36 +96,64 @@ pub struct TrainSummary {
     pub eval: Option<EvalReport>,
 }
 
-/// The training and test sets of a config.
+/// The training and test sets of a config (u8 images on the host).
 pub fn load_data(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<(Dataset, Dataset)> {
-    match cfg.data.dataset {
-        DatasetKind::Mnist => {}
-        DatasetKind::Celeba => {
-            return Err(Error::InvalidConfig(
-                "dataset `celeba`: CelebA loading is not implemented in wae-data yet; \
-                 only MNIST can be trained for now"
-                    .into(),
-            ));
-        }
-    }
     let dir = data_dir
         .map(Path::to_path_buf)
         .or_else(|| cfg.data.dir.clone());
-    let source = wae_data::MnistSource::locate(dir)?;
-    let split = match cfg.data.split {
-        SplitKind::Standard => wae_data::Split::Standard,
-        SplitKind::Paper => wae_data::Split::Paper,
+    let (train, test) = match cfg.data.dataset {
+        DatasetKind::Mnist => {
+            let source = wae_data::MnistSource::locate(dir)?;
+            let split = match cfg.data.split {
+                SplitKind::Standard => wae_data::Split::Standard,
+                SplitKind::Paper => wae_data::Split::Paper,
+            };
+            let mnist = wae_data::Mnist::load_split(&source, split)?;
+            (mnist.train, mnist.test)
+        }
+        DatasetKind::Celeba => {
+            if cfg.data.split != SplitKind::Paper {
+                return Err(Error::InvalidConfig(
+                    "dataset `celeba` has only the paper's split (seed 123, last 20k as test); \
+                     set data.split = \"paper\""
+                        .into(),
+                ));
+            }
+            let path = wae_data::CelebA::locate(dir.as_deref())?;
+            let celeba = wae_data::CelebA::load(&path)?;
+            (celeba.train, celeba.test)
+        }
     };
-    let mnist = wae_data::Mnist::load_split(&source, split)?;
     let limit = |set: Dataset, n: Option<usize>| -> Result<Dataset> {
         match n {
             Some(n) if n < set.len() => Ok(set.subset(&(0..n).collect::<Vec<_>>())?),
             _ => Ok(set),
         }
     };
-    let train = limit(mnist.train, cfg.data.train_examples)?;
-    let test = limit(mnist.test, cfg.data.test_examples)?;
+    let train = limit(train, cfg.data.train_examples)?;
+    let test = limit(test, cfg.data.test_examples)?;
     Ok((train, test))
+}
+
+/// Whether the model works on pixels in [-1, 1] (a tanh decoder) rather than [0, 1].
+pub fn symmetric_pixels(cfg: &TrainConfig) -> bool {
+    cfg.model.decoder.activation == wae_nets::Activation::Tanh
+}
+
+/// A batch of `data` at `indices` in the model's pixel range: [0, 1], or [-1, 1] for
+/// a tanh decoder (`2 x - 1`).
+pub fn model_batch(
+    cfg: &TrainConfig,
+    data: &Dataset,
+    indices: &[usize],
+    device: &Device,
+) -> Result<Tensor> {
+    let x = data.batch(indices, device)?;
+    Ok(if symmetric_pixels(cfg) {
+        x.affine(2.0, -1.0)?
+    } else {
+        x
+    })
 }
 
 /// A model and its variables, built from a config with seeded initial weights.
@@ -331,7 +359,7 @@ impl Run {
         for k in 0..p.max_steps {
             let mut rng = derived_rng(self.cfg.seed, Stream::Pretrain, k);
             let idx = rand::seq::index::sample(&mut rng, self.train.len(), n).into_vec();
-            let x = self.train.batch(&idx, &self.device)?;
+            let x = model_batch(&self.cfg, &self.train, &idx, &self.device)?;
             let noise = self.built.model.draw_noise(n, &mut rng, &self.device)?;
             let loss = self.built.model.pretrain_loss(&x, &noise)?;
             last = scalar(&loss)?;
@@ -396,7 +424,7 @@ impl Run {
                 Some((_, o)) => &o[pos * batch..(pos + 1) * batch],
                 None => &[][..],
             };
-            let x = self.train.batch(indices, &self.device)?;
+            let x = model_batch(&self.cfg, &self.train, indices, &self.device)?;
             let mut rng = derived_rng(seed, Stream::StepNoise, step);
             let noise = self.built.model.draw_noise(batch, &mut rng, &self.device)?;
             let (parts, codes) = self.built.model.losses(&x, &noise, true)?;
@@ -501,7 +529,7 @@ impl Run {
         while start < n {
             let end = (start + batch).min(n);
             let idx: Vec<usize> = (start..end).collect();
-            let x = self.test.batch(&idx, &self.device)?;
+            let x = model_batch(&self.cfg, &self.test, &idx, &self.device)?;
             let c = self.built.model.encode(&x, None, false)?;
             let x_hat = self.built.model.decode(&c.mean, false)?;
             let per = per_image_cost(&x, &x_hat, CostKind::SquaredL2)?;
@@ -522,7 +550,13 @@ impl Run {
         let mmd_codes = wae_divergence::mmd_blockwise(&codes, &prior_a, &cfg, block)?;
         let mmd_prior = wae_divergence::mmd_blockwise(&prior_b, &prior_a, &cfg, block)?;
         let pixels = self.cfg.model.encoder.architecture.image_len() as f64;
-        let rec = sum_sq / n.max(1) as f64;
+        // Reported in [0, 1] pixel units: errors in [-1, 1] units are 4 times larger.
+        let unit = if symmetric_pixels(&self.cfg) {
+            4.0
+        } else {
+            1.0
+        };
+        let rec = sum_sq / n.max(1) as f64 / unit;
         Ok(EvalReport {
             step: self.state.step,
             examples: n,

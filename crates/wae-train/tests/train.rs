@@ -318,3 +318,35 @@ fn a_finished_run_directory_is_not_overwritten() {
     let msg = train(&smoke(), &opts(&run, 2)).unwrap_err().to_string();
     assert!(msg.contains("--resume"), "{msg}");
 }
+
+#[test]
+fn celeba_trains_from_a_cache_with_tanh_pixels() {
+    use wae_data::celeba::{CELEBA_PIXELS, CacheWriter};
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("celeba64.bin");
+    let mut writer = CacheWriter::create(&cache, 40, 8, 123, "test images").unwrap();
+    for i in 0..40usize {
+        let px: Vec<u8> = (0..CELEBA_PIXELS)
+            .map(|p| ((p * 7 + i * 13) % 256) as u8)
+            .collect();
+        writer.write(i, &px).unwrap();
+    }
+    writer.finish().unwrap();
+    let mut cfg = preset("celeba-wae-mmd-cpu").unwrap();
+    cfg.model = cfg.model.with_width_div(32);
+    cfg.pretrain.enabled = false;
+    cfg.training.batch_size = 8;
+    cfg.training.eval_examples = 8;
+    let mut o = opts(&tmp.path().join("run"), 2);
+    o.data_dir = Some(tmp.path().to_path_buf());
+    let s = train(&cfg, &o).expect("celeba run");
+    assert_eq!(s.steps, 2);
+    let e = s.eval.expect("eval");
+    // Reported in [0, 1] pixel units: at most 1 per pixel value.
+    assert!(e.reconstruction_mse_per_pixel > 0.0 && e.reconstruction_mse_per_pixel <= 1.0);
+    // Without a cache the error says where it looked.
+    let mut o = opts(&tmp.path().join("run2"), 2);
+    o.data_dir = Some(tmp.path().join("nothing-here"));
+    let msg = train(&cfg, &o).unwrap_err().to_string();
+    assert!(msg.contains("nothing-here"), "{msg}");
+}

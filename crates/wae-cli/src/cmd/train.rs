@@ -37,7 +37,8 @@ pub struct TrainArgs {
     /// Device to train on.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
-    /// Directory holding the MNIST files (default: WAE_DATA_DIR, data/mnist, ../shared/data/mnist).
+    /// MNIST: the directory of the IDX files (default: WAE_DATA_DIR, data/mnist,
+    /// ../shared/data/mnist). CelebA: the cache file or its directory (default data/celeba).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Continue the run in DIR from its newest checkpoint.
