@@ -40,6 +40,9 @@ use crate::{Error, Result};
 /// Diagonal offset pytorch-fid adds when `sqrtm(S1 S2)` is not finite.
 pub const FRECHET_EPS: f64 = 1e-6;
 
+/// Rows of centred features multiplied at once when fitting a covariance.
+const COV_BLOCK_ROWS: usize = 4096;
+
 /// Largest imaginary part of `sqrtm(S1 S2)` that pytorch-fid tolerates.
 pub const IMAGINARY_TOLERANCE: f64 = 1e-3;
 
@@ -75,8 +78,16 @@ impl GaussianStats {
         let mean = features.mean_axis(ndarray::Axis(0)).ok_or_else(|| {
             Error::InvalidInput("GaussianStats::from_features: empty features".into())
         })?;
-        let centred = Mat::<f64>::from_fn(n, d, |i, j| features[[i, j]] - mean[j]);
-        let scatter = centred.transpose() * &centred;
+        // Scatter matrix accumulated over row blocks, so that 50k x 2048 features do
+        // not need a second full-size centred copy.
+        let mut scatter = Mat::<f64>::zeros(d, d);
+        let mut start = 0;
+        while start < n {
+            let len = COV_BLOCK_ROWS.min(n - start);
+            let centred = Mat::<f64>::from_fn(len, d, |i, j| features[[start + i, j]] - mean[j]);
+            scatter += centred.transpose() * &centred;
+            start += len;
+        }
         let scale = 1.0 / (n - 1) as f64;
         // Symmetrise explicitly: the blocked product is symmetric only up to round-off.
         let cov = Array2::from_shape_fn((d, d), |(i, j)| {

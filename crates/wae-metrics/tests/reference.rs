@@ -172,3 +172,27 @@ fn indefinite_covariance_is_an_imaginary_component_error() {
         Err(Error::ImaginaryComponent(_))
     ));
 }
+
+#[test]
+fn covariance_over_several_row_blocks_matches_direct_sums() {
+    // 5000 rows > the 4096-row block of `from_features`.
+    let (n, d) = (5000, 3);
+    let x = features(60, n, d, 0.2);
+    let stats = GaussianStats::from_features(&x).unwrap();
+    for a in 0..d {
+        let mean_a = x.column(a).sum() / n as f64;
+        assert!((stats.mean()[a] - mean_a).abs() < 1e-12);
+        for b in 0..d {
+            let mean_b = x.column(b).sum() / n as f64;
+            let cov: f64 = (0..n)
+                .map(|i| (x[[i, a]] - mean_a) * (x[[i, b]] - mean_b))
+                .sum::<f64>()
+                / (n - 1) as f64;
+            assert!(
+                (stats.cov()[[a, b]] - cov).abs() < 1e-12 * cov.abs().max(1e-3),
+                "cov[{a},{b}] {} vs {cov}",
+                stats.cov()[[a, b]]
+            );
+        }
+    }
+}
