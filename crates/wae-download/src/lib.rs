@@ -406,7 +406,7 @@ pub fn hub_file(repo: &str, file: &str, progress: bool) -> Result<PathBuf> {
         cache: cache.path().clone(),
         reason,
     };
-    if let Some(path) = cache.dataset(repo.to_string()).get(file) {
+    if let Some(path) = cached_snapshot_file(cache.path(), repo, file) {
         return Ok(path);
     }
     if hub_offline() {
@@ -421,4 +421,90 @@ pub fn hub_file(repo: &str, file: &str, progress: bool) -> Result<PathBuf> {
     api.dataset(repo.to_string())
         .get(file)
         .map_err(|e| hub_err(e.to_string()))
+}
+
+/// The files of a Hugging Face Hub dataset repository (paths from its root, `/`-separated,
+/// sorted).
+///
+/// Online, the Hub's listing (hf-hub's `info()`, the repository's `siblings`). With
+/// `HF_HUB_OFFLINE=1`, or when the Hub cannot be reached, the files of the snapshot that
+/// hf-hub's cache holds for the `main` revision (only what was downloaded before).
+/// [`Error::Hub`] when neither gives a listing.
+pub fn hub_dataset_files(repo: &str) -> Result<Vec<String>> {
+    let cache = hf_hub::Cache::from_env();
+    let hub_err = |reason: String| Error::Hub {
+        kind: "dataset",
+        repo: repo.to_string(),
+        file: "(the repository's file list)".to_string(),
+        cache: cache.path().clone(),
+        reason,
+    };
+    let cached = cached_snapshot_files(cache.path(), repo);
+    if hub_offline() {
+        return cached.ok_or_else(|| {
+            hub_err("HF_HUB_OFFLINE is set and the cache holds no snapshot of it".into())
+        });
+    }
+    let online = hf_hub::api::sync::ApiBuilder::from_cache(cache.clone())
+        .with_progress(false)
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|api| {
+            api.dataset(repo.to_string())
+                .info()
+                .map_err(|e| e.to_string())
+        });
+    match (online, cached) {
+        (Ok(info), _) => {
+            let mut files: Vec<String> = info.siblings.into_iter().map(|s| s.rfilename).collect();
+            files.sort();
+            Ok(files)
+        }
+        (Err(reason), Some(files)) => {
+            tracing::warn!(%repo, %reason, "cannot list the repository on the Hub; using the cached snapshot");
+            Ok(files)
+        }
+        (Err(reason), None) => Err(hub_err(reason)),
+    }
+}
+
+/// `<cache>/datasets--<owner>--<name>/snapshots/<commit of refs/main>/`, if the cache
+/// has it. Like hf-hub's own lookup, but tolerant of a trailing newline in the ref file
+/// (as hand-written or copied caches may have).
+fn cached_snapshot_dir(cache: &Path, repo: &str) -> Option<PathBuf> {
+    let folder = hf_hub::Repo::new(repo.to_string(), hf_hub::RepoType::Dataset).folder_name();
+    let root = cache.join(folder);
+    let commit = fs::read_to_string(root.join("refs").join("main")).ok()?;
+    let snapshot = root.join("snapshots").join(commit.trim());
+    snapshot.is_dir().then_some(snapshot)
+}
+
+/// The cached copy of `file` of the dataset `repo`, if any.
+fn cached_snapshot_file(cache: &Path, repo: &str, file: &str) -> Option<PathBuf> {
+    let path = cached_snapshot_dir(cache, repo)?.join(file);
+    path.is_file().then_some(path)
+}
+
+/// The files of the cached snapshot of the dataset `repo`, or `None` when there is none.
+fn cached_snapshot_files(cache: &Path, repo: &str) -> Option<Vec<String>> {
+    let snapshot = cached_snapshot_dir(cache, repo)?;
+    let mut files = Vec::new();
+    let mut stack = vec![snapshot.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.is_file() {
+                let relative = path.strip_prefix(&snapshot).ok()?;
+                let parts: Vec<String> = relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                files.push(parts.join("/"));
+            }
+        }
+    }
+    files.sort();
+    Some(files)
 }
