@@ -264,8 +264,10 @@ pub fn padded_range(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
         return (0.0, 1.0);
     }
     if hi - lo <= f64::EPSILON * hi.abs().max(1.0) {
-        lo -= 0.5;
-        hi += 0.5;
+        // A constant: centre it in a span of 20% of its size (1 around 0).
+        let half = if hi == 0.0 { 0.5 } else { 0.1 * hi.abs() };
+        lo -= half;
+        hi += half;
     }
     let span = hi - lo;
     (lo - pad * span, hi + pad * span)
@@ -473,6 +475,14 @@ mod tests {
         assert_eq!(format_tick(1.5e-4, 5e-5), "1.5e-4");
         assert_eq!(format_tick(-2e6, 1e6), "-2e6");
         assert_eq!(format_tick(0.001, 0.001), "0.001");
+    }
+
+    #[test]
+    fn constant_values_get_a_span_around_them() {
+        let (lo, hi) = padded_range([1e-3, 1e-3].into_iter(), 0.0);
+        assert!((lo - 0.9e-3).abs() < 1e-12 && (hi - 1.1e-3).abs() < 1e-12);
+        assert_eq!(padded_range([0.0].into_iter(), 0.0), (-0.5, 0.5));
+        assert_eq!(padded_range(std::iter::empty(), 0.0), (0.0, 1.0));
     }
 
     #[test]
