@@ -4,6 +4,7 @@
 //! lives in its own module under `cmd/`; the work is done by the library crates.
 
 mod cmd;
+mod pictures;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,22 @@ struct Cli {
 enum Command {
     /// Train a model from a preset or a TOML config, or resume a run.
     Train(cmd::train::TrainArgs),
+    /// Decode random draws of the prior into a PNG grid.
+    Sample(cmd::sample::SampleArgs),
+    /// Show images above their reconstructions (PNG).
+    Reconstruct(cmd::reconstruct::ReconstructArgs),
+    /// Decode paths between the codes of test images (PNG).
+    Interpolate(cmd::interpolate::InterpolateArgs),
+    /// Sweep one latent coordinate at a time (PNG, one row per dimension).
+    Traverse(cmd::traverse::TraverseArgs),
+    /// Write the codes and labels of a split to a safetensors file.
+    Encode(cmd::encode::EncodeArgs),
+    /// Scatter the test codes (PCA when d_z > 2) beside prior samples (PNG).
+    LatentPlot(cmd::latent_plot::LatentPlotArgs),
+    /// Evaluate a run on the test set: eval.json and a table.
+    Eval(cmd::eval::EvalArgs),
+    /// Draw the loss curves of metrics.jsonl (PNG).
+    Plot(cmd::plot::PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +53,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => cmd::train::run(args),
+        Command::Sample(args) => cmd::sample::run(args),
+        Command::Reconstruct(args) => cmd::reconstruct::run(args),
+        Command::Interpolate(args) => cmd::interpolate::run(args),
+        Command::Traverse(args) => cmd::traverse::run(args),
+        Command::Encode(args) => cmd::encode::run(args),
+        Command::LatentPlot(args) => cmd::latent_plot::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
+        Command::Plot(args) => cmd::plot::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,14 @@
 //! One module per subcommand; each exposes its clap `Args` and a `run` function.
 
+pub mod encode;
+pub mod eval;
+pub mod interpolate;
+pub mod latent_plot;
+pub mod plot;
+pub mod reconstruct;
+pub mod sample;
 pub mod train;
+pub mod traverse;
 
 use anyhow::{Context, Result, bail};
 use candle_core::Device;

@@ -1,0 +1,369 @@
+//! `wae eval`: test-set numbers of a trained model, written to `eval.json`
+//! and printed as a table.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use candle_core::{Device, Tensor};
+use clap::Args;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+use wae_metrics::mnist_classifier::MnistClassifier;
+use wae_metrics::{
+    GaussianStats, InceptionV3, frechet_distance, laplace_sharpness, precision_recall,
+    reconstruction::ReconstructionAccumulator,
+};
+
+use crate::pictures::{self, BATCH, LoadedRun, Network, RunArgs, SplitArg};
+
+/// Arguments of `wae eval`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Always computed: the reconstruction error of N test images, MMD between \
+    their codes and N prior samples (and between two prior samples, the value a perfect \
+    match gives up to noise), and the Laplace sharpness of N samples, of the reconstructions \
+    and of the test images. FID and precision/recall of N samples against the N test images \
+    need a feature network: --classifier (MNIST, fast) and/or --inception (pytorch-fid's \
+    Inception-v3; slow on a CPU). What is skipped is listed with the reason.\n\n\
+    Examples:\n  \
+    wae eval runs/mmd                                         # -> runs/mmd/eval.json\n  \
+    wae eval runs/mmd --n 2000 --classifier mnist-classifier.safetensors\n  \
+    wae eval runs/celeba --inception pt_inception-2015-12-05-6726825d.pth"
+)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Test images (the first N of the split) and samples.
+    #[arg(long, default_value_t = 10_000)]
+    pub n: usize,
+    /// Which split the images come from.
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: SplitArg,
+    /// Seed of the prior draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// MNIST classifier weights (safetensors from wae-metrics' `TrainedMnistClassifier::save`):
+    /// FID and precision/recall in its 128-d feature space.
+    #[arg(long, value_name = "FILE")]
+    pub classifier: Option<PathBuf>,
+    /// pytorch-fid Inception weights (.pth or converted .safetensors): FID and
+    /// precision/recall in its 2048-d pool3 space.
+    #[arg(long, value_name = "FILE")]
+    pub inception: Option<PathBuf>,
+    /// Output JSON (default: RUN/eval.json).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// A metric left out, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// The metric's key.
+    pub metric: String,
+    /// Why it was not computed.
+    pub reason: String,
+}
+
+/// FID and precision/recall in one feature space.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FeatureScores {
+    /// Frechet distance between the Gaussians fitted to test-image and sample features.
+    pub fid: f64,
+    /// Fraction of samples inside the test images' k = 3 manifold.
+    pub precision: f64,
+    /// Fraction of test images inside the samples' k = 3 manifold.
+    pub recall: f64,
+    /// Feature dimension.
+    pub feature_dim: usize,
+}
+
+/// The content of `eval.json`. The first eight number fields carry the names of
+/// `wae_train::EvalReport`, so readers of the file `wae train` writes can read this one.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalFile {
+    /// Training steps of the checkpoint evaluated.
+    pub step: u64,
+    /// Test images (and samples) used.
+    pub examples: usize,
+    /// Mean over images of `||x - G(E(x))||^2` summed over pixels (pixels in [0, 1]).
+    pub reconstruction_sq_l2: f64,
+    /// Mean squared error per pixel value.
+    pub reconstruction_mse_per_pixel: f64,
+    /// Mean over images of `||x - G(E(x))||_1`.
+    pub reconstruction_l1: f64,
+    /// MMD^2 (IMQ, scales 0.1..10, U-statistic) between the test codes and as many prior samples.
+    pub mmd_codes_vs_prior: f64,
+    /// The same estimator between two independent prior samples.
+    pub mmd_prior_vs_prior: f64,
+    /// Laplace sharpness of `examples` samples G(z), z from the prior.
+    pub sharpness_samples: f64,
+    /// Laplace sharpness of the reconstructions.
+    pub sharpness_reconstructions: f64,
+    /// Laplace sharpness of the test images themselves.
+    pub sharpness_test_images: f64,
+    /// Samples vs test images in the MNIST classifier's feature space.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<FeatureScores>,
+    /// Samples vs test images in Inception-v3's pool3 space.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inception: Option<FeatureScores>,
+    /// Metrics not computed, with the reason.
+    pub skipped: Vec<Skipped>,
+    /// The run directory.
+    pub run: String,
+    /// The checkpoint directory.
+    pub checkpoint: String,
+    /// The split the images came from.
+    pub split: String,
+    /// Seed of the prior draws.
+    pub seed: u64,
+}
+
+/// Applies `features` to `images` (host, `(N, C, H, W)`) in batches on `device`;
+/// returns host `(N, D)`.
+fn batched_features(
+    images: &Tensor,
+    device: &Device,
+    features: impl Fn(&Tensor) -> wae_metrics::Result<Tensor>,
+) -> Result<Tensor> {
+    let n = images.dim(0)?;
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = BATCH.min(n - start);
+        let batch = images.narrow(0, start, len)?.to_device(device)?;
+        parts.push(features(&batch)?.to_device(&Device::Cpu)?);
+        start += len;
+    }
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
+fn scores(real: &Tensor, generated: &Tensor) -> Result<FeatureScores> {
+    let fid = frechet_distance(
+        &GaussianStats::from_tensor(real)?,
+        &GaussianStats::from_tensor(generated)?,
+    )?;
+    let pr = precision_recall(real, generated)?;
+    Ok(FeatureScores {
+        fid,
+        precision: pr.precision,
+        recall: pr.recall,
+        feature_dim: real.dim(1)?,
+    })
+}
+
+fn classifier_scores(
+    path: &Path,
+    run: &LoadedRun,
+    real: &Tensor,
+    samples: &Tensor,
+) -> Result<FeatureScores> {
+    let net = MnistClassifier::load(path, &run.device)
+        .with_context(|| format!("while loading the MNIST classifier {}", path.display()))?;
+    let real_f = batched_features(real, &run.device, |x| net.features(x))?;
+    let fake_f = batched_features(samples, &run.device, |x| net.features(x))?;
+    scores(&real_f, &fake_f)
+}
+
+fn inception_scores(
+    path: &Path,
+    run: &LoadedRun,
+    real: &Tensor,
+    samples: &Tensor,
+) -> Result<FeatureScores> {
+    let net = InceptionV3::load(path, &run.device)
+        .with_context(|| format!("while loading the Inception weights {}", path.display()))?;
+    let real_f = net.features_batched(real, 50, &run.device)?;
+    let fake_f = net.features_batched(samples, 50, &run.device)?;
+    scores(&real_f, &fake_f)
+}
+
+fn print_table(e: &EvalFile) {
+    let row = |name: &str, value: String, note: &str| {
+        println!("  {name:<34} {value:>12}  {note}");
+    };
+    println!(
+        "evaluation of {} (step {}), {} {} images, seed {}",
+        e.checkpoint, e.step, e.examples, e.split, e.seed
+    );
+    row(
+        "reconstruction ||x - G(E(x))||^2",
+        format!("{:.4}", e.reconstruction_sq_l2),
+        "per image, pixels in [0, 1]",
+    );
+    row(
+        "reconstruction MSE per pixel",
+        format!("{:.6}", e.reconstruction_mse_per_pixel),
+        "",
+    );
+    row(
+        "reconstruction ||x - G(E(x))||_1",
+        format!("{:.4}", e.reconstruction_l1),
+        "per image",
+    );
+    row(
+        "MMD^2(test codes, prior)",
+        format!("{:.3e}", e.mmd_codes_vs_prior),
+        "IMQ, U-statistic",
+    );
+    row(
+        "MMD^2(prior, prior)",
+        format!("{:.3e}", e.mmd_prior_vs_prior),
+        "noise level of the above",
+    );
+    row(
+        "sharpness of samples",
+        format!("{:.3e}", e.sharpness_samples),
+        "Laplace variance, higher is sharper",
+    );
+    row(
+        "sharpness of reconstructions",
+        format!("{:.3e}", e.sharpness_reconstructions),
+        "",
+    );
+    row(
+        "sharpness of test images",
+        format!("{:.3e}", e.sharpness_test_images),
+        "",
+    );
+    for (name, s) in [("classifier", &e.classifier), ("inception", &e.inception)] {
+        if let Some(s) = s {
+            let space = format!("{name}, {}-d features", s.feature_dim);
+            row(&format!("FID ({name})"), format!("{:.3}", s.fid), &space);
+            row(
+                &format!("precision ({name})"),
+                format!("{:.4}", s.precision),
+                "k = 3",
+            );
+            row(
+                &format!("recall ({name})"),
+                format!("{:.4}", s.recall),
+                "k = 3",
+            );
+        }
+    }
+    for s in &e.skipped {
+        println!("  skipped {}: {}", s.metric, s.reason);
+    }
+}
+
+/// Runs `wae eval`.
+pub fn run(args: EvalArgs) -> Result<()> {
+    if args.n < 4 {
+        bail!("--n must be at least 4 (precision/recall need more than k = 3 points)");
+    }
+    for (flag, file) in [
+        ("--classifier", &args.classifier),
+        ("--inception", &args.inception),
+    ] {
+        if let Some(f) = file
+            && !f.is_file()
+        {
+            bail!("{flag} {}: no such file", f.display());
+        }
+    }
+    let run = pictures::load_run(&args.run, "eval", &[Network::Encoder, Network::Decoder])?;
+    let out = run.output_path(args.out.as_deref(), "eval.json");
+    pictures::check_output(&out)?;
+    let data = run.dataset(args.split, args.run.data_dir.as_deref(), Some(args.n))?;
+    let n = data.len();
+    if n < 4 {
+        bail!("the {} split has only {n} images", args.split.name());
+    }
+    if n < args.n {
+        println!(
+            "note: the {} split has {n} images, fewer than --n {}",
+            args.split.name(),
+            args.n
+        );
+    }
+    let indices: Vec<usize> = (0..n).collect();
+    let (codes, _) = run.encode(&data, &indices)?;
+    let reconstructions = run.to_unit_range(&run.decode(&codes)?)?;
+    let real = run.to_unit_range(&data.batch(&indices, &Device::Cpu)?)?;
+    let mut rec = ReconstructionAccumulator::new();
+    rec.add(&real, &reconstructions)?;
+    let rec = rec.finish()?;
+
+    let d = run.latent_dim();
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let prior_a = run.model().sample_prior(n, &mut rng, &Device::Cpu)?;
+    let prior_b = run.model().sample_prior(n, &mut rng, &Device::Cpu)?;
+    let prior_c = run.model().sample_prior(n, &mut rng, &Device::Cpu)?;
+    let mmd_cfg = wae_divergence::MmdConfig {
+        prior_variance: run.cfg.model.prior.kernel_variance(d),
+        ..wae_divergence::MmdConfig::default()
+    };
+    let mmd_codes = wae_divergence::mmd_blockwise(&codes, &prior_a, &mmd_cfg, 1000)?;
+    let mmd_prior = wae_divergence::mmd_blockwise(&prior_b, &prior_a, &mmd_cfg, 1000)?;
+    let samples = run.to_unit_range(&run.decode(&prior_c)?)?;
+
+    let mut skipped = Vec::new();
+    let (_, channels, h, w) = real.dims4()?;
+    let classifier = match &args.classifier {
+        None => {
+            skipped.push(Skipped {
+                metric: "classifier (FID, precision, recall)".into(),
+                reason: "no --classifier FILE given (MNIST classifier weights, see \
+                         `cargo run -p wae-metrics --example mnist_report`)"
+                    .into(),
+            });
+            None
+        }
+        Some(_) if (channels, h, w) != (1, 28, 28) => {
+            skipped.push(Skipped {
+                metric: "classifier (FID, precision, recall)".into(),
+                reason: format!(
+                    "the MNIST classifier reads 1x28x28 images, these are {channels}x{h}x{w}"
+                ),
+            });
+            None
+        }
+        Some(path) => Some(classifier_scores(path, &run, &real, &samples)?),
+    };
+    let inception = match &args.inception {
+        None => {
+            skipped.push(Skipped {
+                metric: "inception (FID, precision, recall)".into(),
+                reason: "no --inception FILE given (`cargo xtask download inception`)".into(),
+            });
+            None
+        }
+        Some(path) => {
+            if channels == 1 {
+                println!(
+                    "note: Inception features of {n} grey images (repeated to RGB, resized to \
+                     299x299): this takes long on a CPU"
+                );
+            }
+            Some(inception_scores(path, &run, &real, &samples)?)
+        }
+    };
+
+    let report = EvalFile {
+        step: run.step,
+        examples: n,
+        reconstruction_sq_l2: rec.squared_l2_per_image,
+        reconstruction_mse_per_pixel: rec.mse_per_pixel,
+        reconstruction_l1: rec.l1_per_image,
+        mmd_codes_vs_prior: mmd_codes,
+        mmd_prior_vs_prior: mmd_prior,
+        sharpness_samples: laplace_sharpness(&samples)?,
+        sharpness_reconstructions: laplace_sharpness(&reconstructions)?,
+        sharpness_test_images: laplace_sharpness(&real)?,
+        classifier,
+        inception,
+        skipped,
+        run: run.run_dir.display().to_string(),
+        checkpoint: run.checkpoint_dir.display().to_string(),
+        split: args.split.name().into(),
+        seed: args.seed,
+    };
+    let text = serde_json::to_string_pretty(&report).context("while writing JSON")?;
+    wae_viz::write_atomic(&out, format!("{text}\n").as_bytes())
+        .context("while saving the evaluation")?;
+    print_table(&report);
+    println!("wrote {}", out.display());
+    Ok(())
+}
