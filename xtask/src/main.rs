@@ -5,6 +5,8 @@
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
+mod bench;
+
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Project chores for wae", version)]
 struct Cli {
@@ -24,6 +26,8 @@ enum Command {
         /// Which experiment: mnist, celeba, fading-squares or dsprites.
         experiment: String,
     },
+    /// Time our WAE-MMD training step against the PyTorch peer (issue 11).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> Result<()> {
@@ -41,5 +45,6 @@ fn main() -> Result<()> {
         Command::Reproduce { experiment } => {
             bail!("`cargo xtask reproduce {experiment}` is not implemented yet (tracked in issue 9)")
         }
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use crate::conv::{contiguous, cpu_slice};
 use crate::cpu::Elem;
+use crate::profile::{OpKind, Pass, timed};
 use crate::{Error, Result};
 
 /// The activation applied right after the normalisation, inside the same op.
@@ -379,14 +380,16 @@ impl CustomOp3 for BatchNormTrainOp {
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let dims = split_dims(l1.shape()).map_err(candle_core::Error::wrap)?;
-        let out = dispatch3(
-            self.name(),
-            (s1, l1),
-            (s2, l2),
-            (s3, l3),
-            |x, g, b| self.forward(x, g, b, dims),
-            |x, g, b| self.forward(x, g, b, dims),
-        )?;
+        let out = timed(OpKind::BatchNorm, Pass::Forward, || {
+            dispatch3(
+                self.name(),
+                (s1, l1),
+                (s2, l2),
+                (s3, l3),
+                |x, g, b| self.forward(x, g, b, dims),
+                |x, g, b| self.forward(x, g, b, dims),
+            )
+        })?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -399,11 +402,11 @@ impl CustomOp3 for BatchNormTrainOp {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let want = [x.track_op(), gamma.track_op(), beta.track_op()];
-        match x.dtype() {
+        timed(OpKind::BatchNorm, Pass::Backward, || match x.dtype() {
             DType::F32 => self.backward::<f32>(x, gamma, res, grad, want),
             DType::F64 => self.backward::<f64>(x, gamma, res, grad, want),
             dt => candle_core::bail!("wae batch norm backward: unsupported {dt:?}"),
-        }
+        })
     }
 }
 
@@ -476,14 +479,16 @@ impl CustomOp3 for ChannelAffineOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (_, c, plane) = split_dims(l1.shape()).map_err(candle_core::Error::wrap)?;
         let act = self.activation;
-        let out = dispatch3(
-            self.name(),
-            (s1, l1),
-            (s2, l2),
-            (s3, l3),
-            |x, a, b| affine_forward(x, c, plane, a, b, act),
-            |x, a, b| affine_forward(x, c, plane, a, b, act),
-        )?;
+        let out = timed(OpKind::BatchNorm, Pass::Forward, || {
+            dispatch3(
+                self.name(),
+                (s1, l1),
+                (s2, l2),
+                (s3, l3),
+                |x, a, b| affine_forward(x, c, plane, a, b, act),
+                |x, a, b| affine_forward(x, c, plane, a, b, act),
+            )
+        })?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -496,11 +501,11 @@ impl CustomOp3 for ChannelAffineOp {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let want = [x.track_op(), scale.track_op(), shift.track_op()];
-        match x.dtype() {
+        timed(OpKind::BatchNorm, Pass::Backward, || match x.dtype() {
             DType::F32 => self.backward::<f32>(x, scale, res, grad, want),
             DType::F64 => self.backward::<f64>(x, scale, res, grad, want),
             dt => candle_core::bail!("wae channel affine backward: unsupported {dt:?}"),
-        }
+        })
     }
 }
 

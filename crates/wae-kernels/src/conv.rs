@@ -7,6 +7,7 @@ use candle_core::{
 };
 
 use crate::cpu::{self, ConvGeom, Elem};
+use crate::profile::{OpKind, Pass, timed};
 use crate::{Error, Result};
 
 /// Zero padding of a 2-d convolution's input, in pixels on each side.
@@ -174,7 +175,25 @@ impl ConvOp {
         }
     }
 
+    fn kind(&self) -> OpKind {
+        match self.direction {
+            Direction::Conv => OpKind::Conv2d,
+            Direction::Transposed => OpKind::ConvTranspose2d,
+        }
+    }
+
     fn cpu_forward(
+        &self,
+        x: (&CpuStorage, &Layout),
+        w: (&CpuStorage, &Layout),
+        bias: Option<(&CpuStorage, &Layout)>,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        timed(self.kind(), Pass::Forward, || {
+            self.cpu_forward_untimed(x, w, bias)
+        })
+    }
+
+    fn cpu_forward_untimed(
         &self,
         x: (&CpuStorage, &Layout),
         w: (&CpuStorage, &Layout),
@@ -220,11 +239,11 @@ impl ConvOp {
         grad: &Tensor,
         want: [bool; 3],
     ) -> candle_core::Result<[Option<Tensor>; 3]> {
-        match x.dtype() {
+        timed(self.kind(), Pass::Backward, || match x.dtype() {
             DType::F32 => self.backward_typed::<f32>(x, w, grad, want),
             DType::F64 => self.backward_typed::<f64>(x, w, grad, want),
             dt => candle_core::bail!("wae-kernels convolution backward: unsupported {dt:?}"),
-        }
+        })
     }
 
     fn backward_typed<T: Elem + WithDType>(

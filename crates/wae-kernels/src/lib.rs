@@ -38,6 +38,7 @@
 mod batch_norm;
 mod conv;
 mod cpu;
+pub mod profile;
 
 pub use batch_norm::{Activation, BatchNormOutput, batch_norm_eval, batch_norm_train};
 pub use conv::{Padding2d, conv_transpose2d, conv_transpose2d_cropped, conv2d, conv2d_padded};
