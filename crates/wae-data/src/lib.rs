@@ -19,6 +19,7 @@
 //!   20k test) that `cargo xtask download celeba` builds; the module [`celeba`] also has
 //!   the preprocessing (crop box, PIL-exact Lanczos resize; JPEG/PNG decoding with the
 //!   cargo feature `celeba`) and the cache writer [`celeba::CacheWriter`].
+//! - [`FadingSquares`] and [`Dsprites`] (procedural generator, official npz loader): the latent-space data.
 //!
 //! Batches and epochs, on a small in-memory dataset:
 //!
@@ -65,7 +66,9 @@ mod atomic;
 pub mod celeba;
 mod checksum;
 mod dataset;
+pub mod dsprites;
 mod error;
+pub mod fading_squares;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod idx;
@@ -75,7 +78,9 @@ mod source;
 pub use celeba::CelebA;
 pub use checksum::{CACHE_DIR_ENV, CACHE_FILE, Verify, default_cache_dir, md5_hex};
 pub use dataset::{Batch, Dataset, EpochIter, Summary, epoch_permutation, seeded_permutation};
+pub use dsprites::{DSPRITES_FACTOR_SIZES, Dsprites, DspritesFactors, DspritesShape};
 pub use error::{Error, HOW_TO_GET_CELEBA, HOW_TO_GET_MNIST, Result};
+pub use fading_squares::{FadingSquares, FadingSquaresConfig};
 pub use mnist::{
     FILES as MNIST_FILES, MNIST_CLASSES, MNIST_SIDE, Mnist, PAPER_SPLIT_SEED, Split, TEST_SIZE,
 };
