@@ -23,6 +23,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod disentanglement;
 mod error;
 pub mod frechet;
 pub mod inception;
