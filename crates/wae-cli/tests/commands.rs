@@ -111,14 +111,39 @@ struct Runs {
 fn runs() -> &'static Runs {
     static RUNS: OnceLock<Runs> = OnceLock::new();
     RUNS.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("wae-cli-commands-{}", std::process::id()));
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        remove_stale_dirs(root);
+        let dir = root.join(format!("wae-cli-commands-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("test dir");
         let mmd = train(&dir, "mmd", &tiny(preset("mnist-wae-mmd").expect("preset")));
         let vae = train(&dir, "vae", &tiny(preset("mnist-vae").expect("preset")));
         Runs { dir, mmd, vae }
     })
+}
+
+/// Removes the directories of earlier test processes (older than an hour, so
+/// that a concurrent run keeps its own).
+fn remove_stale_dirs(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() > 3600);
+        if old
+            && entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("wae-cli-commands-")
+        {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// A fresh output directory for one test.
