@@ -13,9 +13,7 @@
 
 use std::sync::Mutex;
 
-use candle_core::{
-    CpuStorage, CustomOp2, DType, Device, Layout, Shape, Storage, Tensor, WithDType,
-};
+use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
 use crate::Result;
@@ -353,6 +351,88 @@ fn fused_row_generic<T: Real, const GRAD: bool>(
     (k_lanes.iter().sum(), w_lanes.iter().sum())
 }
 
+/// A strided read-only matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy)]
+struct View<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<T> View<'_, T> {
+    fn fits(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride
+                < self.data.len()
+    }
+}
+
+/// `dst = lhs @ rhs * beta` (or `dst += lhs @ rhs * beta` when `accumulate`), where `dst` is a
+/// row-major `(lhs.rows, rhs.cols)` matrix. Calls the `gemm` crate (the GEMM candle uses)
+/// directly: candle's `matmul` asks the OS for the CPU count on every call, which costs more
+/// than a small product, and would need a tensor allocation per block.
+fn gemm_into<T: Real>(
+    dst: &mut [T],
+    accumulate: bool,
+    beta: T,
+    lhs: View<'_, T>,
+    rhs: View<'_, T>,
+) -> candle_core::Result<()> {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    if rhs.rows != k || dst.len() != m * n || !lhs.fits() || !rhs.fits() {
+        candle_core::bail!(
+            "fused mmd: inconsistent GEMM operands ({m}x{k} @ {}x{n} into {})",
+            rhs.rows,
+            dst.len()
+        );
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(T::from_f64(0.0));
+        }
+        return Ok(());
+    }
+    let parallelism = if m * n * k >= 1 << 18 {
+        gemm::Parallelism::Rayon(rayon::current_num_threads().max(1))
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the three operands were checked above to lie inside their slices (every index
+    // `i * row_stride + j * col_stride` with `i < rows`, `j < cols` is in bounds, and `dst`
+    // is a contiguous row-major m x n matrix); `dst` is a unique borrow, so it aliases neither
+    // `lhs` nor `rhs`; `T` is f32 or f64, which `gemm` supports.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            T::from_f64(1.0),
+            beta,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    Ok(())
+}
+
 /// Kernel sums (and optionally gradients) between `x` (rows, d) and `y` (cols, d).
 /// `same_sample`: `x` and `y` are the same sample; the diagonal is handled exactly.
 #[allow(clippy::too_many_arguments)]
@@ -375,36 +455,66 @@ fn pair_sums<T: Real>(
     } else {
         row_norms(y, d)
     };
-    let y_mat = Tensor::from_slice(y, (cols, d), &Device::Cpu)?;
-    let y_t = y_mat.t()?;
     // Without a gradient, a within-sample matrix only needs its strict upper triangle
     // (each block of rows starts its GEMM at its own first column).
     let triangular = same_sample && grad.is_none();
+    let block_rows = block_rows.max(1).min(rows.max(1));
     let mut row_totals = vec![0.0f64; rows];
-    let mut grad_row_blocks = Vec::new();
-    let mut grad_cols_acc: Option<(Tensor, Tensor)> = None; // (column sums of W, W^T x)
-    let block_rows = block_rows.max(1);
+    let mut dots_buf = T::zeros(block_rows * cols);
+    let want_rows = grad.is_some_and(|g| g.rows);
+    let want_cols = grad.is_some_and(|g| g.cols);
+    let mut w_buf = if grad.is_some() {
+        T::zeros(block_rows * cols)
+    } else {
+        Vec::new()
+    };
+    let mut grad_rows = if want_rows {
+        T::zeros(rows * d)
+    } else {
+        Vec::new()
+    };
+    let mut grad_cols = if want_cols {
+        T::zeros(cols * d)
+    } else {
+        Vec::new()
+    };
+    let mut col_sums = if want_cols {
+        vec![0.0f64; cols]
+    } else {
+        Vec::new()
+    };
+    let base = RowParams {
+        x_norm: T::from_f64(0.0),
+        y_norms: &y_norms,
+        kernel,
+        consts,
+        diagonal: None,
+        diagonal_value,
+        weight: T::from_f64(0.0),
+    };
     for r0 in (0..rows).step_by(block_rows) {
         let b = block_rows.min(rows - r0);
-        let x_block = Tensor::from_slice(&x[r0 * d..(r0 + b) * d], (b, d), &Device::Cpu)?;
+        let x_block = View {
+            data: &x[r0 * d..(r0 + b) * d],
+            rows: b,
+            cols: d,
+            row_stride: d,
+            col_stride: 1,
+        };
         let col0 = if triangular { r0 } else { 0 };
         let width = cols - col0;
-        let dots_tensor = x_block.matmul(&y_t.narrow(1, col0, width)?)?; // (b, width)
-        let (guard, layout) = dots_tensor.storage_and_layout();
-        let dots: &[T] = match &*guard {
-            Storage::Cpu(storage) => contiguous_slice(storage, layout)?,
-            _ => candle_core::bail!("fused mmd: GEMM result is not on the CPU"),
+        // (b, width) = x_block @ y[col0..]^T
+        let y_t = View {
+            data: &y[col0 * d..],
+            rows: d,
+            cols: width,
+            row_stride: 1,
+            col_stride: d,
         };
+        let dots = &mut dots_buf[..b * width];
+        gemm_into(dots, false, T::from_f64(1.0), x_block, y_t)?;
+        let dots = &*dots;
         let diagonal = |i: usize| same_sample.then_some(r0 + i);
-        let base = RowParams {
-            x_norm: T::from_f64(0.0),
-            y_norms: &y_norms,
-            kernel,
-            consts,
-            diagonal: None,
-            diagonal_value,
-            weight: T::from_f64(0.0),
-        };
         let totals = &mut row_totals[r0..r0 + b];
         match grad {
             None if triangular => {
@@ -433,12 +543,8 @@ fn pair_sums<T: Real>(
                     *total = k;
                 });
             }
-            Some(PairGrad {
-                weight,
-                rows: want_rows,
-                cols: want_cols,
-            }) => {
-                let mut w_block = T::zeros(b * cols);
+            Some(PairGrad { weight, .. }) => {
+                let w_block = &mut w_buf[..b * cols];
                 let mut w_row_sums = vec![0.0f64; b];
                 w_block
                     .par_chunks_mut(cols)
@@ -457,34 +563,74 @@ fn pair_sums<T: Real>(
                         *total = k;
                         *row_sum = s;
                     });
-                let w_block = Tensor::from_vec(w_block, (b, cols), &Device::Cpu)?;
+                let w_view = View {
+                    data: &*w_block,
+                    rows: b,
+                    cols,
+                    row_stride: cols,
+                    col_stride: 1,
+                };
                 if want_rows {
-                    let r = Tensor::from_vec(
-                        w_row_sums.into_iter().map(T::from_f64).collect::<Vec<T>>(),
-                        (b, 1),
-                        &Device::Cpu,
-                    )?;
-                    grad_row_blocks.push((r.broadcast_mul(&x_block)? - w_block.matmul(&y_mat)?)?);
+                    // grad_x = r ⊙ x - W y for the block's rows.
+                    let y_view = View {
+                        data: y,
+                        rows: cols,
+                        cols: d,
+                        row_stride: d,
+                        col_stride: 1,
+                    };
+                    let out = &mut grad_rows[r0 * d..(r0 + b) * d];
+                    gemm_into(out, false, T::from_f64(-1.0), w_view, y_view)?;
+                    for ((g_row, x_row), &r) in out
+                        .chunks_exact_mut(d)
+                        .zip(x_block.data.chunks_exact(d))
+                        .zip(&w_row_sums)
+                    {
+                        let r = T::from_f64(r);
+                        for (g, &xv) in g_row.iter_mut().zip(x_row) {
+                            *g += r * xv;
+                        }
+                    }
                 }
                 if want_cols {
-                    let col_sums = w_block.sum_keepdim(0)?.t()?; // (cols, 1)
-                    let wt_x = w_block.t()?.matmul(&x_block)?; // (cols, d)
-                    grad_cols_acc = Some(match grad_cols_acc {
-                        None => (col_sums, wt_x),
-                        Some((c, m)) => ((c + col_sums)?, (m + wt_x)?),
-                    });
+                    // grad_y accumulates c ⊙ y - W^T x over the blocks (c = column sums of W).
+                    let w_t = View {
+                        data: &*w_block,
+                        rows: cols,
+                        cols: b,
+                        row_stride: 1,
+                        col_stride: cols,
+                    };
+                    gemm_into(&mut grad_cols, true, T::from_f64(-1.0), w_t, x_block)?;
+                    for w_row in w_block.chunks_exact(cols) {
+                        for (c, &w) in col_sums.iter_mut().zip(w_row) {
+                            *c += w.to_f64();
+                        }
+                    }
                 }
             }
         }
     }
-    let grad_rows = if grad_row_blocks.is_empty() {
-        None
+    let to_tensor = |v: Vec<T>, len: usize| Tensor::from_vec(v, (len, d), &Device::Cpu);
+    let grad_rows = if want_rows {
+        Some(to_tensor(grad_rows, rows)?)
     } else {
-        Some(Tensor::cat(&grad_row_blocks, 0)?)
+        None
     };
-    let grad_cols = match grad_cols_acc {
-        Some((col_sums, wt_x)) => Some((col_sums.broadcast_mul(&y_mat)? - wt_x)?),
-        None => None,
+    let grad_cols = if want_cols {
+        for ((g_row, y_row), &c) in grad_cols
+            .chunks_exact_mut(d)
+            .zip(y.chunks_exact(d))
+            .zip(&col_sums)
+        {
+            let c = T::from_f64(c);
+            for (g, &yv) in g_row.iter_mut().zip(y_row) {
+                *g += c * yv;
+            }
+        }
+        Some(to_tensor(grad_cols, cols)?)
+    } else {
+        None
     };
     // Summed in a fixed order, so the result does not depend on thread scheduling.
     Ok(PairSums {
