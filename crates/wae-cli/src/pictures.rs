@@ -180,9 +180,11 @@ impl LoadedRun {
         for chunk in indices.chunks(BATCH) {
             let x = data.batch(chunk, &self.device)?;
             let codes = self.model().encode(&x, None, false)?;
-            means.push(codes.mean.to_device(&Device::Cpu)?);
+            // Detached: an output of the trainable weights keeps every activation of
+            // its forward pass alive for a backward pass (gigabytes over a test set).
+            means.push(codes.mean.detach().to_device(&Device::Cpu)?);
             if let Some(lv) = codes.logvar {
-                logvars.push(lv.to_device(&Device::Cpu)?);
+                logvars.push(lv.detach().to_device(&Device::Cpu)?);
             }
         }
         if means.is_empty() {
@@ -204,7 +206,12 @@ impl LoadedRun {
         while start < n {
             let len = BATCH.min(n - start);
             let z = codes.narrow(0, start, len)?.to_device(&self.device)?;
-            parts.push(self.model().decode(&z, false)?.to_device(&Device::Cpu)?);
+            parts.push(
+                self.model()
+                    .decode(&z, false)?
+                    .detach()
+                    .to_device(&Device::Cpu)?,
+            );
             start += len;
         }
         if parts.is_empty() {
