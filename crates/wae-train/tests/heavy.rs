@@ -4,7 +4,7 @@
 //! 100: the test reconstruction error must fall well below the mean-image
 //! baseline and the test codes must match the prior (MMD close to the
 //! prior-vs-prior noise level). VAE and WAE-GAN train 150 steps each without
-//! diverging, and their losses fall. Takes about 10 minutes on 2 cores.
+//! diverging, and their losses fall. Took about 30 minutes on a busy 2-core machine.
 
 use std::path::Path;
 
