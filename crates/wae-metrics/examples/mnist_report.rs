@@ -2,8 +2,10 @@
 //! classifier's test accuracy, and FID / precision / recall between the train and
 //! test sets in the classifier's feature space.
 //!
-//! `cargo run -p wae-metrics --example mnist_report -- [MNIST_DIR] [EPOCHS] [OUT.safetensors]`
-//! (defaults: `wae_data`'s lookup, 3 epochs, no checkpoint written).
+//! `cargo run -p wae-metrics --example mnist_report -- [MNIST_DIR] [EPOCHS] [CHECKPOINT]`
+//! (defaults: `wae_data`'s lookup, 3 epochs, no checkpoint written). With EPOCHS = 0
+//! the classifier is loaded from CHECKPOINT instead of trained; otherwise the trained
+//! classifier is saved there.
 //! The lead's `cargo xtask train-mnist-classifier` wires the same library calls.
 
 use std::path::PathBuf;
@@ -12,7 +14,7 @@ use std::time::Instant;
 use candle_core::Device;
 use wae_data::{Mnist, MnistSource};
 use wae_metrics::mnist_classifier::{
-    MnistClassifierConfig, MnistTrainConfig, train_mnist_classifier,
+    MnistClassifier, MnistClassifierConfig, MnistTrainConfig, train_mnist_classifier,
 };
 use wae_metrics::{GaussianStats, frechet_distance, laplace_sharpness, precision_recall};
 
@@ -39,38 +41,54 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t.elapsed().as_secs_f64()
     );
 
-    let train_config = MnistTrainConfig {
-        epochs,
-        ..Default::default()
-    };
-    println!("training the classifier: {train_config:?}");
-    let (trained, report) = train_mnist_classifier(
-        &mnist.train,
-        Some(&mnist.test),
-        &MnistClassifierConfig::default(),
-        &train_config,
-        &dev,
-    )?;
-    println!(
-        "classifier: {} steps in {:.1} s, loss {:.4} -> {:.4}, test accuracy {:.4}",
-        report.steps,
-        report.train_seconds,
-        report.initial_loss,
-        report.final_loss,
-        report.eval_accuracy.unwrap_or(f64::NAN)
-    );
-    if let Some(out) = out {
-        trained.save(&out)?;
+    let model = if epochs == 0 {
+        let path = out.ok_or("EPOCHS = 0 needs a CHECKPOINT to load")?;
+        let model = MnistClassifier::load(&path, &dev)?;
+        let t = Instant::now();
         println!(
-            "saved {} (sha256 {})",
-            out.display(),
-            wae_metrics::inception::sha256_file(&out)?
+            "loaded {}: test accuracy {:.4} ({:.1} s)",
+            path.display(),
+            model.accuracy(&mnist.test, 1000, &dev)?,
+            t.elapsed().as_secs_f64()
         );
-    }
+        model
+    } else {
+        let train_config = MnistTrainConfig {
+            epochs,
+            ..Default::default()
+        };
+        println!("training the classifier: {train_config:?}");
+        let (trained, report) = train_mnist_classifier(
+            &mnist.train,
+            Some(&mnist.test),
+            &MnistClassifierConfig::default(),
+            &train_config,
+            &dev,
+        )?;
+        println!(
+            "classifier: {} steps in {:.1} s, loss {:.4} -> {:.4}, test accuracy {:.4}",
+            report.steps,
+            report.train_seconds,
+            report.initial_loss,
+            report.final_loss,
+            report.eval_accuracy.unwrap_or(f64::NAN)
+        );
+        if let Some(out) = out {
+            trained.save(&out)?;
+            println!(
+                "saved {} (sha256 {})",
+                out.display(),
+                wae_metrics::inception::sha256_file(&out)?
+            );
+        }
+        trained.model
+    };
 
     let t = Instant::now();
-    let train_features = trained.model.dataset_features(&mnist.train, 1000, &dev)?;
-    let test_features = trained.model.dataset_features(&mnist.test, 1000, &dev)?;
+    let train_features = model.dataset_features(&mnist.train, 1000, &dev)?;
+    let test_features = model.dataset_features(&mnist.test, 1000, &dev)?;
+    println!("features of 70k images: {:.1} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
     let train_stats = GaussianStats::from_tensor(&train_features)?;
     let test_stats = GaussianStats::from_tensor(&test_features)?;
     println!(
