@@ -398,7 +398,7 @@ fn gemm_into<T: Real>(
         }
         return Ok(());
     }
-    let parallelism = if m * n * k >= 1 << 18 {
+    let parallelism = if m * n * k >= 1 << 22 {
         gemm::Parallelism::Rayon(rayon::current_num_threads().max(1))
     } else {
         gemm::Parallelism::None
