@@ -94,8 +94,9 @@ pub enum MmdImplementation {
     /// `Fused` on the CPU for f32/f64, `CandleOps` everywhere else.
     #[default]
     Auto,
-    /// One fused CPU pass over the pairwise distances (row blocks; one GEMM per block) with a
-    /// hand-written analytic backward. CPU device, f32 or f64 only.
+    /// One fused CPU pass over the pairwise distances in blocks of rows (one GEMM per block),
+    /// which also computes the analytic gradient when the inputs track gradients (the
+    /// backward pass then only scales it). Bounded memory. CPU device, f32 or f64 only.
     Fused,
     /// Plain candle tensor ops differentiated by candle's autograd; any device and float dtype.
     /// Materialises several `n x m` temporaries per kernel scale.
