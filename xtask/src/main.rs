@@ -6,6 +6,8 @@ use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod download;
+mod mnist_classifier;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Project chores for wae", version)]
@@ -16,11 +18,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Download a data set or weights file (not implemented yet: issue 9).
-    Download {
-        /// What to download: mnist, celeba, inception or dsprites.
-        what: String,
-    },
+    /// Download a data set or weights file: mnist, celeba, inception or dsprites.
+    Download(download::DownloadArgs),
+    /// Train the MNIST classifier of the offline FID-MNIST and save its weights.
+    TrainMnistClassifier(mnist_classifier::TrainClassifierArgs),
     /// Train, evaluate and compare the paper's models (not implemented yet: issue 9).
     Reproduce {
         /// Which experiment: mnist, celeba, fading-squares or dsprites.
@@ -39,12 +40,11 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Download { what } => {
-            bail!("`cargo xtask download {what}` is not implemented yet (tracked in issue 9)")
-        }
-        Command::Reproduce { experiment } => {
-            bail!("`cargo xtask reproduce {experiment}` is not implemented yet (tracked in issue 9)")
-        }
+        Command::Download(args) => download::run(&args),
+        Command::TrainMnistClassifier(args) => mnist_classifier::run(&args),
+        Command::Reproduce { experiment } => bail!(
+            "`cargo xtask reproduce {experiment}` is not implemented yet (tracked in issue 9)"
+        ),
         Command::Bench(args) => bench::run(args),
     }
 }
