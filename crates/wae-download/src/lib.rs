@@ -87,6 +87,22 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// The file list of a Hugging Face Hub repository could not be had, online or cached.
+    #[error(
+        "could not list the files of the Hugging Face Hub {kind} {repo}: {reason}\n\
+         Offline? On a machine with access run `huggingface-cli download --repo-type {kind} {repo}` \
+         and copy its hf-hub cache into {cache} here (or set HF_HOME to a copy), or place the data by hand"
+    )]
+    HubListing {
+        /// `dataset` or `model`.
+        kind: &'static str,
+        /// The repository id.
+        repo: String,
+        /// The hf-hub cache directory that was used.
+        cache: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// A local file operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -429,13 +445,12 @@ pub fn hub_file(repo: &str, file: &str, progress: bool) -> Result<PathBuf> {
 /// Online, the Hub's listing (hf-hub's `info()`, the repository's `siblings`). With
 /// `HF_HUB_OFFLINE=1`, or when the Hub cannot be reached, the files of the snapshot that
 /// hf-hub's cache holds for the `main` revision (only what was downloaded before).
-/// [`Error::Hub`] when neither gives a listing.
+/// [`Error::HubListing`] when neither gives a listing.
 pub fn hub_dataset_files(repo: &str) -> Result<Vec<String>> {
     let cache = hf_hub::Cache::from_env();
-    let hub_err = |reason: String| Error::Hub {
+    let hub_err = |reason: String| Error::HubListing {
         kind: "dataset",
         repo: repo.to_string(),
-        file: "(the repository's file list)".to_string(),
         cache: cache.path().clone(),
         reason,
     };

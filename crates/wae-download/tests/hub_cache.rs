@@ -36,5 +36,8 @@ fn offline_listing_and_files_come_from_the_cached_snapshot() {
     let msg = err.to_string();
     assert!(msg.contains("someone/else"), "{msg}");
     assert!(msg.contains("HF_HUB_OFFLINE"), "{msg}");
-    assert!(msg.contains("huggingface-cli download"), "{msg}");
+    assert!(
+        msg.contains("huggingface-cli download --repo-type dataset someone/else`"),
+        "{msg}"
+    );
 }
