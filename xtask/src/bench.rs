@@ -24,6 +24,14 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
+/// Freed large blocks are kept for the next step instead of being unmapped and
+/// page-faulted in again (see `wae_kernels::alloc`); the `wae` binary should do the same.
+#[global_allocator]
+static ALLOC: wae_kernels::alloc::LargeBlockCache =
+    wae_kernels::alloc::LargeBlockCache::new(CACHE_BYTES);
+
+const CACHE_BYTES: usize = 1 << 30;
+
 /// Arguments of `cargo xtask bench`.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -76,11 +84,17 @@ pub struct BenchArgs {
     /// Internal (worker): untimed warm-up steps.
     #[arg(long, hide = true, default_value_t = 2)]
     warmup: usize,
+    /// Internal (worker): budget of the large-block cache in MiB (0 = plain system allocator).
+    #[arg(long, hide = true)]
+    alloc_cache_mib: Option<usize>,
 }
 
 /// Entry point of the subcommand.
 pub fn run(args: BenchArgs) -> Result<()> {
     if args.worker {
+        if let Some(mib) = args.alloc_cache_mib {
+            ALLOC.set_max_cached_bytes(mib << 20);
+        }
         let out = if args.profile {
             worker_profile(&args)?
         } else {
@@ -504,10 +518,18 @@ fn worker_measure(args: &BenchArgs) -> Result<Value> {
         loss = step.step()?.0;
     }
     let start = Instant::now();
+    let mut step_cpu = Vec::new();
+    let mut step_wall = Vec::new();
     for _ in 0..args.steps.max(1) {
+        let (c0, t0) = (process_cpu_seconds(), Instant::now());
         loss = step.step()?.0;
+        step_wall.push(t0.elapsed().as_secs_f64());
+        if let (Some(a), Some(b)) = (c0, process_cpu_seconds()) {
+            step_cpu.push(b - a);
+        }
     }
     let dt = start.elapsed().as_secs_f64();
+    let min = |v: &[f64]| v.iter().copied().reduce(f64::min);
     if !loss.is_finite() {
         bail!("the loss is not finite: {loss}");
     }
@@ -522,7 +544,21 @@ fn worker_measure(args: &BenchArgs) -> Result<Value> {
         "loss": loss,
         "threads": rayon::current_num_threads(),
         "peak_rss_kb": peak_rss_kb(),
+        "min_step_wall_s": min(&step_wall),
+        "min_step_cpu_s": min(&step_cpu),
     }))
+}
+
+/// User + system CPU time of this process (all threads), from /proc/self/stat, in
+/// seconds (10 ms resolution).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// Kernel time per op kind accumulated during one phase, as JSON rows.

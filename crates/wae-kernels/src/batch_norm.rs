@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use crate::conv::{contiguous, cpu_slice};
 use crate::cpu::Elem;
 use crate::profile::{OpKind, Pass, timed};
+use crate::simd::multiversion;
 use crate::{Error, Result};
 
 /// The activation applied right after the normalisation, inside the same op.
@@ -78,7 +79,7 @@ struct ChannelAffineOp {
 }
 
 /// Sums with eight independent accumulators so that the compiler can vectorise them.
-#[inline]
+#[inline(always)]
 fn sum8<T: Elem>(x: &[T], f: impl Fn(usize) -> f64) -> f64 {
     let mut acc = [0f64; 8];
     let full = x.len() / 8 * 8;
@@ -98,25 +99,36 @@ fn sum8<T: Elem>(x: &[T], f: impl Fn(usize) -> f64) -> f64 {
 
 /// Per-channel mean and biased variance (two passes, f64 accumulation).
 fn channel_stats<T: Elem>(x: &[T], n: usize, c: usize, plane: usize) -> Stats {
-    let count = (n * plane).max(1) as f64;
     let (mean, var): (Vec<f64>, Vec<f64>) = (0..c)
         .into_par_iter()
-        .map(|ch| {
-            let chunks = || (0..n).map(move |s| &x[(s * c + ch) * plane..][..plane]);
-            let mean = chunks().map(|v| sum8(v, |i| v[i].as_f64())).sum::<f64>() / count;
-            let var = chunks()
-                .map(|v| {
-                    sum8(v, |i| {
-                        let d = v[i].as_f64() - mean;
-                        d * d
-                    })
-                })
-                .sum::<f64>()
-                / count;
-            (mean, var)
-        })
+        .map(|ch| channel_mean_var(x, n, c, plane, ch))
         .unzip();
     Stats { mean, var }
+}
+
+multiversion!(fn channel_mean_var<T: Elem>(x: &[T], n: usize, c: usize, plane: usize, ch: usize) -> (f64, f64) = channel_mean_var_body;);
+
+#[inline(always)]
+fn channel_mean_var_body<T: Elem>(
+    x: &[T],
+    n: usize,
+    c: usize,
+    plane: usize,
+    ch: usize,
+) -> (f64, f64) {
+    let count = (n * plane).max(1) as f64;
+    let chunks = || (0..n).map(move |s| &x[(s * c + ch) * plane..][..plane]);
+    let mean = chunks().map(|v| sum8(v, |i| v[i].as_f64())).sum::<f64>() / count;
+    let var = chunks()
+        .map(|v| {
+            sum8(v, |i| {
+                let d = v[i].as_f64() - mean;
+                d * d
+            })
+        })
+        .sum::<f64>()
+        / count;
+    (mean, var)
 }
 
 /// `y = act(x * scale[ch] + shift[ch])`, in parallel over samples.
@@ -134,41 +146,51 @@ fn affine_forward<T: Elem>(
     }
     y.par_chunks_mut(c * plane)
         .zip(x.par_chunks(c * plane))
-        .for_each(|(ys, xs)| {
-            for ch in 0..c {
-                let (a, b) = (scale[ch], shift[ch]);
-                let yo = &mut ys[ch * plane..(ch + 1) * plane];
-                let xi = &xs[ch * plane..(ch + 1) * plane];
-                match activation {
-                    Activation::Identity => {
-                        for (o, &v) in yo.iter_mut().zip(xi) {
-                            *o = v * a + b;
-                        }
-                    }
-                    Activation::Relu => {
-                        for (o, &v) in yo.iter_mut().zip(xi) {
-                            let t = v * a + b;
-                            *o = if t > T::ZERO { t } else { T::ZERO };
-                        }
-                    }
-                }
-            }
-        });
+        .for_each(|(ys, xs)| affine_sample(xs, ys, c, plane, scale, shift, activation));
     y
 }
 
-/// The gradient reaching the affine output: `grad`, masked by `res > 0` for a ReLU.
-#[inline]
-fn masked<T: Elem>(activation: Activation, grad: T, res: T) -> T {
-    match activation {
-        Activation::Identity => grad,
-        Activation::Relu => {
-            if res > T::ZERO {
-                grad
-            } else {
-                T::ZERO
+multiversion!(fn affine_sample<T: Elem>(xs: &[T], ys: &mut [T], c: usize, plane: usize, scale: &[T], shift: &[T], activation: Activation) = affine_sample_body;);
+
+/// [`affine_forward`] on one sample `(c, plane)`.
+#[inline(always)]
+fn affine_sample_body<T: Elem>(
+    xs: &[T],
+    ys: &mut [T],
+    c: usize,
+    plane: usize,
+    scale: &[T],
+    shift: &[T],
+    activation: Activation,
+) {
+    for ch in 0..c {
+        let (a, b) = (scale[ch], shift[ch]);
+        let yo = &mut ys[ch * plane..(ch + 1) * plane];
+        let xi = &xs[ch * plane..(ch + 1) * plane];
+        match activation {
+            Activation::Identity => {
+                for (o, &v) in yo.iter_mut().zip(xi) {
+                    *o = v * a + b;
+                }
+            }
+            Activation::Relu => {
+                for (o, &v) in yo.iter_mut().zip(xi) {
+                    let t = v * a + b;
+                    *o = if t > T::ZERO { t } else { T::ZERO };
+                }
             }
         }
+    }
+}
+
+/// The gradient reaching the affine output: `grad`, masked by `res > 0` for a ReLU.
+#[inline(always)]
+fn masked<T: Elem>(relu: bool, grad: T, res: T) -> T {
+    // NaN outputs pass their gradient, as for an identity.
+    if relu && res <= T::ZERO {
+        T::ZERO
+    } else {
+        grad
     }
 }
 
@@ -185,24 +207,47 @@ fn grad_sums<T: Elem>(
     (0..c)
         .into_par_iter()
         .map(|ch| {
-            let m = center[ch];
-            let mut sg = 0f64;
-            let mut sgx = 0f64;
-            for s in 0..n {
-                let off = (s * c + ch) * plane;
-                let (xs, gs, rs) = (
-                    &x[off..off + plane],
-                    &grad[off..off + plane],
-                    &res[off..off + plane],
-                );
-                sg += sum8(gs, |i| masked(activation, gs[i], rs[i]).as_f64());
-                sgx += sum8(gs, |i| {
-                    masked(activation, gs[i], rs[i]).as_f64() * (xs[i].as_f64() - m)
-                });
-            }
-            (sg, sgx)
+            let relu = activation == Activation::Relu;
+            grad_sums_channel(x, grad, res, n, c, plane, ch, center[ch], relu)
         })
         .unzip()
+}
+
+multiversion!(fn grad_sums_channel<T: Elem>(x: &[T], grad: &[T], res: &[T], n: usize, c: usize, plane: usize, ch: usize, center: f64, relu: bool) -> (f64, f64) = grad_sums_channel_body;);
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn grad_sums_channel_body<T: Elem>(
+    x: &[T],
+    grad: &[T],
+    res: &[T],
+    n: usize,
+    c: usize,
+    plane: usize,
+    ch: usize,
+    center: f64,
+    relu: bool,
+) -> (f64, f64) {
+    let mut sg = 0f64;
+    let mut sgx = 0f64;
+    for s in 0..n {
+        let off = (s * c + ch) * plane;
+        let (xs, gs, rs) = (
+            &x[off..off + plane],
+            &grad[off..off + plane],
+            &res[off..off + plane],
+        );
+        if relu {
+            sg += sum8(gs, |i| masked(true, gs[i], rs[i]).as_f64());
+            sgx += sum8(gs, |i| {
+                masked(true, gs[i], rs[i]).as_f64() * (xs[i].as_f64() - center)
+            });
+        } else {
+            sg += sum8(gs, |i| gs[i].as_f64());
+            sgx += sum8(gs, |i| gs[i].as_f64() * (xs[i].as_f64() - center));
+        }
+    }
+    (sg, sgx)
 }
 
 /// `dx = k_grad[ch] * g + k_x[ch] * x + k_0[ch]`, with `g` the masked gradient, in
@@ -224,21 +269,57 @@ fn input_grad<T: Elem>(
         return dx;
     }
     let block = c * plane;
+    let relu = activation == Activation::Relu;
     dx.par_chunks_mut(block).enumerate().for_each(|(s, out)| {
-        for ch in 0..c {
-            let off = s * block + ch * plane;
-            let (xs, gs, rs) = (
-                &x[off..off + plane],
-                &grad[off..off + plane],
-                &res[off..off + plane],
-            );
-            let (kg, kx, k0) = (k_grad[ch], k_x[ch], k_0[ch]);
-            for (i, o) in out[ch * plane..(ch + 1) * plane].iter_mut().enumerate() {
-                *o = kg * masked(activation, gs[i], rs[i]) + kx * xs[i] + k0;
-            }
-        }
+        let off = s * block;
+        let range = off..off + block;
+        input_grad_sample(
+            &x[range.clone()],
+            &grad[range.clone()],
+            &res[range],
+            out,
+            plane,
+            k_grad,
+            k_x,
+            k_0,
+            relu,
+        )
     });
     dx
+}
+
+multiversion!(fn input_grad_sample<T: Elem>(xs: &[T], gs: &[T], rs: &[T], out: &mut [T], plane: usize, k_grad: &[T], k_x: &[T], k_0: &[T], relu: bool) = input_grad_sample_body;);
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn input_grad_sample_body<T: Elem>(
+    xs: &[T],
+    gs: &[T],
+    rs: &[T],
+    out: &mut [T],
+    plane: usize,
+    k_grad: &[T],
+    k_x: &[T],
+    k_0: &[T],
+    relu: bool,
+) {
+    for (ch, ((o, x), (g, r))) in out
+        .chunks_mut(plane)
+        .zip(xs.chunks(plane))
+        .zip(gs.chunks(plane).zip(rs.chunks(plane)))
+        .enumerate()
+    {
+        let (kg, kx, k0) = (k_grad[ch], k_x[ch], k_0[ch]);
+        if relu {
+            for (((o, &x), &g), &r) in o.iter_mut().zip(x).zip(g).zip(r) {
+                *o = kg * masked(true, g, r) + kx * x + k0;
+            }
+        } else {
+            for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+                *o = kg * g + kx * x + k0;
+            }
+        }
+    }
 }
 
 impl BatchNormTrainOp {

@@ -18,6 +18,8 @@
 //! ([`conv_adjoint`]) and its derivative with respect to `K` ([`conv_kernel_grad`]).
 
 use rayon::prelude::*;
+
+use crate::simd::multiversion;
 use std::sync::Mutex;
 
 /// The element types the kernels run on (f32 and f64).
@@ -106,14 +108,6 @@ impl ConvGeom {
     }
     pub fn k_len(&self) -> usize {
         self.cb * self.rows()
-    }
-
-    /// The range of `xb` whose tap `kx` lands inside `a` (columns), as `lo..hi`.
-    fn valid_x(&self, kx: usize) -> (usize, usize) {
-        valid_range(self.wb, self.wa, self.sw, self.pw, kx)
-    }
-    fn valid_y(&self, ky: usize) -> (usize, usize) {
-        valid_range(self.hb, self.ha, self.sh, self.ph, ky)
     }
 
     /// How many samples one task handles at once: enough that one GEMM has a few hundred
@@ -254,38 +248,172 @@ fn gemm_rm<T: Elem>(
     }
 }
 
+/// Where one kernel tap lands along one axis: positions `lo..hi` of the feature side are
+/// valid, and position `lo + r` reads image index `lo*s + k - p + r*s`, which in the
+/// phase-split layout (see [`split_plane`]) is phase `phase`, index `start + r`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tap {
+    lo: usize,
+    hi: usize,
+    phase: usize,
+    start: usize,
+}
+
+/// The [`Tap`]s of `k_count` kernel positions along one axis.
+fn taps(n_out: usize, n_in: usize, s: usize, p: usize, k_count: usize) -> Vec<Tap> {
+    (0..k_count)
+        .map(|k| {
+            let (lo, hi) = valid_range(n_out, n_in, s, p, k);
+            if lo >= hi {
+                return Tap::default();
+            }
+            let first = lo * s + k - p;
+            Tap {
+                lo,
+                hi,
+                phase: first % s,
+                start: first / s,
+            }
+        })
+        .collect()
+}
+
+/// The phase-split layout of an `(h, w)` plane for strides `(sh, sw)`: `sh * sw` planes
+/// of `(hp, wp) = (ceil(h / sh), ceil(w / sw))`, phase `(py, px)` holding the elements
+/// `(y, x)` with `y mod sh = py`, `x mod sw = px` at `(y / sh, x / sw)`. A strided tap
+/// then reads or writes contiguous rows.
+#[derive(Clone, Copy, Debug)]
+struct PhaseLayout {
+    h: usize,
+    w: usize,
+    sh: usize,
+    sw: usize,
+    hp: usize,
+    wp: usize,
+}
+
+impl PhaseLayout {
+    fn new(h: usize, w: usize, sh: usize, sw: usize) -> Self {
+        Self {
+            h,
+            w,
+            sh,
+            sw,
+            hp: h.div_ceil(sh),
+            wp: w.div_ceil(sw),
+        }
+    }
+    fn is_identity(&self) -> bool {
+        self.sh == 1 && self.sw == 1
+    }
+    fn len(&self) -> usize {
+        self.sh * self.sw * self.hp * self.wp
+    }
+    /// Offset of row `row` of phase `(py, px)` (for the identity layout: of row `row`).
+    fn row(&self, py: usize, px: usize, row: usize) -> usize {
+        ((py * self.sw + px) * self.hp + row) * self.wp
+    }
+}
+
+/// Copies an `(h, w)` plane into its phase-split layout.
+#[inline(always)]
+fn split_plane<T: Elem>(plane: &[T], lay: &PhaseLayout, out: &mut [T]) {
+    for y in 0..lay.h {
+        let src = &plane[y * lay.w..(y + 1) * lay.w];
+        let (py, yy) = (y % lay.sh, y / lay.sh);
+        if lay.sw == 2 {
+            let even = lay.row(py, 0, yy);
+            let odd = lay.row(py, 1, yy);
+            for (j, pair) in src.chunks(2).enumerate() {
+                out[even + j] = pair[0];
+                if let Some(&v) = pair.get(1) {
+                    out[odd + j] = v;
+                }
+            }
+        } else {
+            for px in 0..lay.sw.min(lay.w) {
+                let base = lay.row(py, px, yy);
+                for (j, &v) in src[px..].iter().step_by(lay.sw).enumerate() {
+                    out[base + j] = v;
+                }
+            }
+        }
+    }
+}
+
+/// The inverse of [`split_plane`].
+#[inline(always)]
+fn merge_plane<T: Elem>(phases: &[T], lay: &PhaseLayout, plane: &mut [T]) {
+    for y in 0..lay.h {
+        let dst = &mut plane[y * lay.w..(y + 1) * lay.w];
+        let (py, yy) = (y % lay.sh, y / lay.sh);
+        if lay.sw == 2 {
+            let even = lay.row(py, 0, yy);
+            let odd = lay.row(py, 1, yy);
+            for (j, pair) in dst.chunks_mut(2).enumerate() {
+                pair[0] = phases[even + j];
+                if let Some(v) = pair.get_mut(1) {
+                    *v = phases[odd + j];
+                }
+            }
+        } else {
+            for px in 0..lay.sw.min(lay.w) {
+                let base = lay.row(py, px, yy);
+                for (j, d) in dst[px..].iter_mut().step_by(lay.sw).enumerate() {
+                    *d = phases[base + j];
+                }
+            }
+        }
+    }
+}
+
+multiversion!(
 /// im2col of samples `n0 .. n0 + g` of `a` into `cols`, a `(ca*kh*kw, g*hb*wb)` row-major
 /// matrix: `cols[(i, ky, kx), (s, yb, xb)] = a[n0 + s, i, yb*sh - ph + ky, xb*sw - pw + kx]`.
-fn im2col<T: Elem>(geo: &ConvGeom, a: &[T], n0: usize, g: usize, cols: &mut [T]) {
-    let (hb, wb) = (geo.hb, geo.wb);
-    let width = g * geo.b_plane();
-    for i in 0..geo.ca {
-        for ky in 0..geo.kh {
-            let (ylo, yhi) = geo.valid_y(ky);
-            for kx in 0..geo.kw {
-                let (xlo, xhi) = geo.valid_x(kx);
-                let row = (i * geo.kh + ky) * geo.kw + kx;
-                let dst_row = &mut cols[row * width..(row + 1) * width];
-                for s in 0..g {
-                    let plane = &a[((n0 + s) * geo.ca + i) * geo.a_plane()..][..geo.a_plane()];
-                    let dst = &mut dst_row[s * geo.b_plane()..(s + 1) * geo.b_plane()];
-                    for yb in 0..hb {
-                        let out = &mut dst[yb * wb..(yb + 1) * wb];
-                        if yb < ylo || yb >= yhi {
-                            out.fill(T::ZERO);
-                            continue;
-                        }
-                        let ya = yb * geo.sh + ky - geo.ph;
-                        let src = &plane[ya * geo.wa..(ya + 1) * geo.wa];
-                        out[..xlo].fill(T::ZERO);
-                        out[xhi..].fill(T::ZERO);
-                        if geo.sw == 1 {
-                            let x0 = xlo + kx - geo.pw;
-                            out[xlo..xhi].copy_from_slice(&src[x0..x0 + (xhi - xlo)]);
-                        } else {
-                            for (xb, o) in out[xlo..xhi].iter_mut().enumerate() {
-                                *o = src[(xlo + xb) * geo.sw + kx - geo.pw];
-                            }
+///
+/// Strided convolutions first split each image plane into its phases, so that every
+/// copy into `cols` is a contiguous row segment.
+fn im2col<T: Elem>(geo: &ConvGeom, a: &[T], n0: usize, g: usize, cols: &mut [T]) = im2col_body;);
+
+#[inline(always)]
+fn im2col_body<T: Elem>(geo: &ConvGeom, a: &[T], n0: usize, g: usize, cols: &mut [T]) {
+    let (wb, bp) = (geo.wb, geo.b_plane());
+    let width = g * bp;
+    let xt = taps(geo.wb, geo.wa, geo.sw, geo.pw, geo.kw);
+    let yt = taps(geo.hb, geo.ha, geo.sh, geo.ph, geo.kh);
+    let lay = PhaseLayout::new(geo.ha, geo.wa, geo.sh, geo.sw);
+    let mut phases = if lay.is_identity() {
+        Vec::new()
+    } else {
+        vec![T::ZERO; lay.len()]
+    };
+    for s in 0..g {
+        for i in 0..geo.ca {
+            let plane = &a[((n0 + s) * geo.ca + i) * geo.a_plane()..][..geo.a_plane()];
+            let src: &[T] = if lay.is_identity() {
+                plane
+            } else {
+                split_plane(plane, &lay, &mut phases);
+                &phases
+            };
+            for (ky, ty) in yt.iter().enumerate() {
+                for (kx, tx) in xt.iter().enumerate() {
+                    let row = (i * geo.kh + ky) * geo.kw + kx;
+                    let dst = &mut cols[row * width + s * bp..][..bp];
+                    if ty.lo >= ty.hi || tx.lo >= tx.hi {
+                        dst.fill(T::ZERO);
+                        continue;
+                    }
+                    dst[..ty.lo * wb].fill(T::ZERO);
+                    dst[ty.hi * wb..].fill(T::ZERO);
+                    let n = tx.hi - tx.lo;
+                    for (r, out) in dst[ty.lo * wb..ty.hi * wb].chunks_exact_mut(wb).enumerate() {
+                        let from =
+                            &src[lay.row(ty.phase, tx.phase, ty.start + r) + tx.start..][..n];
+                        out[..tx.lo].fill(T::ZERO);
+                        out[tx.hi..].fill(T::ZERO);
+                        for (o, &v) in out[tx.lo..tx.hi].iter_mut().zip(from) {
+                            *o = v;
                         }
                     }
                 }
@@ -294,40 +422,57 @@ fn im2col<T: Elem>(geo: &ConvGeom, a: &[T], n0: usize, g: usize, cols: &mut [T])
     }
 }
 
-/// col2im: adds the `(ca*kh*kw, g*hb*wb)` matrix `cols` into samples `0 .. g` of `a_out`
-/// (the adjoint of [`im2col`]). `a_out` holds exactly those `g` samples and is overwritten.
-fn col2im<T: Elem>(geo: &ConvGeom, cols: &[T], g: usize, a_out: &mut [T]) {
-    let wb = geo.wb;
-    let width = g * geo.b_plane();
-    a_out.fill(T::ZERO);
+multiversion!(
+/// col2im: the `(ca*kh*kw, g*hb*wb)` matrix `cols` summed into samples `0 .. g` of
+/// `a_out` (the adjoint of [`im2col`]); `a_out` holds exactly those `g` samples and is
+/// overwritten.
+///
+/// Strided convolutions accumulate each image plane in its phase-split layout (every
+/// tap adds contiguous row segments), then interleave it once.
+fn col2im<T: Elem>(geo: &ConvGeom, cols: &[T], g: usize, a_out: &mut [T]) = col2im_body;);
+
+#[inline(always)]
+fn col2im_body<T: Elem>(geo: &ConvGeom, cols: &[T], g: usize, a_out: &mut [T]) {
+    let (wb, bp) = (geo.wb, geo.b_plane());
+    let width = g * bp;
+    let xt = taps(geo.wb, geo.wa, geo.sw, geo.pw, geo.kw);
+    let yt = taps(geo.hb, geo.ha, geo.sh, geo.ph, geo.kh);
+    let lay = PhaseLayout::new(geo.ha, geo.wa, geo.sh, geo.sw);
+    let mut phases = if lay.is_identity() {
+        Vec::new()
+    } else {
+        vec![T::ZERO; lay.len()]
+    };
     for s in 0..g {
         for i in 0..geo.ca {
             let plane = &mut a_out[(s * geo.ca + i) * geo.a_plane()..][..geo.a_plane()];
-            for ky in 0..geo.kh {
-                let (ylo, yhi) = geo.valid_y(ky);
-                for kx in 0..geo.kw {
-                    let (xlo, xhi) = geo.valid_x(kx);
-                    if xlo >= xhi {
+            let acc: &mut [T] = if lay.is_identity() {
+                plane.fill(T::ZERO);
+                plane
+            } else {
+                phases.fill(T::ZERO);
+                &mut phases
+            };
+            for (ky, ty) in yt.iter().enumerate() {
+                for (kx, tx) in xt.iter().enumerate() {
+                    if ty.lo >= ty.hi || tx.lo >= tx.hi {
                         continue;
                     }
                     let row = (i * geo.kh + ky) * geo.kw + kx;
-                    let src_row = &cols[row * width + s * geo.b_plane()..][..geo.b_plane()];
-                    for yb in ylo..yhi {
-                        let ya = yb * geo.sh + ky - geo.ph;
-                        let dst = &mut plane[ya * geo.wa..(ya + 1) * geo.wa];
-                        let src = &src_row[yb * wb + xlo..yb * wb + xhi];
-                        if geo.sw == 1 {
-                            let x0 = xlo + kx - geo.pw;
-                            for (d, &v) in dst[x0..x0 + src.len()].iter_mut().zip(src) {
-                                *d += v;
-                            }
-                        } else {
-                            for (xb, &v) in src.iter().enumerate() {
-                                dst[(xlo + xb) * geo.sw + kx - geo.pw] += v;
-                            }
+                    let src = &cols[row * width + s * bp..][..bp];
+                    let n = tx.hi - tx.lo;
+                    for (r, from) in src[ty.lo * wb..ty.hi * wb].chunks_exact(wb).enumerate() {
+                        let dst =
+                            &mut acc[lay.row(ty.phase, tx.phase, ty.start + r) + tx.start..][..n];
+                        for (d, &v) in dst.iter_mut().zip(&from[tx.lo..tx.hi]) {
+                            *d += v;
                         }
                     }
                 }
+            }
+            if !lay.is_identity() {
+                let plane = &mut a_out[(s * geo.ca + i) * geo.a_plane()..][..geo.a_plane()];
+                merge_plane(&phases, &lay, plane);
             }
         }
     }
@@ -535,7 +680,15 @@ pub(crate) fn conv_kernel_grad<T: Elem>(geo: &ConvGeom, a: &[T], b: &[T]) -> Vec
 
 /// Adds `bias[c]` to every element of channel `c` of `g` samples of shape `(c, plane)`.
 fn add_bias<T: Elem>(bias: Option<&[T]>, x: &mut [T], c: usize, plane: usize, g: usize) {
-    let Some(bias) = bias else { return };
+    if let Some(bias) = bias {
+        add_bias_mv(bias, x, c, plane, g);
+    }
+}
+
+multiversion!(fn add_bias_mv<T: Elem>(bias: &[T], x: &mut [T], c: usize, plane: usize, g: usize) = add_bias_body;);
+
+#[inline(always)]
+fn add_bias_body<T: Elem>(bias: &[T], x: &mut [T], c: usize, plane: usize, g: usize) {
     for s in 0..g {
         for (ch, &bv) in bias.iter().enumerate().take(c) {
             for v in &mut x[(s * c + ch) * plane..][..plane] {
@@ -559,21 +712,41 @@ fn sum_into<T: Elem>(parts: Vec<Vec<T>>, dst: &mut [T]) {
     }
 }
 
-/// Per-channel sums of a `(N, c, plane)` tensor: `out[ch] = sum_{n, p} x[n, ch, p]`.
+/// Per-channel sums of a `(N, c, plane)` tensor: `out[ch] = sum_{n, p} x[n, ch, p]`
+/// (accumulated in f64).
 pub(crate) fn channel_sums<T: Elem>(x: &[T], n: usize, c: usize, plane: usize) -> Vec<T> {
     (0..c)
         .into_par_iter()
-        .map(|ch| {
-            let mut acc = 0f64;
-            for s in 0..n {
-                acc += x[(s * c + ch) * plane..][..plane]
-                    .iter()
-                    .fold(T::ZERO, |a, &v| a + v)
-                    .as_f64();
-            }
-            T::of_f64(acc)
-        })
+        .map(|ch| T::of_f64(channel_sum(x, n, c, plane, ch)))
         .collect()
+}
+
+multiversion!(fn channel_sum<T: Elem>(x: &[T], n: usize, c: usize, plane: usize, ch: usize) -> f64 = channel_sum_body;);
+
+#[inline(always)]
+fn channel_sum_body<T: Elem>(x: &[T], n: usize, c: usize, plane: usize, ch: usize) -> f64 {
+    let mut acc = 0f64;
+    for s in 0..n {
+        acc += sum_f64(&x[(s * c + ch) * plane..][..plane]);
+    }
+    acc
+}
+
+/// The sum of `x` in f64 with eight independent accumulators (vectorisable).
+#[inline(always)]
+pub(crate) fn sum_f64<T: Elem>(x: &[T]) -> f64 {
+    let mut lanes = [0f64; 8];
+    let mut chunks = x.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += v.as_f64();
+        }
+    }
+    let mut total: f64 = lanes.iter().sum();
+    for &v in chunks.remainder() {
+        total += v.as_f64();
+    }
+    total
 }
 
 #[cfg(test)]

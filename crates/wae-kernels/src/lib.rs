@@ -35,10 +35,12 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod alloc;
 mod batch_norm;
 mod conv;
 mod cpu;
 pub mod profile;
+mod simd;
 
 pub use batch_norm::{Activation, BatchNormOutput, batch_norm_eval, batch_norm_train};
 pub use conv::{Padding2d, conv_transpose2d, conv_transpose2d_cropped, conv2d, conv2d_padded};

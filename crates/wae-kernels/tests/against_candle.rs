@@ -17,6 +17,11 @@ fn randn(rng: &mut StdRng, shape: &[usize], std: f64, dtype: DType) -> candle_co
     Tensor::from_vec(v, shape, &Device::Cpu)?.to_dtype(dtype)
 }
 
+/// A new f64 variable holding the values of `v`.
+fn to_f64_var(v: &Var) -> candle_core::Result<Var> {
+    Var::from_tensor(&v.to_dtype(DType::F64)?)
+}
+
 /// `max |a - b| / max |b|`: relative error on the scale of the reference.
 fn rel_err(a: &Tensor, reference: &Tensor) -> candle_core::Result<f64> {
     assert_eq!(a.dims(), reference.dims(), "shape mismatch");
@@ -323,16 +328,22 @@ fn check_case(case: &Case, dtype: DType, tol: f64, rng: &mut StdRng) -> R {
     )?)?;
     let w = Var::from_tensor(&randn(rng, &weight_shape(case), 0.1, dtype)?)?;
     let b = Var::from_tensor(&randn(rng, &[case.c_out], 0.1, dtype)?)?;
-    let y_ref = candle_conv(case, &x, &w, &b)?;
+    // The reference is candle's op on the same values in f64, so that what is
+    // measured is our error, not the f32 rounding of the reference.
+    let (x64, w64, b64) = (to_f64_var(&x)?, to_f64_var(&w)?, to_f64_var(&b)?);
+    let y_ref = candle_conv(case, &x64, &w64, &b64)?;
     let y = ours(case, &x, &w, &b)?;
     assert_eq!(y.dims(), y_ref.dims(), "{}: output shape", case.name);
     let e = rel_err(&y, &y_ref)?;
     assert!(e < tol, "{}: forward rel err {e:e}", case.name);
     let r = randn(rng, y.dims(), 1.0, dtype)?;
-    let g_ref = (&y_ref * &r)?.sum_all()?.backward()?;
+    let g_ref = (&y_ref * r.to_dtype(DType::F64)?)?.sum_all()?.backward()?;
     let g = (&y * &r)?.sum_all()?.backward()?;
-    for (var, what) in [(&x, "input"), (&w, "weight"), (&b, "bias")] {
-        let (ours, theirs) = (g.get(var), g_ref.get(var));
+    for ((var, var64), what) in [(&x, &x64), (&w, &w64), (&b, &b64)]
+        .into_iter()
+        .zip(["input", "weight", "bias"])
+    {
+        let (ours, theirs) = (g.get(var), g_ref.get(var64));
         let (Some(ours), Some(theirs)) = (ours, theirs) else {
             panic!("{}: missing {what} gradient", case.name);
         };
@@ -490,15 +501,17 @@ fn batch_norm_train_matches_candle_nn() -> R {
             let x = Var::from_tensor(&(randn(&mut rng, &shape, 2.0, DType::F32)? + 0.5)?)?;
             let gamma = Var::from_tensor(&(randn(&mut rng, &[c], 0.3, DType::F32)? + 1.0)?)?;
             let beta = Var::from_tensor(&randn(&mut rng, &[c], 0.3, DType::F32)?)?;
+            // Reference: candle-nn's BatchNorm on the same values in f64.
+            let (x64, gamma64, beta64) = (to_f64_var(&x)?, to_f64_var(&gamma)?, to_f64_var(&beta)?);
             let bn = candle_nn::BatchNorm::new(
                 c,
-                Tensor::zeros(c, DType::F32, &Device::Cpu)?,
-                Tensor::ones(c, DType::F32, &Device::Cpu)?,
-                gamma.as_tensor().clone(),
-                beta.as_tensor().clone(),
+                Tensor::zeros(c, DType::F64, &Device::Cpu)?,
+                Tensor::ones(c, DType::F64, &Device::Cpu)?,
+                gamma64.as_tensor().clone(),
+                beta64.as_tensor().clone(),
                 1e-5,
             )?;
-            let mut y_ref = bn.forward_t(&x, true)?;
+            let mut y_ref = bn.forward_t(&x64, true)?;
             if activation == Activation::Relu {
                 y_ref = y_ref.relu()?;
             }
@@ -517,14 +530,15 @@ fn batch_norm_train_matches_candle_nn() -> R {
             let unbiased = (&out.batch_var * (m / (m - 1.0)))?;
             assert!(rel_err(&unbiased, &var_ref)? < 1e-5, "{shape:?}: batch var");
             let r = randn(&mut rng, &shape, 1.0, DType::F32)?;
-            let g_ref = (&y_ref * &r)?.sum_all()?.backward()?;
+            let g_ref = (&y_ref * r.to_dtype(DType::F64)?)?.sum_all()?.backward()?;
             let g = (&out.output * &r)?.sum_all()?.backward()?;
-            for (var, what) in [(&x, "input"), (&gamma, "gamma"), (&beta, "beta")] {
+            for ((var, var64), what) in [(&x, &x64), (&gamma, &gamma64), (&beta, &beta64)]
+                .into_iter()
+                .zip(["input", "gamma", "beta"])
+            {
                 let ours = g.get(var).ok_or("missing gradient")?;
-                let theirs = g_ref.get(var).ok_or("missing reference gradient")?;
+                let theirs = g_ref.get(var64).ok_or("missing reference gradient")?;
                 let e = rel_err(ours, theirs)?;
-                // The input gradient of a BatchNorm is a difference of nearly equal terms:
-                // measured on its own scale it carries f32 rounding of the larger ones.
                 assert!(
                     e < 1e-5,
                     "{shape:?} {activation:?}: {what} gradient rel err {e:e}"
@@ -658,21 +672,25 @@ fn cropped_transposed_convolution_matches_candle_narrow() -> R {
         let b = Var::from_tensor(&randn(&mut rng, &[c_out], 0.1, DType::F32)?)?;
         let full = (hw - 1) * stride + k - 2 * padding;
         let extra = out.0.max(out.1).saturating_sub(full);
-        let y_ref = x
-            .conv_transpose2d(&w, padding, extra, stride, 1)?
+        let (x64, w64, b64) = (to_f64_var(&x)?, to_f64_var(&w)?, to_f64_var(&b)?);
+        let y_ref = x64
+            .conv_transpose2d(&w64, padding, extra, stride, 1)?
             .narrow(2, 0, out.0)?
             .narrow(3, 0, out.1)?
-            .broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+            .broadcast_add(&b64.reshape((1, (), 1, 1))?)?;
         let y = wae_kernels::conv_transpose2d_cropped(&x, &w, Some(&b), stride, padding, out)?;
         assert_eq!(y.dims(), &[2, c_out, out.0, out.1]);
         assert!(rel_err(&y, &y_ref)? < 1e-5, "{hw} -> {out:?}: forward");
         let r = randn(&mut rng, y.dims(), 1.0, DType::F32)?;
-        let g_ref = (&y_ref * &r)?.sum_all()?.backward()?;
+        let g_ref = (&y_ref * r.to_dtype(DType::F64)?)?.sum_all()?.backward()?;
         let g = (&y * &r)?.sum_all()?.backward()?;
-        for (var, what) in [(&x, "input"), (&w, "weight"), (&b, "bias")] {
+        for ((var, var64), what) in [(&x, &x64), (&w, &w64), (&b, &b64)]
+            .into_iter()
+            .zip(["input", "weight", "bias"])
+        {
             let e = rel_err(
                 g.get(var).ok_or("missing")?,
-                g_ref.get(var).ok_or("missing")?,
+                g_ref.get(var64).ok_or("missing")?,
             )?;
             assert!(e < 1e-5, "{hw} -> {out:?}: {what} gradient rel err {e:e}");
         }
