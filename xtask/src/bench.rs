@@ -87,6 +87,10 @@ pub struct BenchArgs {
     /// Internal (worker): budget of the large-block cache in MiB (0 = plain system allocator).
     #[arg(long, hide = true)]
     alloc_cache_mib: Option<usize>,
+    /// Internal (worker): run the decoders' up-sampling layers on the GEMM kernel
+    /// instead of Winograd.
+    #[arg(long, hide = true)]
+    no_winograd: bool,
 }
 
 /// Entry point of the subcommand.
@@ -94,6 +98,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.worker {
         if let Some(mib) = args.alloc_cache_mib {
             ALLOC.set_max_cached_bytes(mib << 20);
+        }
+        if args.no_winograd {
+            wae_kernels::set_winograd_enabled(false);
         }
         let out = if args.profile {
             worker_profile(&args)?

@@ -210,5 +210,21 @@ fn main() -> R<()> {
             theirs.1
         );
     }
+    for &(c, hw) in &[(ch(256), 28), (ch(512), 14)] {
+        if !run("relu") {
+            continue;
+        }
+        let x = var(&[n, c, hw, hw], 1.0)?;
+        let t = time_op(reps, &[&x], &|| Ok(x.relu()?))?;
+        let ident = time_op(reps, &[&x], &|| Ok(x.affine(1.0, 0.0)?))?;
+        println!(
+            "{:<34} {:>9.4} {:>9.4} {:>9.4} {:>9.4}",
+            format!("candle relu / affine {c}x{hw}x{hw}"),
+            t.0,
+            t.1,
+            ident.0,
+            ident.1
+        );
+    }
     Ok(())
 }

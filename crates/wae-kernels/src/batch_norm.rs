@@ -8,7 +8,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType
 use rayon::prelude::*;
 
 use crate::conv::{contiguous, cpu_slice};
-use crate::cpu::Elem;
+use crate::cpu::{Elem, par_build};
 use crate::profile::{OpKind, Pass, timed};
 use crate::simd::multiversion;
 use crate::{Error, Result};
@@ -140,14 +140,21 @@ fn affine_forward<T: Elem>(
     shift: &[T],
     activation: Activation,
 ) -> Vec<T> {
-    let mut y = vec![T::ZERO; x.len()];
     if plane == 0 || c == 0 {
-        return y;
+        return vec![T::ZERO; x.len()];
     }
-    y.par_chunks_mut(c * plane)
-        .zip(x.par_chunks(c * plane))
-        .for_each(|(ys, xs)| affine_sample(xs, ys, c, plane, scale, shift, activation));
-    y
+    let block = c * plane;
+    par_build(x.len(), block, |s, ys| {
+        affine_sample(
+            &x[s * block..][..block],
+            ys,
+            c,
+            plane,
+            scale,
+            shift,
+            activation,
+        )
+    })
 }
 
 multiversion!(fn affine_sample<T: Elem>(xs: &[T], ys: &mut [T], c: usize, plane: usize, scale: &[T], shift: &[T], activation: Activation) = affine_sample_body;);
@@ -264,13 +271,12 @@ fn input_grad<T: Elem>(
     k_0: &[T],
     activation: Activation,
 ) -> Vec<T> {
-    let mut dx = vec![T::ZERO; x.len()];
     if plane == 0 || c == 0 {
-        return dx;
+        return vec![T::ZERO; x.len()];
     }
     let block = c * plane;
     let relu = activation == Activation::Relu;
-    dx.par_chunks_mut(block).enumerate().for_each(|(s, out)| {
+    par_build(x.len(), block, |s, out| {
         let off = s * block;
         let range = off..off + block;
         input_grad_sample(
@@ -284,8 +290,7 @@ fn input_grad<T: Elem>(
             k_0,
             relu,
         )
-    });
-    dx
+    })
 }
 
 multiversion!(fn input_grad_sample<T: Elem>(xs: &[T], gs: &[T], rs: &[T], out: &mut [T], plane: usize, k_grad: &[T], k_x: &[T], k_0: &[T], relu: bool) = input_grad_sample_body;);

@@ -8,6 +8,7 @@ use candle_core::{
 
 use crate::cpu::{self, ConvGeom, Elem};
 use crate::profile::{OpKind, Pass, timed};
+use crate::winograd;
 use crate::{Error, Result};
 
 /// Zero padding of a 2-d convolution's input, in pixels on each side.
@@ -171,6 +172,9 @@ impl ConvOp {
     fn forward<T: Elem>(&self, geo: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
         match self.direction {
             Direction::Conv => cpu::conv_forward(geo, x, w, bias),
+            Direction::Transposed if crate::winograd_enabled() && winograd::applies(geo) => {
+                winograd::forward(geo, x, w, bias)
+            }
             Direction::Transposed => cpu::conv_adjoint(geo, x, w, bias),
         }
     }
@@ -278,27 +282,27 @@ impl ConvOp {
                 };
                 (dx, dw)
             }
+            Direction::Transposed if crate::winograd_enabled() && winograd::applies(&geo) => {
+                winograd::backward(&geo, xv, wv, gv, want_x, want_w)
+            }
             Direction::Transposed => {
                 // grad is the image side a; x the feature side b. One im2col of the
                 // gradient serves both products.
-                let mut dx = if want_x {
-                    vec![T::ZERO; geo.b_len()]
-                } else {
-                    Vec::new()
-                };
                 let mut dw = if want_w {
                     vec![T::ZERO; geo.k_len()]
                 } else {
                     Vec::new()
                 };
-                if want_x || want_w {
+                let dx = if want_x || want_w {
                     let kernel_grad = if want_w {
                         Some((xv, dw.as_mut_slice()))
                     } else {
                         None
                     };
-                    cpu::conv_forward_into(&geo, gv, wv, None, &mut dx, kernel_grad);
-                }
+                    cpu::conv_forward_into(&geo, gv, wv, None, want_x, kernel_grad)
+                } else {
+                    Vec::new()
+                };
                 (want_x.then_some(dx), want_w.then_some(dw))
             }
         };

@@ -112,15 +112,24 @@ impl ConvGeom {
 
     /// How many samples one task handles at once: enough that one GEMM has a few hundred
     /// columns (so the packed kernel matrix is reused), few enough that the im2col
-    /// buffer stays in the last-level cache and that every thread gets work.
-    fn group_size(&self, threads: usize) -> usize {
+    /// buffer stays in the last-level cache and that there are at least [`MIN_TASKS`]
+    /// tasks. It does not depend on the thread count, so neither do the GEMM shapes
+    /// (the gemm crate's blocking, and so its summation order, follows the shapes).
+    fn group_size(&self) -> usize {
         let per_sample = (self.rows() * self.b_plane()).max(1);
         let by_cache = (GROUP_TARGET_ELEMS / per_sample).max(1);
         let by_columns = MIN_GEMM_COLUMNS.div_ceil(self.b_plane().max(1)).max(1);
-        let by_threads = self.n.div_ceil(threads.max(1)).max(1);
-        by_cache.min(by_columns).min(by_threads).max(1)
+        let by_tasks = self.n.div_ceil(MIN_TASKS).max(1);
+        by_cache.min(by_columns).min(by_tasks).max(1)
     }
 }
+
+/// The fewest tasks a batch is split into (when it has that many samples).
+const MIN_TASKS: usize = 8;
+/// The most partial kernel-gradient buffers one call sums ([`conv_forward_into`]).
+const MAX_DK_SLOTS: usize = 4;
+/// Memory, in bytes, the partial kernel-gradient buffers beyond the first may take.
+const DK_SLOT_BYTES: usize = 64 << 20;
 
 /// Target size, in elements, of one task's im2col buffer.
 const GROUP_TARGET_ELEMS: usize = 1 << 21;
@@ -169,15 +178,12 @@ impl<T: Elem> Pool<T> {
             free.push(v);
         }
     }
-    fn into_inner(self) -> Vec<Vec<T>> {
-        self.free.into_inner().unwrap_or_default()
-    }
 }
 
 /// The gemm crate's row-major product `dst (m x n) = lhs (m x k) * rhs (k x n)` (or
 /// `dst += ...` when `accumulate`), each matrix given by a row stride and a column stride.
 #[allow(clippy::too_many_arguments)]
-fn gemm_rm<T: Elem>(
+pub(crate) fn gemm_rm<T: Elem>(
     m: usize,
     n: usize,
     k: usize,
@@ -508,7 +514,7 @@ fn scatter_channels_major<T: Elem>(src: &[T], c: usize, plane: usize, g: usize, 
 /// The parallel layout of one call: `(threads, samples per task)`.
 fn plan(geo: &ConvGeom) -> (usize, usize) {
     let threads = rayon::current_num_threads().max(1);
-    (threads, geo.group_size(threads))
+    (threads, geo.group_size())
 }
 
 /// The gemm crate's parallelism for a GEMM run inside one task: single-threaded when the
@@ -530,37 +536,60 @@ pub(crate) fn conv_forward<T: Elem>(
     k: &[T],
     bias: Option<&[T]>,
 ) -> Vec<T> {
-    let mut b = vec![T::ZERO; geo.b_len()];
-    conv_forward_into(geo, a, k, bias, &mut b, None);
-    b
+    conv_forward_into(geo, a, k, bias, true, None)
 }
 
-/// [`conv_forward`] into `b_out`; when `kernel_grad` is `Some((b_in, dk))` it also computes
-/// `dk = sum_n b_in_n * im2col(a_n)^T` from the same im2col buffers (`dk`: `(cb, ca*kh*kw)`,
-/// overwritten). `b_out` may be empty, then only the kernel gradient is computed.
+/// [`conv_forward`] (when `want_b`; else an empty vector is returned); when
+/// `kernel_grad` is `Some((b_in, dk))` it also computes `dk = sum_n b_in_n * im2col(a_n)^T`
+/// from the same im2col buffers (`dk`: `(cb, ca*kh*kw)`, overwritten).
+///
+/// The result does not depend on the thread count or on scheduling: the tasks (groups
+/// of samples) are split into a fixed number of contiguous slots, each slot runs its
+/// tasks in order into its own kernel-gradient buffer, and the buffers are summed in
+/// slot order.
 pub(crate) fn conv_forward_into<T: Elem>(
     geo: &ConvGeom,
     a: &[T],
     k: &[T],
     bias: Option<&[T]>,
-    b_out: &mut [T],
+    want_b: bool,
     kernel_grad: Option<(&[T], &mut [T])>,
-) {
-    let want_b = !b_out.is_empty();
+) -> Vec<T> {
     let (threads, g) = plan(geo);
     let rows = geo.rows();
     let bp = geo.b_plane();
     let n_tasks = geo.n.div_ceil(g);
-    let par = inner_parallelism(n_tasks, threads);
-    let cols_pool = Pool::<T>::new();
-    let tmp_pool = Pool::<T>::new();
-    let dk_pool = Pool::<T>::new();
-    let (b_in, dk_out) = match kernel_grad {
+    let (b_in, mut dk_out) = match kernel_grad {
         Some((b_in, dk)) => (Some(b_in), Some(dk)),
         None => (None, None),
     };
-    let chunk = g * geo.cb * bp;
-    let work = |task: usize, b_chunk: Option<&mut [T]>| {
+    // Tasks per slot: one without a kernel gradient (tasks are then independent).
+    let per_slot = if dk_out.is_some() {
+        let k_bytes = (geo.k_len() * std::mem::size_of::<T>()).max(1);
+        let slots = (1 + DK_SLOT_BYTES / k_bytes).clamp(1, MAX_DK_SLOTS);
+        n_tasks.div_ceil(slots.min(n_tasks).max(1)).max(1)
+    } else {
+        1
+    };
+    let n_slots = n_tasks.div_ceil(per_slot);
+    let par = inner_parallelism(n_slots, threads);
+    // Slot 0 accumulates straight into `dk_out`, the others into their own buffers.
+    let mut dk_rest: Vec<Vec<T>> = Vec::new();
+    let dk_bufs: Vec<Mutex<&mut [T]>> = match dk_out.as_deref_mut() {
+        Some(dk_out) => {
+            dk_out.fill(T::ZERO);
+            dk_rest = (1..n_slots).map(|_| vec![T::ZERO; geo.k_len()]).collect();
+            std::iter::once(dk_out)
+                .chain(dk_rest.iter_mut().map(|v| v.as_mut_slice()))
+                .map(Mutex::new)
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let cols_pool = Pool::<T>::new();
+    let tmp_pool = Pool::<T>::new();
+    let task_b = g * geo.cb * bp;
+    let work = |task: usize, b_chunk: Option<&mut [T]>, dk: Option<&mut [T]>| {
         let n0 = task * g;
         let gs = g.min(geo.n - n0);
         let width = gs * bp;
@@ -583,41 +612,80 @@ pub(crate) fn conv_forward_into<T: Elem>(
                 tmp_pool.give(tmp);
             }
         }
-        if let Some(b_in) = b_in {
+        if let (Some(b_in), Some(dk)) = (b_in, dk) {
             // dk (cb, rows) += b_g (cb, width) * cols^T (width, rows)
-            let mut dk = dk_pool.take(geo.k_len());
             if gs == 1 {
                 let b_g = &b_in[n0 * geo.cb * bp..][..geo.cb * bp];
                 gemm_rm(
-                    geo.cb, rows, width, &mut dk, rows, 1, true, b_g, width, 1, &cols, 1, width,
-                    par,
+                    geo.cb, rows, width, dk, rows, 1, true, b_g, width, 1, &cols, 1, width, par,
                 );
             } else {
                 let mut tmp = tmp_pool.take(geo.cb * width);
                 gather_channels_major(b_in, geo.cb, bp, n0, gs, &mut tmp);
                 gemm_rm(
-                    geo.cb, rows, width, &mut dk, rows, 1, true, &tmp, width, 1, &cols, 1, width,
-                    par,
+                    geo.cb, rows, width, dk, rows, 1, true, &tmp, width, 1, &cols, 1, width, par,
                 );
                 tmp_pool.give(tmp);
             }
-            dk_pool.give(dk);
         }
         cols_pool.give(cols);
     };
-    if want_b {
-        b_out
-            .par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(task, b_chunk)| work(task, Some(b_chunk)));
+    // Runs the tasks of slot `slot` in order (writing their outputs into `b_slot`).
+    let run_slot = |slot: usize, mut b_slot: Option<&mut [T]>| {
+        let mut dk_guard = dk_bufs
+            .get(slot)
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
+        let first = slot * per_slot;
+        for task in first..(first + per_slot).min(n_tasks) {
+            let b_chunk = b_slot.as_deref_mut().map(|b| {
+                let off = (task - first) * task_b;
+                let len = task_b.min(b.len() - off);
+                &mut b[off..off + len]
+            });
+            work(task, b_chunk, dk_guard.as_deref_mut().map(|d| &mut **d));
+        }
+    };
+    let b_out = if want_b {
+        par_build(geo.b_len(), per_slot * task_b, |slot, b_slot| {
+            run_slot(slot, Some(b_slot))
+        })
     } else {
-        (0..n_tasks)
+        (0..n_slots)
             .into_par_iter()
-            .for_each(|task| work(task, None));
-    }
+            .for_each(|slot| run_slot(slot, None));
+        Vec::new()
+    };
+    drop(dk_bufs);
     if let Some(dk_out) = dk_out {
-        sum_into(dk_pool.into_inner(), dk_out);
+        add_in_order(dk_out, &dk_rest);
     }
+    b_out
+}
+
+/// A vector of `len` elements built in parallel: each chunk of `chunk` elements is
+/// zeroed by the task that then fills it (`fill(chunk_index, chunk)`), so that neither
+/// the zeroing nor the first touch of fresh pages runs serially.
+pub(crate) fn par_build<T: Elem>(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [T]) + Sync + Send,
+) -> Vec<T> {
+    let mut v: Vec<T> = Vec::with_capacity(len);
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(i, c)| {
+            for x in c.iter_mut() {
+                x.write(T::ZERO);
+            }
+            // SAFETY: every element of `c` was initialised just above, and
+            // `MaybeUninit<T>` has the layout of `T`.
+            let c = unsafe { &mut *(c as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
+            fill(i, c);
+        });
+    // SAFETY: the loop above initialised all `len` elements (its chunks cover them).
+    unsafe { v.set_len(len) };
+    v
 }
 
 /// `a = col2im(K^T * b_n)` per sample: the adjoint of [`conv_forward`] (a transposed
@@ -631,7 +699,6 @@ pub(crate) fn conv_adjoint<T: Elem>(
     k: &[T],
     bias: Option<&[T]>,
 ) -> Vec<T> {
-    let mut a = vec![T::ZERO; geo.a_len()];
     let (threads, g) = plan(geo);
     let rows = geo.rows();
     let bp = geo.b_plane();
@@ -639,33 +706,29 @@ pub(crate) fn conv_adjoint<T: Elem>(
     let par = inner_parallelism(n_tasks, threads);
     let cols_pool = Pool::<T>::new();
     let tmp_pool = Pool::<T>::new();
-    a.par_chunks_mut(g * geo.ca * geo.a_plane())
-        .enumerate()
-        .for_each(|(task, a_chunk)| {
-            let n0 = task * g;
-            let gs = g.min(geo.n - n0);
-            let width = gs * bp;
-            let mut cols = cols_pool.take(rows * width);
-            // cols (rows, width) = K^T (rows, cb) * b_g (cb, width)
-            if gs == 1 {
-                let b_g = &b[n0 * geo.cb * bp..][..geo.cb * bp];
-                gemm_rm(
-                    rows, width, geo.cb, &mut cols, width, 1, false, k, 1, rows, b_g, width, 1, par,
-                );
-            } else {
-                let mut tmp = tmp_pool.take(geo.cb * width);
-                gather_channels_major(b, geo.cb, bp, n0, gs, &mut tmp);
-                gemm_rm(
-                    rows, width, geo.cb, &mut cols, width, 1, false, k, 1, rows, &tmp, width, 1,
-                    par,
-                );
-                tmp_pool.give(tmp);
-            }
-            col2im(geo, &cols, gs, a_chunk);
-            add_bias(bias, a_chunk, geo.ca, geo.a_plane(), gs);
-            cols_pool.give(cols);
-        });
-    a
+    par_build(geo.a_len(), g * geo.ca * geo.a_plane(), |task, a_chunk| {
+        let n0 = task * g;
+        let gs = g.min(geo.n - n0);
+        let width = gs * bp;
+        let mut cols = cols_pool.take(rows * width);
+        // cols (rows, width) = K^T (rows, cb) * b_g (cb, width)
+        if gs == 1 {
+            let b_g = &b[n0 * geo.cb * bp..][..geo.cb * bp];
+            gemm_rm(
+                rows, width, geo.cb, &mut cols, width, 1, false, k, 1, rows, b_g, width, 1, par,
+            );
+        } else {
+            let mut tmp = tmp_pool.take(geo.cb * width);
+            gather_channels_major(b, geo.cb, bp, n0, gs, &mut tmp);
+            gemm_rm(
+                rows, width, geo.cb, &mut cols, width, 1, false, k, 1, rows, &tmp, width, 1, par,
+            );
+            tmp_pool.give(tmp);
+        }
+        col2im(geo, &cols, gs, a_chunk);
+        add_bias(bias, a_chunk, geo.ca, geo.a_plane(), gs);
+        cols_pool.give(cols);
+    })
 }
 
 /// `dk = sum_n b_n * im2col(a_n)^T`: the gradient of [`conv_forward`] with respect to its
@@ -674,7 +737,7 @@ pub(crate) fn conv_adjoint<T: Elem>(
 /// `a`: `(N, ca, ha, wa)`, `b`: `(N, cb, hb, wb)`, returns `(cb, ca*kh*kw)`.
 pub(crate) fn conv_kernel_grad<T: Elem>(geo: &ConvGeom, a: &[T], b: &[T]) -> Vec<T> {
     let mut dk = vec![T::ZERO; geo.k_len()];
-    conv_forward_into(geo, a, &[], None, &mut [], Some((b, &mut dk)));
+    conv_forward_into(geo, a, &[], None, false, Some((b, &mut dk)));
     dk
 }
 
@@ -698,18 +761,19 @@ fn add_bias_body<T: Elem>(bias: &[T], x: &mut [T], c: usize, plane: usize, g: us
     }
 }
 
-/// `dst = sum of parts` (dst is overwritten; no parts gives zeros).
-fn sum_into<T: Elem>(parts: Vec<Vec<T>>, dst: &mut [T]) {
-    dst.fill(T::ZERO);
-    for part in parts {
-        dst.par_chunks_mut(1 << 14)
-            .zip(part.par_chunks(1 << 14))
-            .for_each(|(d, p)| {
-                for (d, &p) in d.iter_mut().zip(p) {
-                    *d += p;
-                }
-            });
+/// `dst += parts[0]; dst += parts[1]; ...`: every element summed in the order of `parts`
+/// (in parallel over elements).
+fn add_in_order<T: Elem>(dst: &mut [T], parts: &[Vec<T>]) {
+    if parts.is_empty() {
+        return;
     }
+    dst.par_chunks_mut(1 << 14).enumerate().for_each(|(i, d)| {
+        for part in parts {
+            for (d, &p) in d.iter_mut().zip(&part[i << 14..]) {
+                *d += p;
+            }
+        }
+    });
 }
 
 /// Per-channel sums of a `(N, c, plane)` tensor: `out[ch] = sum_{n, p} x[n, ch, p]`

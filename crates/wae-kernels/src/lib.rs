@@ -13,6 +13,14 @@
 //! - [`batch_norm_train`] / [`batch_norm_eval`]: BatchNorm with an optional fused ReLU,
 //!   statistics and normalisation in one or two multithreaded passes each way.
 //!
+//! The 4x4, stride-2, padding-1 transposed convolution that doubles `(H, W)` (the DCGAN
+//! decoders' up-sampling layer) runs Winograd F(2x2, 2x2) instead, forward and backward
+//! (see [`set_winograd_enabled`]).
+//!
+//! Every kernel is deterministic: its result does not depend on the size of rayon's pool
+//! or on scheduling, because work is split by shape alone and partial sums are added in a
+//! fixed order (the `determinism` test checks bit equality in pools of 1, 2 and 3 threads).
+//!
 //! Convolutions take an optional bias, added inside the op (saving a broadcast add and
 //! its backward). GEMMs run on the `gemm` crate (the one candle uses), parallel over
 //! groups of samples on rayon's global pool (`RAYON_NUM_THREADS` sets its size). On
@@ -41,9 +49,25 @@ mod conv;
 mod cpu;
 pub mod profile;
 mod simd;
+mod winograd;
 
 pub use batch_norm::{Activation, BatchNormOutput, batch_norm_eval, batch_norm_train};
 pub use conv::{Padding2d, conv_transpose2d, conv_transpose2d_cropped, conv2d, conv2d_padded};
+
+static WINOGRAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns the Winograd path of the 4x4, stride-2, padding-1 transposed convolution
+/// (`(H, W) -> (2H, 2W)`, the DCGAN decoders' up-sampling layers) on or off for the whole
+/// process; it is on by default. Off, those layers run the general GEMM + col2im kernel.
+/// Both agree with candle's op to the tests' tolerance; this switch exists for
+/// benchmarks and tests.
+pub fn set_winograd_enabled(enabled: bool) {
+    WINOGRAD.store(enabled, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub(crate) fn winograd_enabled() -> bool {
+    WINOGRAD.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

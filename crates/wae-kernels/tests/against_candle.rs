@@ -353,8 +353,45 @@ fn check_case(case: &Case, dtype: DType, tol: f64, rng: &mut StdRng) -> R {
     Ok(())
 }
 
+/// Serialises the tests that depend on the process-wide Winograd switch: the
+/// 4x4 stride-2 transposed convolutions (the `-dec1` / `-dec2` cases) run the Winograd
+/// path while it is on, and the GEMM + col2im path while it is off.
+static WINOGRAD_SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds [`WINOGRAD_SWITCH`] with the switch set to `on` (and set back on when dropped).
+struct WinogradGuard(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+impl WinogradGuard {
+    fn set(on: bool) -> Self {
+        let guard = WINOGRAD_SWITCH
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        wae_kernels::set_winograd_enabled(on);
+        Self(guard)
+    }
+}
+
+impl Drop for WinogradGuard {
+    fn drop(&mut self) {
+        wae_kernels::set_winograd_enabled(true);
+    }
+}
+
+/// The cases the Winograd path takes: 4x4 kernel, stride 2, padding 1, `(H, W) -> (2H, 2W)`.
+fn is_winograd_shape(case: &Case) -> bool {
+    matches!(
+        case.kind,
+        Kind::Transposed {
+            padding: 1,
+            output_padding: 0
+        }
+    ) && case.k == 4
+        && case.stride == 2
+}
+
 #[test]
 fn convolutions_match_candle_f32() -> R {
+    let _winograd = WinogradGuard::set(true);
     let mut rng = StdRng::seed_from_u64(7);
     for case in cases() {
         check_case(&case, DType::F32, 1e-5, &mut rng)?;
@@ -364,8 +401,30 @@ fn convolutions_match_candle_f32() -> R {
 
 #[test]
 fn convolutions_match_candle_f64() -> R {
+    let _winograd = WinogradGuard::set(true);
     let mut rng = StdRng::seed_from_u64(8);
     for case in cases().iter().filter(|c| !c.name.contains("-w1-")) {
+        check_case(case, DType::F64, 1e-12, &mut rng)?;
+    }
+    Ok(())
+}
+
+/// The up-sampling layers on the GEMM + col2im path (Winograd off), values and
+/// gradients; the test above runs them on the Winograd path.
+#[test]
+fn winograd_shapes_on_the_gemm_path_match_candle() -> R {
+    let _winograd = WinogradGuard::set(false);
+    let winograd_cases: Vec<Case> = cases().into_iter().filter(is_winograd_shape).collect();
+    assert_eq!(
+        winograd_cases.len(),
+        4,
+        "the MNIST dec1 / dec2 layers at both widths"
+    );
+    let mut rng = StdRng::seed_from_u64(9);
+    for case in &winograd_cases {
+        check_case(case, DType::F32, 1e-5, &mut rng)?;
+    }
+    for case in winograd_cases.iter().filter(|c| !c.name.contains("-w1-")) {
         check_case(case, DType::F64, 1e-12, &mut rng)?;
     }
     Ok(())
@@ -425,6 +484,21 @@ fn conv_transpose_gradient_matches_finite_differences() -> R {
         [&[2, 2, 3, 3], &[2, 3, 3, 3], &[3]],
         11,
     )
+}
+
+/// The Winograd path (4x4, stride 2, padding 1, odd input size) and the GEMM path on
+/// the same layer, against central differences.
+#[test]
+fn winograd_conv_transpose_gradient_matches_finite_differences() -> R {
+    for on in [true, false] {
+        let _winograd = WinogradGuard::set(on);
+        finite_difference_check(
+            &|x, w, b| wae_kernels::conv_transpose2d(x, w, Some(b), 2, 1, 0),
+            [&[2, 3, 3, 5], &[3, 2, 4, 4], &[2]],
+            15,
+        )?;
+    }
+    Ok(())
 }
 
 #[test]
