@@ -80,31 +80,21 @@ fn metrics_without_time(run: &Path) -> Vec<serde_json::Map<String, Value>> {
         .collect()
 }
 
-/// Runs `f` on a one-thread rayon pool.
-///
-/// Resuming restores every bit of state, but bit-exact equality also needs
-/// deterministic kernels. As of commit 60cfbe0 the multi-threaded CPU convolutions of
-/// `wae-kernels` sum per-thread partial weight gradients in scheduling order, so two
-/// identical runs can differ in the last bits when more than one thread works. One
-/// thread makes the arithmetic order fixed, which isolates what this test checks:
-/// the checkpoint and resume machinery.
-fn single_threaded<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .expect("thread pool")
-        .install(f)
-}
-
+/// Trains `total` steps straight on a one-thread rayon pool, then `first` + the rest with
+/// a resume on rayon's default (multi-threaded) pool, and asserts bit-identical weights,
+/// optimiser state and losses. The `wae-kernels` CPU kernels sum in a fixed order
+/// whatever the thread count or scheduling (see its `determinism` test), so resuming
+/// is exact, and so is changing the thread count.
 fn straight_vs_resumed(cfg: &TrainConfig, first: u64, total: u64) {
-    single_threaded(|| straight_vs_resumed_inner(cfg, first, total));
-}
-
-fn straight_vs_resumed_inner(cfg: &TrainConfig, first: u64, total: u64) {
     let tmp = tempfile::tempdir().unwrap();
     let straight = tmp.path().join("straight");
     let split = tmp.path().join("split");
-    let a = train(cfg, &opts(&straight, total)).expect("straight run");
+    let a = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("thread pool")
+        .install(|| train(cfg, &opts(&straight, total)))
+        .expect("straight run");
     assert_eq!(a.steps, total);
     let b1 = train(cfg, &opts(&split, first)).expect("first half");
     assert_eq!(b1.steps, first);
