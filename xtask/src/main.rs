@@ -2,12 +2,13 @@
 //!
 //! Run as `cargo xtask <command>` (the alias lives in `.cargo/config.toml`).
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
 mod download;
 mod mnist_classifier;
+mod reproduce;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Project chores for wae", version)]
@@ -22,11 +23,8 @@ enum Command {
     Download(download::DownloadArgs),
     /// Train the MNIST classifier of the offline FID-MNIST and save its weights.
     TrainMnistClassifier(mnist_classifier::TrainClassifierArgs),
-    /// Train, evaluate and compare the paper's models (not implemented yet: issue 9).
-    Reproduce {
-        /// Which experiment: mnist, celeba, fading-squares or dsprites.
-        experiment: String,
-    },
+    /// Train, evaluate and compare an experiment's models: results.json, results.md, pictures.
+    Reproduce(reproduce::ReproduceArgs),
     /// Time our WAE-MMD training step against the PyTorch peer (issue 11).
     Bench(bench::BenchArgs),
 }
@@ -42,9 +40,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Download(args) => download::run(&args),
         Command::TrainMnistClassifier(args) => mnist_classifier::run(&args),
-        Command::Reproduce { experiment } => bail!(
-            "`cargo xtask reproduce {experiment}` is not implemented yet (tracked in issue 9)"
-        ),
+        Command::Reproduce(args) => reproduce::run(&args),
         Command::Bench(args) => bench::run(args),
     }
 }

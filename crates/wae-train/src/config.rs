@@ -23,13 +23,23 @@ pub enum DatasetKind {
     Mnist,
     /// CelebA 64x64, from the cache `cargo xtask download celeba` builds (`data/celeba/celeba64.bin`).
     Celeba,
+    /// Fading squares (Rubenstein et al. 2018), 1x32x32, generated: a centred 16-pixel
+    /// square whose grey level (uniform in [0, 1]) is the only factor. Sizes:
+    /// `train_examples` (default 10,000) and `test_examples` (default 2,000), drawn with
+    /// the fixed data seeds 1 (train) and 2 (test). Labels: the grey level's decile, 0..9.
+    FadingSquares,
+    /// dSprites, 1x64x64: rows of the official file drawn without replacement with the
+    /// fixed data seed 1 (first `train_examples`, default 100,000, then `test_examples`,
+    /// default 10,000). Rendered by the procedural generator, or read from the official
+    /// npz when `dir` (or `--data-dir`) names it or its folder. Labels: the shape class.
+    Dsprites,
 }
 
 /// Which train/test split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SplitKind {
-    /// The dataset's official split (MNIST: 60k / 10k).
+    /// The dataset's official split (MNIST: 60k / 10k; the generated sets have only one).
     Standard,
     /// The WAE code's split: all images merged, shuffled with seed 123, last 10k as test.
     #[default]
@@ -260,6 +270,8 @@ impl TrainConfig {
         let arch_ok = match self.data.dataset {
             DatasetKind::Mnist => arch.image_shape() == (1, 28, 28),
             DatasetKind::Celeba => arch.image_shape() == (3, 64, 64),
+            DatasetKind::FadingSquares => arch.image_shape() == (1, 32, 32),
+            DatasetKind::Dsprites => arch.image_shape() == (1, 64, 64),
         };
         if !arch_ok {
             return Err(Error::InvalidConfig(format!(

@@ -5,7 +5,9 @@
 //! | `mnist-wae-mmd`, `mnist-wae-gan` | the reference code's MNIST config (d_z 8, lambda 10, batch 100, 100 epochs, lr 1e-3 / 5e-4, /2 at epoch 30, /5 at 50, pretraining, input noise 0.01, N(0, 0.01) init) |
 //! | `mnist-vae`, `mnist-beta-vae` | the same networks with a Gaussian encoder and a Bernoulli decoder; beta 1 or 4; no pretraining or input noise |
 //! | `celeba-wae-mmd`, `celeba-wae-gan`, `celeba-vae` | the paper's CelebA settings (d_z 64, sigma_z^2 2, lambda 100 / 1, tanh output, pixels in [-1, 1]) with the reference code's optimiser (batch 100, 50 epochs, lr 1e-3 MMD / 3e-4 GAN, adversary 1e-3, smooth decay by 100, pretraining on 256 images, prior trick) |
-//! | `*-cpu` | the same with narrower networks and few epochs (MNIST: width / 4, 3 epochs; CelebA: width / 8, 1 epoch), see [`cpu_variant`] |
+//! | `fading-squares-wae-mmd`, `fading-squares-wae-mmd-gauss` | Rubenstein et al.'s latent-space experiment: WAE-MMD with d_z = 2 on 10,000 fading squares (the fully connected networks), deterministic encoder, or Gaussian encoder with the log-variance L1 penalty (weight 0.1, our choice); 50 epochs, batch 100, lr 1e-3 |
+//! | `dsprites-wae-mmd`, `dsprites-wae-mmd-gauss`, `dsprites-vae`, `dsprites-beta-vae`, `dsprites-beta-vae-16` | dSprites with the reference code's config (d_z 12, lambda 10, 256 filters, 4 layers, batch 100, lr 1e-3, plateau schedule): WAE-MMD deterministic or Gaussian (log-variance L1 0.1), VAE and beta-VAE (beta 4, 16) with a Bernoulli decoder; 100,000 training images, 20 epochs |
+//! | `*-cpu` | the same with narrower networks and few epochs (MNIST: width / 4, 3 epochs; CelebA: width / 8, 1 epoch; fading squares: full width, 15 epochs; dSprites: width / 2, 30,000 images, 3 epochs), see [`cpu_variant`] |
 //! | `mnist-wae-mmd-smoke` | a seconds-long run on 512 images with tiny networks, for tests and a first try |
 
 use wae_nets::{Activation, Architecture, EncoderKind};
@@ -59,6 +61,53 @@ pub const PRESETS: &[(&str, &str)] = &[
         "celeba-wae-gan at width/8 for 1 epoch",
     ),
     (
+        "fading-squares-wae-mmd",
+        "WAE-MMD, d_z = 2, deterministic encoder, on fading squares",
+    ),
+    (
+        "fading-squares-wae-mmd-gauss",
+        "WAE-MMD, d_z = 2, Gaussian encoder + log-variance L1, on fading squares",
+    ),
+    (
+        "dsprites-wae-mmd",
+        "WAE-MMD, deterministic encoder, on dSprites",
+    ),
+    (
+        "dsprites-wae-mmd-gauss",
+        "WAE-MMD, Gaussian encoder + log-variance L1, on dSprites",
+    ),
+    ("dsprites-vae", "VAE on dSprites (Bernoulli decoder)"),
+    ("dsprites-beta-vae", "beta-VAE (beta = 4) on dSprites"),
+    ("dsprites-beta-vae-16", "beta-VAE (beta = 16) on dSprites"),
+    (
+        "fading-squares-wae-mmd-cpu",
+        "fading-squares-wae-mmd for 15 epochs",
+    ),
+    (
+        "fading-squares-wae-mmd-gauss-cpu",
+        "fading-squares-wae-mmd-gauss for 15 epochs",
+    ),
+    (
+        "dsprites-wae-mmd-cpu",
+        "dsprites-wae-mmd at width/2 on 30,000 images for 3 epochs",
+    ),
+    (
+        "dsprites-wae-mmd-gauss-cpu",
+        "dsprites-wae-mmd-gauss at width/2 on 30,000 images for 3 epochs",
+    ),
+    (
+        "dsprites-vae-cpu",
+        "dsprites-vae at width/2 on 30,000 images for 3 epochs",
+    ),
+    (
+        "dsprites-beta-vae-cpu",
+        "dsprites-beta-vae at width/2 on 30,000 images for 3 epochs",
+    ),
+    (
+        "dsprites-beta-vae-16-cpu",
+        "dsprites-beta-vae-16 at width/2 on 30,000 images for 3 epochs",
+    ),
+    (
         "mnist-wae-mmd-smoke",
         "WAE-MMD on 512 MNIST images, width/16, 1 epoch of 16 steps (seconds)",
     ),
@@ -108,6 +157,72 @@ fn celeba_base(description: &str) -> TrainConfig {
     cfg.objective = ObjectiveConfig::WaeMmd(WaeMmdConfig {
         lambda: 100.0,
         ..WaeMmdConfig::default()
+    });
+    cfg
+}
+
+/// Weight of the log-variance L1 penalty of the random-encoder presets (our choice: it
+/// balances the reference 0.05-scaled squared-L2 cost of a few grey levels' error).
+pub const RANDOM_ENCODER_LOGVAR_L1: f64 = 0.1;
+
+fn wae_mmd_latent(
+    architecture: Architecture,
+    dataset: DatasetKind,
+    gaussian: bool,
+    description: &str,
+) -> TrainConfig {
+    let mut cfg = TrainConfig {
+        description: description.into(),
+        data: DataConfig {
+            dataset,
+            ..DataConfig::default()
+        },
+        model: ModelConfig::for_architecture(architecture),
+        ..TrainConfig::default()
+    };
+    cfg.optimizer.autoencoder.lr = 1e-3;
+    cfg.optimizer.schedule = Schedule::Constant;
+    cfg.pretrain.enabled = false;
+    cfg.training.log_every_steps = 20;
+    cfg.objective = ObjectiveConfig::WaeMmd(WaeMmdConfig {
+        lambda: 10.0,
+        logvar_l1: if gaussian {
+            RANDOM_ENCODER_LOGVAR_L1
+        } else {
+            0.0
+        },
+        ..WaeMmdConfig::default()
+    });
+    if gaussian {
+        cfg.model.encoder.kind = EncoderKind::Gaussian;
+    }
+    match dataset {
+        DatasetKind::FadingSquares => {
+            cfg.training.epochs = 50;
+        }
+        _ => {
+            cfg.training.epochs = 20;
+            cfg.optimizer.schedule = Schedule::Plateau {
+                start_epoch: 5,
+                patience_epochs: 2,
+                factor: 1.4,
+                min_factor: 1e-6,
+            };
+        }
+    }
+    cfg
+}
+
+fn dsprites_vae(beta: f64, description: &str) -> TrainConfig {
+    let mut cfg = wae_mmd_latent(
+        Architecture::Dsprites,
+        DatasetKind::Dsprites,
+        true,
+        description,
+    );
+    cfg.objective = ObjectiveConfig::Vae(VaeConfig {
+        beta,
+        likelihood: Likelihood::Bernoulli,
     });
     cfg
 }
@@ -170,6 +285,35 @@ pub fn preset(name: &str) -> Result<TrainConfig> {
             cfg.pretrain.enabled = false;
             cfg
         }
+        "fading-squares-wae-mmd" => wae_mmd_latent(
+            Architecture::FadingSquares,
+            DatasetKind::FadingSquares,
+            false,
+            "fading-squares-wae-mmd: d_z = 2, deterministic encoder",
+        ),
+        "fading-squares-wae-mmd-gauss" => wae_mmd_latent(
+            Architecture::FadingSquares,
+            DatasetKind::FadingSquares,
+            true,
+            "fading-squares-wae-mmd-gauss: d_z = 2, Gaussian encoder, log-variance L1 0.1",
+        ),
+        "dsprites-wae-mmd" => wae_mmd_latent(
+            Architecture::Dsprites,
+            DatasetKind::Dsprites,
+            false,
+            "dsprites-wae-mmd: the reference dSprites config, deterministic encoder",
+        ),
+        "dsprites-wae-mmd-gauss" => wae_mmd_latent(
+            Architecture::Dsprites,
+            DatasetKind::Dsprites,
+            true,
+            "dsprites-wae-mmd-gauss: the reference dSprites config, Gaussian encoder, log-variance L1 0.1",
+        ),
+        "dsprites-vae" => dsprites_vae(1.0, "dsprites-vae: VAE, dSprites networks"),
+        "dsprites-beta-vae" => dsprites_vae(4.0, "dsprites-beta-vae: beta 4, dSprites networks"),
+        "dsprites-beta-vae-16" => {
+            dsprites_vae(16.0, "dsprites-beta-vae-16: beta 16, dSprites networks")
+        }
         "mnist-wae-mmd-smoke" => {
             let mut cfg = mnist_base("mnist-wae-mmd-smoke: tiny WAE-MMD for tests");
             cfg.model = cfg.model.with_width_div(16);
@@ -198,6 +342,22 @@ pub fn preset(name: &str) -> Result<TrainConfig> {
                 let full = preset(base)?;
                 let mut cfg = if base.starts_with("celeba") {
                     cpu_variant(full, 8, 1)
+                } else if base.starts_with("fading-squares") {
+                    cpu_variant(full, 1, 15)
+                } else if base.starts_with("dsprites") {
+                    let mut cfg = cpu_variant(full, 2, 3);
+                    cfg.data.train_examples = Some(30_000);
+                    cfg.data.test_examples = Some(5_000);
+                    if let Schedule::Plateau {
+                        start_epoch,
+                        patience_epochs,
+                        ..
+                    } = &mut cfg.optimizer.schedule
+                    {
+                        *start_epoch = 1;
+                        *patience_epochs = 1;
+                    }
+                    cfg
                 } else {
                     cpu_variant(full, 4, 3)
                 };

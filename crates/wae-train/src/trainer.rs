@@ -123,6 +123,40 @@ pub fn load_data(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<(Dataset,
             let celeba = wae_data::CelebA::load(&path)?;
             (celeba.train, celeba.test)
         }
+        DatasetKind::FadingSquares => {
+            let (n_train, n_test) = generated_sizes(cfg);
+            let geometry = wae_data::FadingSquaresConfig::default();
+            let deciles = |set: wae_data::FadingSquares| -> Result<Dataset> {
+                let labels = set
+                    .grey_levels
+                    .iter()
+                    .map(|g| ((g * 10.0).floor() as u8).min(9))
+                    .collect();
+                let (c, h, w) = set.images.image_shape();
+                Ok(Dataset::new(set.images.images().to_vec(), labels, c, h, w)?)
+            };
+            let train = deciles(wae_data::FadingSquares::generate(
+                n_train,
+                TRAIN_DATA_SEED,
+                &geometry,
+            )?)?;
+            let test = deciles(wae_data::FadingSquares::generate(
+                n_test,
+                TEST_DATA_SEED,
+                &geometry,
+            )?)?;
+            return Ok((train, test));
+        }
+        DatasetKind::Dsprites => {
+            let (train_rows, test_rows) = dsprites_rows(cfg);
+            let load = |rows: &[usize]| -> Result<wae_data::Dsprites> {
+                Ok(match dsprites_npz(dir.as_deref())? {
+                    Some(path) => wae_data::Dsprites::load_npz_subset(&path, rows)?,
+                    None => wae_data::Dsprites::generate_indices(rows)?,
+                })
+            };
+            return Ok((load(&train_rows)?.images, load(&test_rows)?.images));
+        }
     };
     let limit = |set: Dataset, n: Option<usize>| -> Result<Dataset> {
         match n {
@@ -133,6 +167,73 @@ pub fn load_data(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<(Dataset,
     let train = limit(train, cfg.data.train_examples)?;
     let test = limit(test, cfg.data.test_examples)?;
     Ok((train, test))
+}
+
+/// Data seed of the generated training sets (fixed, so every model of an experiment sees
+/// the same images whatever its own seed).
+pub const TRAIN_DATA_SEED: u64 = 1;
+/// Data seed of the generated test sets.
+pub const TEST_DATA_SEED: u64 = 2;
+
+/// Sizes of a generated data set: `(train, test)` from the config or the defaults.
+fn generated_sizes(cfg: &TrainConfig) -> (usize, usize) {
+    let (train, test) = match cfg.data.dataset {
+        DatasetKind::Dsprites => (100_000, 10_000),
+        _ => (10_000, 2_000),
+    };
+    (
+        cfg.data.train_examples.unwrap_or(train),
+        cfg.data.test_examples.unwrap_or(test),
+    )
+}
+
+/// The rows of the official dSprites file a config trains and tests on: a permutation
+/// of all 737,280 rows drawn with [`TRAIN_DATA_SEED`], its first `train_examples` rows
+/// for training and the next `test_examples` for testing.
+pub fn dsprites_rows(cfg: &TrainConfig) -> (Vec<usize>, Vec<usize>) {
+    let (n_train, n_test) = generated_sizes(cfg);
+    let total = wae_data::dsprites::DSPRITES_LEN;
+    let n_train = n_train.min(total);
+    let n_test = n_test.min(total - n_train);
+    let order = wae_data::seeded_permutation(total, TRAIN_DATA_SEED);
+    (
+        order[..n_train].to_vec(),
+        order[n_train..n_train + n_test].to_vec(),
+    )
+}
+
+/// The factors of a dSprites config's test images, in order (`None` for other data sets).
+pub fn dsprites_test_factors(cfg: &TrainConfig) -> Result<Option<Vec<wae_data::DspritesFactors>>> {
+    if cfg.data.dataset != DatasetKind::Dsprites {
+        return Ok(None);
+    }
+    let (_, test_rows) = dsprites_rows(cfg);
+    let factors = test_rows
+        .iter()
+        .map(|&i| wae_data::DspritesFactors::from_index(i))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(Some(factors))
+}
+
+/// The official dSprites npz named by `dir` (the file, or a folder holding it), or
+/// `None` to use the procedural generator.
+fn dsprites_npz(dir: Option<&Path>) -> Result<Option<PathBuf>> {
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    let path = if dir.is_dir() {
+        dir.join(wae_data::dsprites::DSPRITES_FILE)
+    } else {
+        dir.to_path_buf()
+    };
+    if !path.is_file() {
+        return Err(Error::InvalidConfig(format!(
+            "dSprites: {} does not exist; give the official {} (or its folder) with              --data-dir / data.dir, get it with `cargo xtask download dsprites`, or leave              data.dir unset to render the images with the built-in generator",
+            path.display(),
+            wae_data::dsprites::DSPRITES_FILE
+        )));
+    }
+    Ok(Some(path))
 }
 
 /// Whether the model works on pixels in [-1, 1] (a tanh decoder) rather than [0, 1].

@@ -108,6 +108,9 @@ pub struct EvalFile {
     /// Samples vs test images in Inception-v3's pool3 space.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inception: Option<FeatureScores>,
+    /// FactorVAE and MIG scores (dSprites runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disentanglement: Option<Disentanglement>,
     /// Metrics not computed, with the reason.
     pub skipped: Vec<Skipped>,
     /// The run directory.
@@ -118,6 +121,91 @@ pub struct EvalFile {
     pub split: String,
     /// Seed of the prior draws.
     pub seed: u64,
+}
+
+/// Disentanglement scores of the encoder means on dSprites.
+#[derive(Debug, Clone, Serialize)]
+pub struct Disentanglement {
+    /// FactorVAE metric (Kim & Mnih 2018): accuracy of the majority-vote classifier on
+    /// its evaluation votes (chance: 0.2 for the 5 factors).
+    pub factor_vae: f64,
+    /// Its accuracy on the training votes.
+    pub factor_vae_train: f64,
+    /// Votes used to build the classifier and to evaluate it, and images per vote.
+    pub factor_vae_votes: [usize; 3],
+    /// Code dimensions the FactorVAE metric kept (not constant).
+    pub active_dims: usize,
+    /// Mutual information gap (Chen et al. 2018) on the evaluated test images, 20 bins.
+    pub mig: f64,
+    /// MIG's gap per factor: shape, scale, orientation, posX, posY.
+    pub mig_per_factor: Vec<f64>,
+}
+
+/// Settings of the FactorVAE metric here: fewer votes than `disentanglement_lib`'s
+/// 10,000 + 5,000 (which encode ~1M images) so that a CPU evaluation takes a minute.
+const FACTOR_VAE: wae_metrics::disentanglement::FactorVaeConfig =
+    wae_metrics::disentanglement::FactorVaeConfig {
+        batch_size: 64,
+        num_train: 800,
+        num_eval: 400,
+        num_variance_estimate: 5000,
+        prune_std_threshold: 0.0,
+    };
+
+/// FactorVAE (fresh images from the dSprites generator, encoded) and MIG (the test
+/// images `indices` with their known factors).
+fn disentanglement(
+    run: &LoadedRun,
+    test_factors: &[wae_data::DspritesFactors],
+    test_codes: &Tensor,
+    seed: u64,
+) -> Result<Disentanglement> {
+    use wae_metrics::disentanglement::{
+        FnSampler, MigConfig, codes_from_tensor, factor_vae_score, mig,
+    };
+    let to_metrics = |e: anyhow::Error| wae_metrics::Error::InvalidInput(format!("{e:#}"));
+    let encode =
+        |factors: &[wae_data::DspritesFactors]| -> wae_metrics::Result<ndarray::Array2<f64>> {
+            let data = wae_data::Dsprites::generate(factors)
+                .map_err(|e| wae_metrics::Error::InvalidInput(e.to_string()))?;
+            let indices: Vec<usize> = (0..factors.len()).collect();
+            let (codes, _) = run.encode(&data.images, &indices).map_err(to_metrics)?;
+            codes_from_tensor(&codes)
+        };
+    let classes = |factors: &[wae_data::DspritesFactors]| {
+        let flat: Vec<usize> = factors.iter().flat_map(|f| f.to_array()).collect();
+        ndarray::Array2::from_shape_vec((factors.len(), 5), flat).expect("5 factors a row")
+    };
+    let mut sampler = FnSampler::new(
+        wae_data::DSPRITES_FACTOR_SIZES.to_vec(),
+        |n, rng: &mut StdRng| {
+            let factors: Vec<_> = (0..n)
+                .map(|_| wae_data::DspritesFactors::random(rng))
+                .collect();
+            Ok((encode(&factors)?, classes(&factors)))
+        },
+        |factor, value, n, rng: &mut StdRng| {
+            let factors = wae_data::dsprites::sample_factors_with_fixed(factor, value, n, rng)
+                .map_err(|e| wae_metrics::Error::InvalidInput(e.to_string()))?;
+            encode(&factors)
+        },
+    );
+    let fv = factor_vae_score(&mut sampler, &FACTOR_VAE, seed)?;
+    let codes = codes_from_tensor(test_codes)?;
+    let factors = classes(test_factors);
+    let m = mig(codes.view(), factors.view(), &MigConfig::default())?;
+    Ok(Disentanglement {
+        factor_vae: fv.eval_accuracy,
+        factor_vae_train: fv.train_accuracy,
+        factor_vae_votes: [
+            FACTOR_VAE.num_train,
+            FACTOR_VAE.num_eval,
+            FACTOR_VAE.batch_size,
+        ],
+        active_dims: fv.num_active_dims,
+        mig: m.mig,
+        mig_per_factor: m.gaps,
+    })
 }
 
 /// Applies `features` to `images` (host, `(N, C, H, W)`) in batches on `device`;
@@ -243,6 +331,18 @@ fn print_table(e: &EvalFile) {
             );
         }
     }
+    if let Some(d) = &e.disentanglement {
+        row(
+            "FactorVAE metric",
+            format!("{:.4}", d.factor_vae),
+            "chance 0.2, 1 = each factor in its own dimensions",
+        );
+        row(
+            "MIG",
+            format!("{:.4}", d.mig),
+            "0 = entangled, 1 = disentangled",
+        );
+    }
     for s in &e.skipped {
         println!("  skipped {}: {}", s.metric, s.reason);
     }
@@ -305,8 +405,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         None => {
             skipped.push(Skipped {
                 metric: "classifier (FID, precision, recall)".into(),
-                reason: "no --classifier FILE given (MNIST classifier weights, see \
-                         `cargo run -p wae-metrics --example mnist_report`)"
+                reason: "no --classifier FILE given (MNIST classifier weights; \
+                         `cargo xtask train-mnist-classifier` makes them)"
                     .into(),
             });
             None
@@ -341,6 +441,24 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
     };
 
+    let disentanglement = match wae_train::trainer::dsprites_test_factors(&run.cfg)? {
+        Some(factors) if matches!(args.split, SplitArg::Test) => {
+            println!(
+                "disentanglement: FactorVAE metric ({} + {} votes of {} generated images) and MIG ({n} test images)",
+                FACTOR_VAE.num_train, FACTOR_VAE.num_eval, FACTOR_VAE.batch_size
+            );
+            Some(disentanglement(&run, &factors[..n], &codes, args.seed)?)
+        }
+        Some(_) => {
+            skipped.push(Skipped {
+                metric: "disentanglement (FactorVAE, MIG)".into(),
+                reason: "computed on the test split only".into(),
+            });
+            None
+        }
+        None => None,
+    };
+
     let report = EvalFile {
         step: run.step,
         examples: n,
@@ -354,6 +472,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         sharpness_test_images: laplace_sharpness(&real)?,
         classifier,
         inception,
+        disentanglement,
         skipped,
         run: run.run_dir.display().to_string(),
         checkpoint: run.checkpoint_dir.display().to_string(),
