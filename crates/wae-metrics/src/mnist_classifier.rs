@@ -207,6 +207,12 @@ impl MnistClassifier {
     }
 
     /// Features of a whole dataset in batches of `batch_size`, on the host as (N, feature_dim) f32.
+    ///
+    /// The result is detached: when the weights are trainable `Var`s (a classifier
+    /// fresh from [`train_mnist_classifier`]), candle records every batch's forward
+    /// graph, im2col buffers included, and concatenating the batches would keep all of
+    /// them alive (gigabytes for the 60,000 training images). Each batch's features are
+    /// detached before the next batch is computed, so memory stays at one batch's graph.
     pub fn dataset_features(
         &self,
         data: &Dataset,
@@ -216,7 +222,11 @@ impl MnistClassifier {
         let mut parts = Vec::new();
         for batch in EpochIter::sequential(data, batch_size, device).map_err(data_err)? {
             let batch = batch.map_err(data_err)?;
-            parts.push(self.features(&batch.images)?.to_device(&Device::Cpu)?);
+            parts.push(
+                self.features(&batch.images)?
+                    .detach()
+                    .to_device(&Device::Cpu)?,
+            );
         }
         Ok(Tensor::cat(&parts, 0)?)
     }

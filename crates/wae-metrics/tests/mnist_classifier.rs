@@ -68,6 +68,11 @@ fn learns_a_synthetic_task_deterministically() {
     let fb = b.model.dataset_features(&test, 50, &dev).unwrap();
     let fc = c.model.dataset_features(&test, 50, &dev).unwrap();
     assert_eq!(fa.dims(), &[100, 32]);
+    // The trained weights are Vars, so a forward pass records a graph; the dataset's
+    // features must not carry it (it would hold every batch's intermediates alive).
+    let images = test.images_tensor(&dev).unwrap();
+    assert!(a.model.features(&images).unwrap().track_op());
+    assert!(!fa.track_op(), "dataset_features kept the autograd graph");
     let diff = |x: &candle_core::Tensor, y: &candle_core::Tensor| {
         (x - y)
             .unwrap()
