@@ -228,7 +228,9 @@ fn dsprites_npz(dir: Option<&Path>) -> Result<Option<PathBuf>> {
     };
     if !path.is_file() {
         return Err(Error::InvalidConfig(format!(
-            "dSprites: {} does not exist; give the official {} (or its folder) with              --data-dir / data.dir, get it with `cargo xtask download dsprites`, or leave              data.dir unset to render the images with the built-in generator",
+            "dSprites: {} does not exist; give the official {} (or its folder) with \
+             --data-dir / data.dir, get it with `cargo xtask download dsprites`, or leave \
+             data.dir unset to render the images with the built-in generator",
             path.display(),
             wae_data::dsprites::DSPRITES_FILE
         )));
