@@ -88,9 +88,12 @@ pub struct BenchArgs {
     #[arg(long, hide = true)]
     alloc_cache_mib: Option<usize>,
     /// Internal (worker): run the decoders' up-sampling layers on the GEMM kernel
-    /// instead of Winograd.
+    /// instead of Winograd (default: whichever `wae_kernels::WinogradMode::Auto` picks).
     #[arg(long, hide = true)]
     no_winograd: bool,
+    /// Internal (worker): run every up-sampling layer on Winograd.
+    #[arg(long, hide = true)]
+    winograd_always: bool,
 }
 
 /// Entry point of the subcommand.
@@ -100,7 +103,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ALLOC.set_max_cached_bytes(mib << 20);
         }
         if args.no_winograd {
-            wae_kernels::set_winograd_enabled(false);
+            wae_kernels::set_winograd_mode(wae_kernels::WinogradMode::Never);
+        } else if args.winograd_always {
+            wae_kernels::set_winograd_mode(wae_kernels::WinogradMode::Always);
         }
         let out = if args.profile {
             worker_profile(&args)?

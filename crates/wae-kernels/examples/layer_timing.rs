@@ -1,7 +1,7 @@
 //! Times each convolution and BatchNorm of the MNIST WAE networks, forward and backward,
 //! with these kernels and with candle's own ops.
 //!
-//! `cargo run --release -p wae-kernels --example layer_timing -- [width_div] [batch] [reps] [--no-candle]`
+//! `cargo run --release -p wae-kernels --example layer_timing -- [width_div] [batch] [reps] [--no-candle] [--no-winograd | --winograd] [--only=NAME]`
 use candle_core::{DType, Device, Tensor, Var};
 use wae_kernels::{Activation, Padding2d};
 
@@ -77,6 +77,11 @@ fn main() -> R<()> {
         .map(str::to_string);
     let run = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     let dev = Device::Cpu;
+    if args.iter().any(|a| a == "--no-winograd") {
+        wae_kernels::set_winograd_mode(wae_kernels::WinogradMode::Never);
+    } else if args.iter().any(|a| a == "--winograd") {
+        wae_kernels::set_winograd_mode(wae_kernels::WinogradMode::Always);
+    }
     let var = |shape: &[usize], std: f64| -> R<Var> {
         Ok(Var::from_tensor(&Tensor::randn(
             0f32, std as f32, shape, &dev,

@@ -172,9 +172,7 @@ impl ConvOp {
     fn forward<T: Elem>(&self, geo: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
         match self.direction {
             Direction::Conv => cpu::conv_forward(geo, x, w, bias),
-            Direction::Transposed if crate::winograd_enabled() && winograd::applies(geo) => {
-                winograd::forward(geo, x, w, bias)
-            }
+            Direction::Transposed if winograd::chosen(geo) => winograd::forward(geo, x, w, bias),
             Direction::Transposed => cpu::conv_adjoint(geo, x, w, bias),
         }
     }
@@ -282,7 +280,7 @@ impl ConvOp {
                 };
                 (dx, dw)
             }
-            Direction::Transposed if crate::winograd_enabled() && winograd::applies(&geo) => {
+            Direction::Transposed if winograd::chosen(&geo) => {
                 winograd::backward(&geo, xv, wv, gv, want_x, want_w)
             }
             Direction::Transposed => {

@@ -127,7 +127,7 @@ impl ConvGeom {
 /// The fewest tasks a batch is split into (when it has that many samples).
 const MIN_TASKS: usize = 8;
 /// The most partial kernel-gradient buffers one call sums ([`conv_forward_into`]).
-const MAX_DK_SLOTS: usize = 4;
+const MAX_DK_SLOTS: usize = 8;
 /// Memory, in bytes, the partial kernel-gradient buffers beyond the first may take.
 const DK_SLOT_BYTES: usize = 64 << 20;
 

@@ -15,7 +15,7 @@
 //!
 //! The 4x4, stride-2, padding-1 transposed convolution that doubles `(H, W)` (the DCGAN
 //! decoders' up-sampling layer) runs Winograd F(2x2, 2x2) instead, forward and backward
-//! (see [`set_winograd_enabled`]).
+//! where that is faster (see [`WinogradMode`]).
 //!
 //! Every kernel is deterministic: its result does not depend on the size of rayon's pool
 //! or on scheduling, because work is split by shape alone and partial sums are added in a
@@ -54,19 +54,53 @@ mod winograd;
 pub use batch_norm::{Activation, BatchNormOutput, batch_norm_eval, batch_norm_train};
 pub use conv::{Padding2d, conv_transpose2d, conv_transpose2d_cropped, conv2d, conv2d_padded};
 
-static WINOGRAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Turns the Winograd path of the 4x4, stride-2, padding-1 transposed convolution
-/// (`(H, W) -> (2H, 2W)`, the DCGAN decoders' up-sampling layers) on or off for the whole
-/// process; it is on by default. Off, those layers run the general GEMM + col2im kernel.
-/// Both agree with candle's op to the tests' tolerance; this switch exists for
-/// benchmarks and tests.
-pub fn set_winograd_enabled(enabled: bool) {
-    WINOGRAD.store(enabled, std::sync::atomic::Ordering::Relaxed);
+/// When the 4x4, stride-2, padding-1 transposed convolution that maps `(H, W)` to
+/// `(2H, 2W)` (the DCGAN decoders' up-sampling layer) runs Winograd F(2x2, 2x2) instead
+/// of the general GEMM + col2im kernel. Both agree with candle's op to the tests'
+/// tolerance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WinogradMode {
+    /// Where it is expected to be faster (the default): Winograd saves multiplications
+    /// (9 per 2x2 output tile instead of 16) but transforms data, which only pays off
+    /// when the channel counts are large enough. Measured on a 2-core AMD EPYC, batch
+    /// 100: Winograd is faster for the MNIST decoder at width divisors 1 and 2 and
+    /// slower at 4 (`docs/performance.md`).
+    #[default]
+    Auto,
+    /// On every layer of that shape.
+    Always,
+    /// Never: every transposed convolution runs GEMM + col2im.
+    Never,
 }
 
-pub(crate) fn winograd_enabled() -> bool {
-    WINOGRAD.load(std::sync::atomic::Ordering::Relaxed)
+static WINOGRAD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Sets the [`WinogradMode`] for the whole process ([`WinogradMode::Auto`] by default).
+/// This switch exists for benchmarks and tests.
+pub fn set_winograd_mode(mode: WinogradMode) {
+    let v = match mode {
+        WinogradMode::Auto => 0,
+        WinogradMode::Always => 1,
+        WinogradMode::Never => 2,
+    };
+    WINOGRAD.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `set_winograd_mode(Always)` when `enabled`, else `set_winograd_mode(Never)`.
+pub fn set_winograd_enabled(enabled: bool) {
+    set_winograd_mode(if enabled {
+        WinogradMode::Always
+    } else {
+        WinogradMode::Never
+    });
+}
+
+pub(crate) fn winograd_mode() -> WinogradMode {
+    match WINOGRAD.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => WinogradMode::Always,
+        2 => WinogradMode::Never,
+        _ => WinogradMode::Auto,
+    }
 }
 
 /// Errors of this crate.

@@ -67,6 +67,33 @@ pub(crate) fn applies(geo: &ConvGeom) -> bool {
         && geo.wb > 0
 }
 
+/// Whether the layer `geo` runs here: it [`applies`] and the process-wide
+/// [`crate::WinogradMode`] asks for it ([`worthwhile`] under `Auto`).
+pub(crate) fn chosen(geo: &ConvGeom) -> bool {
+    applies(geo)
+        && match crate::winograd_mode() {
+            crate::WinogradMode::Always => true,
+            crate::WinogradMode::Never => false,
+            crate::WinogradMode::Auto => worthwhile(geo),
+        }
+}
+
+/// Whether Winograd is expected to beat GEMM + col2im on `geo` (which [`applies`]).
+///
+/// Winograd does `9 * tiles` multiply-adds per phase plane where the direct product does
+/// `4 * h * w` (ratio 0.5625 for even sizes, more for odd ones, whose edge tiles are
+/// half empty), but its transforms cost time in proportion to the channel counts while
+/// the products grow with their product. Measured on the MNIST decoder (2-core AMD
+/// EPYC, batch 100, f32), the saving pays for the transforms when
+/// `min(c_in, c_out) * (1 - ratio)` is at least about 48: it is at width divisors 1 and
+/// 2 (1024->512 at 7x7: 138; 256->128 at 14x14: 56), not at 4 (256->128 at 7x7: 35;
+/// 128->64 at 14x14: 28).
+fn worthwhile(geo: &ConvGeom) -> bool {
+    let d = Dims::new(geo);
+    let ratio = (9 * d.tiles) as f64 / (4 * d.h * d.w) as f64;
+    d.ci.min(d.co) as f64 * (1.0 - ratio) >= 48.0
+}
+
 /// Sizes of one layer in this module's terms.
 #[derive(Clone, Copy, Debug)]
 struct Dims {
@@ -914,6 +941,39 @@ mod tests {
             .zip(b)
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f64::max)
+    }
+
+    /// The `Auto` choice on the MNIST decoder's up-sampling layers (see [`worthwhile`]).
+    #[test]
+    fn auto_picks_winograd_for_wide_layers_only() {
+        let layer = |ci: usize, co: usize, h: usize| ConvGeom {
+            n: 100,
+            ca: co,
+            ha: 2 * h,
+            wa: 2 * h,
+            cb: ci,
+            hb: h,
+            wb: h,
+            kh: 4,
+            kw: 4,
+            sh: 2,
+            sw: 2,
+            ph: 1,
+            pw: 1,
+        };
+        for (wd, want) in [(1, true), (4, false)] {
+            assert_eq!(
+                worthwhile(&layer(1024 / wd, 512 / wd, 7)),
+                want,
+                "dec1 /{wd}"
+            );
+            assert_eq!(
+                worthwhile(&layer(512 / wd, 256 / wd, 14)),
+                want,
+                "dec2 /{wd}"
+            );
+        }
+        assert!(worthwhile(&layer(256, 128, 14)));
     }
 
     /// Winograd against the im2col/col2im kernels on odd and even sizes, f64.

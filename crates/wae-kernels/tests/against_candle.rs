@@ -373,7 +373,7 @@ impl WinogradGuard {
 
 impl Drop for WinogradGuard {
     fn drop(&mut self) {
-        wae_kernels::set_winograd_enabled(true);
+        wae_kernels::set_winograd_mode(wae_kernels::WinogradMode::Auto);
     }
 }
 

@@ -126,7 +126,7 @@ fn ops_are_bit_identical_across_thread_counts() -> R {
             5,
         )?;
     }
-    wae_kernels::set_winograd_enabled(true);
+    wae_kernels::set_winograd_mode(wae_kernels::WinogradMode::Auto);
     check(
         "convt-5x5-s2",
         &|x, w, b| wae_kernels::conv_transpose2d(x, w, Some(b), 2, 2, 1),
