@@ -7,7 +7,7 @@
 //! | `celeba-wae-mmd`, `celeba-wae-gan`, `celeba-vae` | the paper's CelebA settings (d_z 64, sigma_z^2 2, lambda 100 / 1, tanh output, pixels in [-1, 1]) with the reference code's optimiser (batch 100, 50 epochs, lr 1e-3 MMD / 3e-4 GAN, adversary 1e-3, smooth decay by 100, pretraining on 256 images, prior trick) |
 //! | `fading-squares-wae-mmd`, `fading-squares-wae-mmd-gauss` | Rubenstein et al.'s latent-space experiment: WAE-MMD with d_z = 2 on 10,000 fading squares (the fully connected networks), deterministic encoder, or Gaussian encoder with the log-variance L1 penalty (weight 0.1, our choice); 50 epochs, batch 100, lr 1e-3 |
 //! | `dsprites-wae-mmd`, `dsprites-wae-mmd-gauss`, `dsprites-vae`, `dsprites-beta-vae`, `dsprites-beta-vae-16` | dSprites with the reference code's config (d_z 12, lambda 10, 256 filters, 4 layers, batch 100, lr 1e-3, plateau schedule): WAE-MMD deterministic or Gaussian (log-variance L1 0.1), VAE and beta-VAE (beta 4, 16) with a Bernoulli decoder; 100,000 training images, 20 epochs |
-//! | `*-cpu` | the same with narrower networks and few epochs (MNIST: width / 4, 3 epochs; CelebA: width / 8, 1 epoch; fading squares: full width, 15 epochs; dSprites: width / 2, 30,000 images, 3 epochs), see [`cpu_variant`] |
+//! | `*-cpu` | the same with narrower networks and few epochs (MNIST: width / 4, 2 epochs; CelebA: width / 8, 1 epoch; fading squares: full width, 10 epochs; dSprites: width / 4, 20,000 images, 2 epochs), see [`cpu_variant`] |
 //! | `mnist-wae-mmd-smoke` | a seconds-long run on 512 images with tiny networks, for tests and a first try |
 
 use wae_nets::{Activation, Architecture, EncoderKind};
@@ -44,13 +44,13 @@ pub const PRESETS: &[(&str, &str)] = &[
     ),
     ("celeba-wae-mmd", "WAE-MMD on CelebA 64x64, paper settings"),
     ("celeba-wae-gan", "WAE-GAN on CelebA 64x64, paper settings"),
-    ("mnist-vae-cpu", "mnist-vae at width/4 for 3 epochs"),
+    ("mnist-vae-cpu", "mnist-vae at width/4 for 2 epochs"),
     (
         "mnist-beta-vae-cpu",
-        "mnist-beta-vae at width/4 for 3 epochs",
+        "mnist-beta-vae at width/4 for 2 epochs",
     ),
-    ("mnist-wae-mmd-cpu", "mnist-wae-mmd at width/4 for 3 epochs"),
-    ("mnist-wae-gan-cpu", "mnist-wae-gan at width/4 for 3 epochs"),
+    ("mnist-wae-mmd-cpu", "mnist-wae-mmd at width/4 for 2 epochs"),
+    ("mnist-wae-gan-cpu", "mnist-wae-gan at width/4 for 2 epochs"),
     ("celeba-vae-cpu", "celeba-vae at width/8 for 1 epoch"),
     (
         "celeba-wae-mmd-cpu",
@@ -81,31 +81,31 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("dsprites-beta-vae-16", "beta-VAE (beta = 16) on dSprites"),
     (
         "fading-squares-wae-mmd-cpu",
-        "fading-squares-wae-mmd for 15 epochs",
+        "fading-squares-wae-mmd for 10 epochs",
     ),
     (
         "fading-squares-wae-mmd-gauss-cpu",
-        "fading-squares-wae-mmd-gauss for 15 epochs",
+        "fading-squares-wae-mmd-gauss for 10 epochs",
     ),
     (
         "dsprites-wae-mmd-cpu",
-        "dsprites-wae-mmd at width/2 on 30,000 images for 3 epochs",
+        "dsprites-wae-mmd at width/4 on 20,000 images for 2 epochs",
     ),
     (
         "dsprites-wae-mmd-gauss-cpu",
-        "dsprites-wae-mmd-gauss at width/2 on 30,000 images for 3 epochs",
+        "dsprites-wae-mmd-gauss at width/4 on 20,000 images for 2 epochs",
     ),
     (
         "dsprites-vae-cpu",
-        "dsprites-vae at width/2 on 30,000 images for 3 epochs",
+        "dsprites-vae at width/4 on 20,000 images for 2 epochs",
     ),
     (
         "dsprites-beta-vae-cpu",
-        "dsprites-beta-vae at width/2 on 30,000 images for 3 epochs",
+        "dsprites-beta-vae at width/4 on 20,000 images for 2 epochs",
     ),
     (
         "dsprites-beta-vae-16-cpu",
-        "dsprites-beta-vae-16 at width/2 on 30,000 images for 3 epochs",
+        "dsprites-beta-vae-16 at width/4 on 20,000 images for 2 epochs",
     ),
     (
         "mnist-wae-mmd-smoke",
@@ -343,10 +343,10 @@ pub fn preset(name: &str) -> Result<TrainConfig> {
                 let mut cfg = if base.starts_with("celeba") {
                     cpu_variant(full, 8, 1)
                 } else if base.starts_with("fading-squares") {
-                    cpu_variant(full, 1, 15)
+                    cpu_variant(full, 1, 10)
                 } else if base.starts_with("dsprites") {
-                    let mut cfg = cpu_variant(full, 2, 3);
-                    cfg.data.train_examples = Some(30_000);
+                    let mut cfg = cpu_variant(full, 4, 2);
+                    cfg.data.train_examples = Some(20_000);
                     cfg.data.test_examples = Some(5_000);
                     if let Schedule::Plateau {
                         start_epoch,
@@ -359,7 +359,7 @@ pub fn preset(name: &str) -> Result<TrainConfig> {
                     }
                     cfg
                 } else {
-                    cpu_variant(full, 4, 3)
+                    cpu_variant(full, 4, 2)
                 };
                 cfg.training.eval_examples = 2000;
                 return Ok(cfg);
@@ -418,8 +418,8 @@ mod tests {
         assert_eq!(c.model.prior, PriorConfig::Normal { variance: 2.0 });
         let cpu = preset("mnist-wae-mmd-cpu").unwrap();
         assert_eq!(cpu.model.encoder.width_div, 4);
-        assert_eq!(cpu.training.epochs, 3);
-        // milestones 30, 50 of 100 epochs -> 1, 2 of 3
+        assert_eq!(cpu.training.epochs, 2);
+        // milestones 30, 50 of 100 epochs -> both 1 of 2
         assert_eq!(
             cpu.optimizer.schedule,
             Schedule::Manual {
@@ -429,7 +429,7 @@ mod tests {
                         divide_by: 2.0
                     },
                     Milestone {
-                        epoch: 2,
+                        epoch: 1,
                         divide_by: 5.0
                     }
                 ]
