@@ -42,6 +42,8 @@ const ALPHA: usize = 3;
 const POINTS: usize = ALPHA * ALPHA;
 /// Phases of a stride-2 transposed convolution in 2-d.
 const PHASES: usize = 4;
+/// Row blocks each of the nine input-gradient products is split into.
+const DX_PARTS: usize = 4;
 
 /// Kernel index of tap `a` of phase `p` (forward and weight gradient), per axis.
 const KMAP: [[usize; 2]; 2] = [[3, 1], [2, 0]];
@@ -677,17 +679,28 @@ pub(crate) fn backward<T: Elem>(
             transform_gy_group(&gyp, &d, gs, &mut vg, nt);
             // Mx[point] (ci x nt) = U'[point] (ci x 4co) * Vg[point] (4co x nt)
             mx.resize(POINTS * d.ci * nt, T::ZERO);
+            // Nine products only: each is split into DX_PARTS row blocks (a fixed
+            // split, so the result does not depend on the thread count) to keep every
+            // thread busy.
+            let k4 = PHASES * d.co;
+            let part_rows = d.ci.div_ceil(DX_PARTS).max(1);
             mx.par_chunks_mut(d.ci * nt)
                 .enumerate()
-                .for_each(|(pt, mj)| {
-                    let k4 = PHASES * d.co;
-                    let uj = &u_dx[pt * d.ci * k4..][..d.ci * k4];
+                .flat_map(|(pt, mj)| {
+                    mj.par_chunks_mut(part_rows * nt)
+                        .enumerate()
+                        .map(move |(part, mr)| (pt, part, mr))
+                })
+                .for_each(|(pt, part, mr)| {
+                    let rows = mr.len() / nt;
+                    let r0 = part * part_rows;
+                    let uj = &u_dx[(pt * d.ci + r0) * k4..][..rows * k4];
                     let vj = &vg[pt * k4 * nt..][..k4 * nt];
                     gemm_rm(
-                        d.ci,
+                        rows,
                         nt,
                         k4,
-                        mj,
+                        mr,
                         nt,
                         1,
                         false,
