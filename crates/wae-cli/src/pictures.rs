@@ -172,6 +172,24 @@ impl LoadedRun {
         })
     }
 
+    /// Codes drawn from a Gaussian encoder, `z = mean + exp(logvar / 2) * eps` with
+    /// `eps ~ N(0, I)` from `StdRng::seed_from_u64(seed)` (host, f32): samples of the
+    /// aggregated posterior Q_Z, which is what a random-encoder WAE matches to the prior.
+    pub fn sample_codes(mean: &Tensor, logvar: &Tensor, seed: u64) -> Result<Tensor> {
+        use rand::SeedableRng;
+        let (n, d) = mean.dims2()?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let eps = wae_divergence::Prior::Normal { variance: 1.0 }.sample(
+            n,
+            d,
+            &mut rng,
+            &Device::Cpu,
+            candle_core::DType::F32,
+        )?;
+        let std = (logvar.to_dtype(candle_core::DType::F32)? * 0.5)?.exp()?;
+        Ok((mean.to_dtype(candle_core::DType::F32)? + std.mul(&eps)?)?)
+    }
+
     /// Mean codes `(N, d_z)` (evaluation mode) of the images at `indices`, on the host,
     /// and the log-variances of a Gaussian encoder.
     pub fn encode(&self, data: &Dataset, indices: &[usize]) -> Result<(Tensor, Option<Tensor>)> {

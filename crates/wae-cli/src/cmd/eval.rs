@@ -102,6 +102,11 @@ pub struct EvalFile {
     pub sharpness_reconstructions: f64,
     /// Laplace sharpness of the test images themselves.
     pub sharpness_test_images: f64,
+    /// Gaussian encoders only: MMD^2 between codes drawn from Q(z|x) (one per test image)
+    /// and the prior, the quantity a random-encoder WAE matches (the field above uses
+    /// the encoder means).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mmd_sampled_codes_vs_prior: Option<f64>,
     /// Samples vs test images in the MNIST classifier's feature space.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classifier: Option<FeatureScores>,
@@ -295,6 +300,13 @@ fn print_table(e: &EvalFile) {
         format!("{:.3e}", e.mmd_codes_vs_prior),
         "IMQ, U-statistic",
     );
+    if let Some(m) = e.mmd_sampled_codes_vs_prior {
+        row(
+            "MMD^2(codes drawn from Q(z|x), prior)",
+            format!("{m:.3e}"),
+            "Gaussian encoder",
+        );
+    }
     row(
         "MMD^2(prior, prior)",
         format!("{:.3e}", e.mmd_prior_vs_prior),
@@ -379,7 +391,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         );
     }
     let indices: Vec<usize> = (0..n).collect();
-    let (codes, _) = run.encode(&data, &indices)?;
+    let (codes, logvar) = run.encode(&data, &indices)?;
     let reconstructions = run.to_unit_range(&run.decode(&codes)?)?;
     let real = run.to_unit_range(&data.batch(&indices, &Device::Cpu)?)?;
     let mut rec = ReconstructionAccumulator::new();
@@ -397,6 +409,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     let mmd_codes = wae_divergence::mmd_blockwise(&codes, &prior_a, &mmd_cfg, 1000)?;
     let mmd_prior = wae_divergence::mmd_blockwise(&prior_b, &prior_a, &mmd_cfg, 1000)?;
+    let mmd_sampled = match &logvar {
+        Some(lv) => {
+            let drawn = pictures::LoadedRun::sample_codes(&codes, lv, args.seed.wrapping_add(1))?;
+            Some(wae_divergence::mmd_blockwise(
+                &drawn, &prior_a, &mmd_cfg, 1000,
+            )?)
+        }
+        None => None,
+    };
     let samples = run.to_unit_range(&run.decode(&prior_c)?)?;
 
     let mut skipped = Vec::new();
@@ -470,6 +491,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         sharpness_samples: laplace_sharpness(&samples)?,
         sharpness_reconstructions: laplace_sharpness(&reconstructions)?,
         sharpness_test_images: laplace_sharpness(&real)?,
+        mmd_sampled_codes_vs_prior: mmd_sampled,
         classifier,
         inception,
         disentanglement,

@@ -14,7 +14,9 @@ use crate::pictures::{self, Network, RunArgs, SplitArg};
 /// Arguments of `wae latent-plot`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Left: the codes (encoder mean) of test images, coloured by digit. \
+    after_help = "Left: the codes of test images, coloured by label (digit; shape for dSprites; \
+    grey-level decile for fading squares): the encoder's output, or for a Gaussian encoder one \
+    code drawn from Q(z|x) per image (--means: the means). \
     Right: prior samples. When d_z > 2 both are projected on the first two principal \
     components of the test codes; the picture's title says how much variance they keep.\n\n\
     Examples:\n  \
@@ -33,6 +35,10 @@ pub struct LatentPlotArgs {
     /// Output PNG (default: RUN/latent.png).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// For a Gaussian encoder, plot the encoder means instead of codes drawn from
+    /// Q(z|x) (the default, since the drawn codes are what is matched to the prior).
+    #[arg(long)]
+    pub means: bool,
 }
 
 /// Half-width of a square view centred on 0 that holds all but the most
@@ -62,7 +68,14 @@ pub fn run(args: LatentPlotArgs) -> Result<()> {
     let data = run.dataset(SplitArg::Test, args.run.data_dir.as_deref(), Some(args.n))?;
     let n = data.len();
     let indices: Vec<usize> = (0..n).collect();
-    let (codes, _) = run.encode(&data, &indices)?;
+    let (means, logvar) = run.encode(&data, &indices)?;
+    let (codes, what) = match &logvar {
+        Some(lv) if !args.means => (
+            pictures::LoadedRun::sample_codes(&means, lv, args.seed.wrapping_add(1))?,
+            "codes drawn from Q(z|x)",
+        ),
+        _ => (means, "test codes"),
+    };
     let d = run.latent_dim();
     let mut rng = StdRng::seed_from_u64(args.seed);
     let prior = run
@@ -132,7 +145,7 @@ pub fn run(args: LatentPlotArgs) -> Result<()> {
         plot.render()
     };
     // The legend takes 44 pixels: widen the left panel so both plot areas are square.
-    let left = panel(format!("test codes ({axes})"), code_points, 484)?;
+    let left = panel(format!("{what} ({axes})"), code_points, 484)?;
     let right = panel(format!("prior {}", run.prior_text()), prior_points, 440)?;
     let picture = wae_viz::tile(&[left, right], 2, 0, [255, 255, 255]);
     pictures::save_picture(
