@@ -231,6 +231,17 @@ pub struct EncoderConfig {
     pub batch_norm: BatchNormConfig,
     /// How fresh weights are drawn.
     pub init: WeightInit,
+    /// Gaussian encoders: a constant added to the `fc_logvar` head's output, so that a
+    /// fresh encoder starts with variances about `exp(logvar_offset)` instead of about 1
+    /// (0, the default, leaves the head as it is; left out of saved configs when 0).
+    /// A random-encoder WAE starting at variance 1 gives a decoder nothing but noise and
+    /// can stay collapsed; the random-encoder presets start nearly deterministic (-6).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub logvar_offset: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Default for EncoderConfig {
@@ -252,11 +263,18 @@ impl EncoderConfig {
             kind: EncoderKind::Deterministic,
             batch_norm: BatchNormConfig::default(),
             init: paper_init(architecture),
+            logvar_offset: 0.0,
         }
     }
 
     /// Checks ranges; called by [`crate::Encoder::new`].
     pub fn validate(&self) -> Result<()> {
+        if !self.logvar_offset.is_finite() {
+            return Err(Error::Config(format!(
+                "encoder.logvar_offset must be finite, got {}",
+                self.logvar_offset
+            )));
+        }
         validate_common(
             self.architecture,
             self.latent_dim,

@@ -200,6 +200,10 @@ impl Encoder {
         let features = self.features(x, train)?;
         let mean = self.fc.forward(&features)?;
         let logvar = match &self.fc_logvar {
+            Some(head) if self.cfg.logvar_offset != 0.0 => Some(
+                head.forward(&features)?
+                    .affine(1.0, self.cfg.logvar_offset)?,
+            ),
             Some(head) => Some(head.forward(&features)?),
             None => None,
         };

@@ -59,3 +59,37 @@ fn default_init_is_pytorch_uniform() {
     let want = bound as f64 / 3f64.sqrt();
     assert!((s - want).abs() < 0.1 * want, "std {s} vs {want}");
 }
+
+#[test]
+fn logvar_offset_shifts_the_gaussian_heads_output_only() {
+    use wae_nets::{Architecture, EncoderKind};
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let plain = EncoderConfig {
+        kind: EncoderKind::Gaussian,
+        ..EncoderConfig::for_architecture(Architecture::FadingSquares)
+    };
+    let shifted_cfg = EncoderConfig {
+        logvar_offset: -6.0,
+        ..plain.clone()
+    };
+    let a = Encoder::new(&plain, vb.clone()).unwrap();
+    // Same VarMap: the second encoder reuses the first one's weights.
+    let b = Encoder::new(&shifted_cfg, vb).unwrap();
+    let x = candle_core::Tensor::rand(0f32, 1f32, (4, 1, 32, 32), &Device::Cpu).unwrap();
+    let (oa, ob) = (
+        a.forward_t(&x, false).unwrap(),
+        b.forward_t(&x, false).unwrap(),
+    );
+    assert_eq!(values(&oa.mean), values(&ob.mean));
+    let (la, lb) = (values(&oa.logvar.unwrap()), values(&ob.logvar.unwrap()));
+    for (x, y) in la.iter().zip(&lb) {
+        assert!((y - (x - 6.0)).abs() < 1e-5, "{x} -> {y}");
+    }
+    // A non-finite offset is refused.
+    let bad = EncoderConfig {
+        logvar_offset: f64::NAN,
+        ..plain
+    };
+    assert!(bad.validate().is_err());
+}

@@ -195,6 +195,9 @@ fn wae_mmd_latent(
     });
     if gaussian {
         cfg.model.encoder.kind = EncoderKind::Gaussian;
+        // Start nearly deterministic (variances ~ e^-6): from variance 1 the decoder
+        // sees only noise and the encoder can stay collapsed onto the prior.
+        cfg.model.encoder.logvar_offset = RANDOM_ENCODER_LOGVAR_OFFSET;
     }
     match dataset {
         DatasetKind::FadingSquares => {
@@ -224,8 +227,12 @@ fn dsprites_vae(beta: f64, description: &str) -> TrainConfig {
         beta,
         likelihood: Likelihood::Bernoulli,
     });
+    cfg.model.encoder.logvar_offset = 0.0;
     cfg
 }
+
+/// Initial log-variance offset of the random-encoder presets' Gaussian encoders.
+pub const RANDOM_ENCODER_LOGVAR_OFFSET: f64 = -6.0;
 
 /// Turns a full-size preset into its CPU variant: networks `width_div` times
 /// narrower, `epochs` epochs, the manual schedule's milestones scaled to the
