@@ -279,6 +279,29 @@ impl BatchNorm {
 
     /// Normalises `(N, C)` or `(N, C, H, W)`; same shape out.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_act_t(x, train, wae_kernels::Activation::Identity)
+    }
+
+    /// `forward_t(x, train)?.relu()` in one op: the ReLU is fused into the BatchNorm
+    /// kernel, forward and backward, which saves candle's separate ReLU (one pass
+    /// forward; a comparison, a product and a gradient sum backward) and the memory of
+    /// one activation. The same values; the gradient at exactly zero is 0 (PyTorch's
+    /// convention) where candle's `relu` passes it.
+    ///
+    /// Measured on the MNIST WAE-MMD training step at width divisor 4 (batch 100, 2-core
+    /// EPYC), with the encoder and decoder calling this instead of `forward_t` + `relu`:
+    /// 8-14% less CPU time per step and 345 instead of 520 MB peak RSS
+    /// (`docs/performance.md`).
+    pub fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_act_t(x, train, wae_kernels::Activation::Relu)
+    }
+
+    fn forward_act_t(
+        &self,
+        x: &Tensor,
+        train: bool,
+        activation: wae_kernels::Activation,
+    ) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let c = self.weight.dim(0)?;
         if !(dims.len() == 2 || dims.len() == 4) || dims[1] != c {
@@ -303,7 +326,7 @@ impl BatchNorm {
                 Some(&self.weight),
                 Some(&self.bias),
                 self.eps,
-                wae_kernels::Activation::Identity,
+                activation,
             )
             .map_err(kernel_error)?;
             self.update_running(&out.batch_mean, &out.batch_var, count as f64)?;
@@ -316,7 +339,7 @@ impl BatchNorm {
                 Some(&self.weight),
                 Some(&self.bias),
                 self.eps,
-                wae_kernels::Activation::Identity,
+                activation,
             )
             .map_err(kernel_error)
         }
@@ -378,4 +401,50 @@ pub(crate) fn check_input(
 /// Flattens `(N, ...)` to `(N, prod(...))`.
 pub(crate) fn flatten(x: &Tensor) -> Result<Tensor> {
     Ok(x.flatten_from(1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use candle_nn::VarMap;
+
+    /// `forward_relu_t` is `forward_t` followed by `relu`: values, and the gradients of
+    /// the input and of the BatchNorm's weight and bias.
+    #[test]
+    fn fused_relu_matches_forward_then_relu() -> Result<()> {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let bn = BatchNorm::new(3, &BatchNormConfig::default(), vb)?;
+        // No input is 0, so that no output sits exactly at the ReLU's kink.
+        let vals: Vec<f32> = (0..4 * 3 * 5)
+            .map(|i| ((i * 37 % 23) as f32 - 11.5) / 7.0)
+            .collect();
+        let x = Var::from_vec(vals, (4, 3, 5, 1), &dev)?;
+        let r = Tensor::arange(0f32, 60.0, &dev)?
+            .reshape((4, 3, 5, 1))?
+            .sin()?;
+        for train in [true, false] {
+            let fused = bn.forward_relu_t(&x, train)?;
+            let plain = bn.forward_t(&x, train)?.relu()?;
+            let diff = (&fused - &plain)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff <= 1e-6, "train {train}: values differ by {diff}");
+            let gf = (&fused * &r)?.sum_all()?.backward()?;
+            let gp = (&plain * &r)?.sum_all()?.backward()?;
+            for t in [x.as_tensor(), &bn.weight, &bn.bias] {
+                let (a, b) = (gf.get(t), gp.get(t));
+                let (Some(a), Some(b)) = (a, b) else {
+                    panic!("train {train}: missing gradient");
+                };
+                let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
+                let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(
+                    diff <= 1e-5 * scale,
+                    "train {train}: gradients differ by {diff}"
+                );
+            }
+        }
+        Ok(())
+    }
 }
