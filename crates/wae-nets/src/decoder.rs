@@ -158,10 +158,11 @@ impl Decoder {
                     .reshape((n, start.0, start.1, start.2))?;
                 for (deconv, bn) in upsamplings {
                     x = deconv.forward(&x)?;
-                    if let Some(bn) = bn {
-                        x = bn.forward_t(&x, train)?;
-                    }
-                    x = x.relu()?;
+                    // BatchNorm and ReLU in one fused kernel where there is a BatchNorm.
+                    x = match bn {
+                        Some(bn) => bn.forward_relu_t(&x, train)?,
+                        None => x.relu()?,
+                    };
                 }
                 output.forward(&x)
             }

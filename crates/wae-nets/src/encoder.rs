@@ -179,10 +179,11 @@ impl Encoder {
                 Hidden::Conv(conv) => conv.forward(&hcur)?,
                 Hidden::Linear(lin) => lin.forward(&hcur)?,
             };
-            if let Some(bn) = bn {
-                hcur = bn.forward_t(&hcur, train)?;
-            }
-            hcur = hcur.relu()?;
+            // BatchNorm and ReLU in one fused kernel where there is a BatchNorm.
+            hcur = match bn {
+                Some(bn) => bn.forward_relu_t(&hcur, train)?,
+                None => hcur.relu()?,
+            };
         }
         flatten(&hcur)
     }
