@@ -476,9 +476,11 @@ impl Runner<'_> {
         write_atomic(&config_path, &config_text)?;
 
         // The untrained baseline: the same config after 0 steps (encoder pretraining
-        // included where the config has it).
+        // included where the config has it), evaluated by `wae eval` on the same test
+        // images as the trained model.
+        let n = eval_examples(self.args.profile);
         let untrained_dir = self.out.join("untrained").join(spec.key);
-        let untrained_eval = untrained_dir.join("eval.json");
+        let untrained_eval = untrained_dir.join("baseline-eval.json");
         if !untrained_eval.is_file() {
             if untrained_dir.exists() {
                 fs::remove_dir_all(&untrained_dir)?;
@@ -489,6 +491,11 @@ impl Runner<'_> {
                 .arg("--out")
                 .arg(&untrained_dir)
                 .args(["--max-steps", "0"]);
+            run_cmd(cmd)?;
+            let mut cmd = self.wae("eval", Some(&untrained_dir));
+            cmd.args(["--n", &n.to_string()])
+                .arg("--out")
+                .arg(&untrained_eval);
             run_cmd(cmd)?;
         }
         let untrained: Value = read_json(&untrained_eval)?;
@@ -518,7 +525,6 @@ impl Runner<'_> {
         }
 
         // Evaluate.
-        let n = eval_examples(self.args.profile);
         let mut cmd = self.wae("eval", Some(&dir));
         cmd.args(["--n", &n.to_string()]);
         if let Some(c) = classifier {
