@@ -184,10 +184,13 @@ impl LoadedRun {
             d,
             &mut rng,
             &Device::Cpu,
-            candle_core::DType::F32,
+            mean.dtype(),
         )?;
-        let std = (logvar.to_dtype(candle_core::DType::F32)? * 0.5)?.exp()?;
-        Ok((mean.to_dtype(candle_core::DType::F32)? + std.mul(&eps)?)?)
+        let q = wae_nets::EncoderOutput {
+            mean: mean.clone(),
+            logvar: Some(logvar.clone()),
+        };
+        Ok(q.sample(&eps)?)
     }
 
     /// Mean codes `(N, d_z)` (evaluation mode) of the images at `indices`, on the host,
