@@ -128,34 +128,12 @@ impl Mnist {
 /// Downloads (or finds in the hf-hub cache) the train and test parquet files; returns
 /// their local paths.
 pub fn download_parquet() -> Result<(PathBuf, PathBuf)> {
-    let herr = |e: hf_hub::api::sync::ApiError| Error::Hub {
-        message: e.to_string(),
+    // wae-download's Hub access: the hf-hub cache under HF_HOME first, the network only
+    // when HF_HUB_OFFLINE is not set.
+    let get = |file: &str| {
+        wae_download::hub_file(HUB_DATASET, file, false).map_err(|e| Error::Hub {
+            message: e.to_string(),
+        })
     };
-    let hub_repo = hf_hub::Repo::new(HUB_DATASET.to_string(), hf_hub::RepoType::Dataset);
-    // HF_HOME / HF_HUB_CACHE choose the cache, as in every hf-hub client.
-    let cache = hf_hub::Cache::from_env();
-    if matches!(
-        std::env::var("HF_HUB_OFFLINE").as_deref(),
-        Ok("1" | "true" | "TRUE" | "True" | "yes" | "YES")
-    ) {
-        let cached = cache.repo(hub_repo.clone());
-        let find = |file: &str| {
-            cached.get(file).ok_or_else(|| Error::Hub {
-                message: format!(
-                    "HF_HUB_OFFLINE is set and {file} of {HUB_DATASET} is not in the hf-hub \
-                     cache {}; unset HF_HUB_OFFLINE to download it, or use the IDX files \
-                     (--data-dir)",
-                    cache.path().display()
-                ),
-            })
-        };
-        return Ok((find(HUB_TRAIN_FILE)?, find(HUB_TEST_FILE)?));
-    }
-    let api = hf_hub::api::sync::ApiBuilder::from_cache(cache)
-        .build()
-        .map_err(herr)?;
-    let repo = api.repo(hub_repo);
-    let train = repo.get(HUB_TRAIN_FILE).map_err(herr)?;
-    let test = repo.get(HUB_TEST_FILE).map_err(herr)?;
-    Ok((train, test))
+    Ok((get(HUB_TRAIN_FILE)?, get(HUB_TEST_FILE)?))
 }
