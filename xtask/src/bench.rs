@@ -115,7 +115,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         println!("{out}");
         return Ok(());
     }
-    let workspace = workspace_root();
+    let workspace = crate::workspace::workspace_root();
     let worker = worker_exe(&workspace)?;
     let out_dir = if args.out.is_absolute() {
         args.out.clone()
@@ -352,11 +352,6 @@ impl Peer {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
-}
-
 /// A release build of this binary to run measurements in (this one if it is one).
 fn worker_exe(workspace: &Path) -> Result<PathBuf> {
     if !cfg!(debug_assertions) {
@@ -372,10 +367,7 @@ fn worker_exe(workspace: &Path) -> Result<PathBuf> {
     if !status.success() {
         bail!("cargo build --release -p xtask failed");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    let exe = target
+    let exe = crate::workspace::target_dir()
         .join("release")
         .join(format!("xtask{}", std::env::consts::EXE_SUFFIX));
     if !exe.is_file() {

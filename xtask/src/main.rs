@@ -9,6 +9,7 @@ mod bench;
 mod download;
 mod mnist_classifier;
 mod reproduce;
+mod workspace;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Project chores for wae", version)]

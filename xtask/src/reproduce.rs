@@ -30,6 +30,8 @@ use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 use wae_train::{TrainConfig, preset};
 
+use crate::workspace::{target_dir, workspace_root};
+
 /// Arguments of `cargo xtask reproduce`.
 #[derive(Debug, Args)]
 #[command(
@@ -813,11 +815,6 @@ fn results_markdown(args: &ReproduceArgs, specs: &[ModelSpec], all: &Value) -> S
     s
 }
 
-fn workspace_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
-}
-
 /// Builds the `wae` binary (with CUDA for `--device cuda`) and returns its path: in
 /// release mode, or for the smoke profile in the dev profile, whose build `cargo test`
 /// has usually made already (its kernels and dependencies are optimised too).
@@ -840,10 +837,7 @@ fn build_wae(device: DeviceArg, release: bool) -> Result<PathBuf> {
     if !status.success() {
         bail!("`cargo {}` failed (output above)", args.join(" "));
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let exe = target
+    let exe = target_dir()
         .join(if release { "release" } else { "debug" })
         .join(format!("wae{}", std::env::consts::EXE_SUFFIX));
     if !exe.is_file() {
