@@ -1,11 +1,26 @@
 //! Times each convolution and BatchNorm of the MNIST WAE networks, forward and backward,
 //! with these kernels and with candle's own ops.
 //!
-//! `cargo run --release -p wae-kernels --example layer_timing -- [width_div] [batch] [reps] [--no-candle] [--no-winograd | --winograd] [--only=NAME]`
+//! `[KERNEL_TIME=1] [CPU_TIME=1] cargo run --release -p wae-kernels --example layer_timing -- [width_div] [batch] [reps] [--no-candle] [--no-winograd | --winograd] [--only=NAME]`
 use candle_core::{DType, Device, Tensor, Var};
 use wae_kernels::{Activation, Padding2d};
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// The allocator the `wae` binary and `cargo xtask bench` train with: freed large blocks
+/// are reused instead of page-faulted in again on every repetition.
+#[global_allocator]
+static ALLOC: wae_kernels::alloc::LargeBlockCache =
+    wae_kernels::alloc::LargeBlockCache::new(1 << 30);
+
+/// Wall seconds inside this crate's kernels (forward, backward) since the last reset.
+fn kernel_seconds() -> (f64, f64) {
+    wae_kernels::profile::snapshot()
+        .iter()
+        .fold((0.0, 0.0), |(f, b), t| {
+            (f + t.forward.as_secs_f64(), b + t.backward.as_secs_f64())
+        })
+}
 
 /// CPU time (seconds on a core) used so far by all threads of this process, from
 /// /proc/self/task/*/schedstat: unlike wall time it does not count waiting for a core
@@ -49,9 +64,13 @@ fn best_of(reps: usize, mut f: impl FnMut() -> R<(f64, f64)>) -> R<(f64, f64)> {
 
 /// (forward seconds, backward seconds) of `f` on `inputs` with loss sum(y * r).
 /// The backward pass runs from `y.sum_all()`, whose own backward is one broadcast.
+/// With `KERNEL_TIME` set, only the time inside this crate's kernels is counted (not
+/// candle's autograd around them, nor the broadcast gradient of the sum).
 fn time_op(reps: usize, inputs: &[&Var], f: &dyn Fn() -> R<Tensor>) -> R<(f64, f64)> {
     let cpu = std::env::var("CPU_TIME").is_ok();
+    let kernel_only = std::env::var("KERNEL_TIME").is_ok();
     best_of(reps, || {
+        wae_kernels::profile::reset();
         let t = clock(cpu);
         let y = f()?;
         let tf = clock(cpu) - t;
@@ -61,7 +80,12 @@ fn time_op(reps: usize, inputs: &[&Var], f: &dyn Fn() -> R<Tensor>) -> R<(f64, f
         for v in inputs {
             let _ = g.get(v);
         }
-        Ok((tf, clock(cpu) - t))
+        let tb = clock(cpu) - t;
+        Ok(if kernel_only {
+            kernel_seconds()
+        } else {
+            (tf, tb)
+        })
     })
 }
 
@@ -89,12 +113,17 @@ fn main() -> R<()> {
     };
     let ch = |c: usize| c / wd;
     println!(
-        "width_div {wd}, batch {n}, best of {reps}, rayon threads {}, {}",
+        "width_div {wd}, batch {n}, best of {reps}, rayon threads {}, {}{}",
         rayon::current_num_threads(),
         if std::env::var("CPU_TIME").is_ok() {
             "CPU seconds (all threads)"
         } else {
             "wall seconds"
+        },
+        if std::env::var("KERNEL_TIME").is_ok() {
+            ", inside the kernels only (candle columns: whole op)"
+        } else {
+            ""
         }
     );
     println!(
