@@ -31,6 +31,7 @@ pub(crate) trait Elem:
     + std::ops::Add<Output = Self>
     + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
     + std::ops::AddAssign
     + 'static
 {
@@ -38,6 +39,9 @@ pub(crate) trait Elem:
     const ONE: Self;
     fn as_f64(self) -> f64;
     fn of_f64(v: f64) -> Self;
+    fn sqrt(self) -> Self;
+    /// The data of a CPU storage of this type, mutably (`None` for another dtype).
+    fn cpu_storage_as_mut_slice(s: &mut candle_core::CpuStorage) -> Option<&mut [Self]>;
 }
 
 impl Elem for f32 {
@@ -49,6 +53,15 @@ impl Elem for f32 {
     fn of_f64(v: f64) -> Self {
         v as f32
     }
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+    fn cpu_storage_as_mut_slice(s: &mut candle_core::CpuStorage) -> Option<&mut [Self]> {
+        match s {
+            candle_core::CpuStorage::F32(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 impl Elem for f64 {
@@ -59,6 +72,15 @@ impl Elem for f64 {
     }
     fn of_f64(v: f64) -> Self {
         v
+    }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+    fn cpu_storage_as_mut_slice(s: &mut candle_core::CpuStorage) -> Option<&mut [Self]> {
+        match s {
+            candle_core::CpuStorage::F64(v) => Some(v),
+            _ => None,
+        }
     }
 }
 

@@ -11,7 +11,9 @@
 //!   gradient);
 //! - [`conv2d`] / [`conv2d_padded`]: im2col + GEMM forward, GEMM + col2im input gradient;
 //! - [`batch_norm_train`] / [`batch_norm_eval`]: BatchNorm with an optional fused ReLU,
-//!   statistics and normalisation in one or two multithreaded passes each way.
+//!   statistics and normalisation in one or two multithreaded passes each way;
+//! - [`adam_update`]: one Adam step of a parameter, in place and in parallel, bit for bit
+//!   the candle-op formula.
 //!
 //! The 4x4, stride-2, padding-1 transposed convolution that doubles `(H, W)` (the DCGAN
 //! decoders' up-sampling layer) runs Winograd F(2x2, 2x2) instead, forward and backward
@@ -43,6 +45,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod adam;
 pub mod alloc;
 mod batch_norm;
 mod conv;
@@ -51,6 +54,7 @@ pub mod profile;
 mod simd;
 mod winograd;
 
+pub use adam::{AdamStep, adam_update};
 pub use batch_norm::{Activation, BatchNormOutput, batch_norm_eval, batch_norm_train};
 pub use conv::{Padding2d, conv_transpose2d, conv_transpose2d_cropped, conv2d, conv2d_padded};
 

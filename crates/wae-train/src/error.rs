@@ -21,6 +21,9 @@ pub enum Error {
     /// A divergence could not be computed.
     #[error(transparent)]
     Divergence(#[from] wae_divergence::Error),
+    /// A fused CPU kernel (the Adam update) failed.
+    #[error(transparent)]
+    Kernel(#[from] wae_kernels::Error),
     /// A configuration file could not be parsed or has an unknown key.
     #[error("configuration {path}: {message}")]
     ConfigFile {
