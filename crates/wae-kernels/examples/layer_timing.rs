@@ -1,7 +1,7 @@
 //! Times each convolution and BatchNorm of the MNIST WAE networks, forward and backward,
 //! with these kernels and with candle's own ops.
 //!
-//! `[KERNEL_TIME=1] [CPU_TIME=1] cargo run --release -p wae-kernels --example layer_timing -- [width_div] [batch] [reps] [--no-candle] [--no-winograd | --winograd] [--only=NAME]`
+//! `[KERNEL_TIME=1] [CPU_TIME=1] cargo run --release -p wae-kernels --example layer_timing -- [width_div] [batch] [reps] [--no-candle] [--no-winograd | --winograd] [--only=NAME] [--convt=CI,CO,H]`
 use candle_core::{DType, Device, Tensor, Var};
 use wae_kernels::{Activation, Padding2d};
 
@@ -175,11 +175,20 @@ fn main() -> R<()> {
             theirs.1
         );
     }
-    let dec = [
-        (ch(1024), ch(512), 7, 2, 1),
-        (ch(512), ch(256), 14, 2, 1),
-        (ch(256), 1, 28, 1, 1),
-    ];
+    // `--convt=CI,CO,H`: time only that up-sampling layer (4x4, stride 2, padding 1).
+    let custom: Option<Vec<usize>> = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--convt="))
+        .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect());
+    let dec = match custom.as_deref() {
+        Some(&[ci, co, h]) => vec![(ci, co, h, 2, 1)],
+        Some(_) => return Err("--convt takes CI,CO,H".into()),
+        None => vec![
+            (ch(1024), ch(512), 7, 2, 1),
+            (ch(512), ch(256), 14, 2, 1),
+            (ch(256), 1, 28, 1, 1),
+        ],
+    };
     for (i, &(ci, co, hw, s, p)) in dec.iter().enumerate() {
         if !run("dec") {
             continue;

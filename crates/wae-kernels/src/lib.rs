@@ -66,9 +66,10 @@ pub use conv::{Padding2d, conv_transpose2d, conv_transpose2d_cropped, conv2d, co
 pub enum WinogradMode {
     /// Where it is expected to be faster (the default): Winograd saves multiplications
     /// (9 per 2x2 output tile instead of 16) but transforms data, which only pays off
-    /// when the channel counts are large enough. Measured on a 2-core AMD EPYC, batch
-    /// 100: Winograd is faster for the MNIST decoder at width divisors 1 and 2 and
-    /// slower at 4 (`docs/performance.md`).
+    /// when the channel counts and planes are large enough. Measured on a 2-core AMD
+    /// EPYC, batch 100: on the MNIST decoder it picks Winograd for the 14x14 -> 28x28
+    /// layer at every width divisor (1, 2, 4) and for the 7x7 -> 14x14 layer at full
+    /// width only (`docs/performance.md`).
     #[default]
     Auto,
     /// On every layer of that shape.

@@ -27,11 +27,13 @@
 //!
 //! Work is done in groups of samples (about [`TARGET_TILES`] tiles); within a group the
 //! transforms run in parallel over planes and the GEMMs in parallel over
-//! (phase, point) pairs.
+//! (phase, point) pairs. Each transform is a few flat loops over all tiles of a plane
+//! at once (see [`PlaneScratch`]), not loops over one tile row: a row has only 4 or 7
+//! tiles on the MNIST networks, too few for 8-wide vectors.
 
 use rayon::prelude::*;
 
-use crate::cpu::{ConvGeom, Elem, gemm_rm, par_build};
+use crate::cpu::{ConvGeom, Elem, gemm_rm};
 use crate::simd::multiversion;
 
 /// Tiles (GEMM columns) per group of samples.
@@ -82,18 +84,26 @@ pub(crate) fn chosen(geo: &ConvGeom) -> bool {
 
 /// Whether Winograd is expected to beat GEMM + col2im on `geo` (which [`applies`]).
 ///
-/// Winograd does `9 * tiles` multiply-adds per phase plane where the direct product does
-/// `4 * h * w` (ratio 0.5625 for even sizes, more for odd ones, whose edge tiles are
-/// half empty), but its transforms cost time in proportion to the channel counts while
-/// the products grow with their product. Measured on the MNIST decoder (2-core AMD
-/// EPYC, batch 100, f32), the saving pays for the transforms when
-/// `min(c_in, c_out) * (1 - ratio)` is at least about 48: it is at width divisors 1 and
-/// 2 (1024->512 at 7x7: 138; 256->128 at 14x14: 56), not at 4 (256->128 at 7x7: 35;
-/// 128->64 at 14x14: 28).
+/// Winograd does `ratio = 9 * tiles / (4 * h * w)` of the direct multiply-adds (0.5625
+/// for even sizes, more for odd ones, whose edge tiles are half empty). Its transforms
+/// cost time in proportion to the data, `(c_in + c_out)` planes, while the saving grows
+/// with `c_in * c_out`; and every plane has a fixed overhead that small planes do not
+/// amortise. The rule is
+///
+/// `score = (1 - ratio) / ratio * c_in * c_out / (c_in + c_out) * min(tiles, 100) >= 1100`
+///
+/// fitted to measurements of forward + backward, batch 100, f32, on the 2-core AMD
+/// EPYC (`layer_timing --convt=CI,CO,H`, `docs/performance.md`). Winograd won on
+/// 1024->512 at 7x7 (score 1970), 128->64 at 14x14 and 16x16 (1630, 2130), 64->64 and
+/// 96->48 at 14x14 (1220) and 64->32 at 32x32 (1660); it tied or lost on 256->128 at
+/// 8x8 (1060), 512->256 and 256->128 at 7x7 (980, 490), 64->32 at 14x14 (810) and
+/// smaller layers.
 fn worthwhile(geo: &ConvGeom) -> bool {
     let d = Dims::new(geo);
     let ratio = (9 * d.tiles) as f64 / (4 * d.h * d.w) as f64;
-    d.ci.min(d.co) as f64 * (1.0 - ratio) >= 48.0
+    let (ci, co) = (d.ci as f64, d.co as f64);
+    let score = (1.0 - ratio) / ratio * ci * co / (ci + co) * d.tiles.min(100) as f64;
+    score >= 1100.0
 }
 
 /// Sizes of one layer in this module's terms.
@@ -130,28 +140,6 @@ impl Dims {
     /// Samples per group.
     fn group(&self) -> usize {
         TARGET_TILES.div_ceil(self.tiles).clamp(1, self.n.max(1))
-    }
-}
-
-/// A plane with a zero border: 1 row before and 2 after, 1 column before and 3 after, so
-/// that every 3x3 window of the four phases (and the pairs the vector loops read) is in
-/// bounds.
-struct Padded<T> {
-    data: Vec<T>,
-    stride: usize,
-}
-
-impl<T: Elem> Padded<T> {
-    fn new(h: usize, w: usize) -> Self {
-        Self {
-            data: vec![T::ZERO; (h + 3) * (w + 4)],
-            stride: w + 4,
-        }
-    }
-    fn load(&mut self, plane: &[T], h: usize, w: usize) {
-        for (y, row) in plane.chunks_exact(w).take(h).enumerate() {
-            self.data[(y + 1) * self.stride + 1..][..w].copy_from_slice(row);
-        }
     }
 }
 
@@ -236,19 +224,16 @@ impl<T: Elem> Shared<T> {
     fn new(buf: &mut [T]) -> Self {
         Self(buf.as_mut_ptr(), buf.len())
     }
-    /// Copies `src` to `i ..`.
+    /// The `len` elements from `i` as a mutable slice.
     ///
     /// # Safety
-    /// No other thread may access those elements during the parallel loop.
+    /// No other thread may access those elements while the slice lives.
     #[inline(always)]
-    unsafe fn write_run(self, i: usize, src: &[T]) {
-        assert!(
-            i + src.len() <= self.1,
-            "winograd scratch index out of bounds"
-        );
-        // SAFETY: in bounds (checked); exclusive per the caller's contract; `src` is a
-        // separate buffer.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.0.add(i), src.len()) }
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice_mut<'a>(self, i: usize, len: usize) -> &'a mut [T] {
+        assert!(i + len <= self.1, "winograd scratch index out of bounds");
+        // SAFETY: in bounds (checked); exclusive per the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(i), len) }
     }
 
     /// Writes `v` at `i`.
@@ -263,173 +248,237 @@ impl<T: Elem> Shared<T> {
     }
 }
 
-/// Scratch of one transform job.
-struct Scratch<T> {
-    pad: Padded<T>,
-    /// Column-transformed rows: `[row][3][tw]`.
+/// One `(h, w)` plane with a zero border, 1 row / column before and 2 rows / 3 columns
+/// after, so that every 3x3 window of the four phases is in bounds, and its padded rows
+/// split by column parity for the vector loops ([`PlaneScratch::split_columns`]).
+///
+/// # Flat layout
+/// The transforms below never loop over one tile row at a time (a row has only
+/// `tw = ceil(w / 2)` tiles: 4 or 7 on the MNIST networks, too few for 8-wide vectors).
+/// Instead, column `2t + k` (k = 0..3) of padded row `r` is stored in run `k` at position
+/// `((r % 2) * (th + 1) + r / 2) * tw + t`: the even padded rows first, then the odd ones.
+/// The three rows `2 ty + r0 + {0, 1, 2}` that tile row `ty` reads are then, for all
+/// `ty` at once, three contiguous runs of `tiles = th * tw` elements, and every step of
+/// a transform is one flat loop over `tiles` elements (the order of a (point, phase)
+/// run of the GEMM operands).
+struct PlaneScratch<T> {
+    data: Vec<T>,
+    stride: usize,
+    /// Padded rows used: `2 th + 2`.
+    rows: usize,
+    /// `rows * tw`, the length of one column run.
+    run: usize,
+    /// Start of the odd padded rows within a run.
+    half: usize,
+    /// Columns `2t .. 2t + 3` of every padded row: 4 runs.
+    cols: Vec<T>,
+    /// Column transforms for windows starting at padded column `2t` (start 0) and
+    /// `2t + 1` (start 1): `[start][3]` runs.
     colt: Vec<T>,
-    /// Results of one plane: `[block][point][tiles]`.
-    local: Vec<T>,
+    /// Output transforms: `u[2][3]` then `y[4][2][2]` runs of `tiles`.
+    out: Vec<T>,
 }
 
-impl<T: Elem> Scratch<T> {
-    fn new(d: &Dims, blocks: usize) -> Self {
+impl<T: Elem> PlaneScratch<T> {
+    fn new(d: &Dims) -> Self {
+        let rows = 2 * d.th + 2;
+        let run = rows * d.tw;
         Self {
-            pad: Padded::new(d.h, d.w),
-            colt: vec![T::ZERO; (2 * d.th + 1) * ALPHA * d.tw],
-            local: vec![T::ZERO; blocks * POINTS * d.tiles],
+            data: vec![T::ZERO; (d.h + 3) * (d.w + 4)],
+            stride: d.w + 4,
+            rows,
+            run,
+            half: (d.th + 1) * d.tw,
+            cols: vec![T::ZERO; 4 * run],
+            colt: vec![T::ZERO; 2 * ALPHA * run],
+            out: vec![T::ZERO; (2 * ALPHA + PHASES * 4) * d.tiles],
         }
     }
-}
 
-/// `B^T d B` of every window at `(2 ty + offy, 2 tx + offx)` of the loaded plane, into
-/// `out[point * tiles + ty * tw + tx]`: columns first (vectorised over `tx`), then rows.
-#[inline(always)]
-fn windows_transform<T: Elem>(
-    pad: &Padded<T>,
-    colt: &mut [T],
-    d: &Dims,
-    offy: isize,
-    offx: isize,
-    out: &mut [T],
-) {
-    let tw = d.tw;
-    let s0 = (offx + 1) as usize;
-    for r in 0..2 * d.th + 1 {
-        let y = r as isize + offy;
-        let row = &pad.data[((y + 1) as usize) * pad.stride..][..pad.stride];
-        let src = &row[s0..s0 + 2 * tw + 2];
-        let (c0, rest) = colt[r * ALPHA * tw..(r + 1) * ALPHA * tw].split_at_mut(tw);
-        let (c1, c2) = rest.split_at_mut(tw);
-        for ((((a, b), c), (p, q)), o) in c0
-            .iter_mut()
-            .zip(c1.iter_mut())
-            .zip(c2.iter_mut())
-            .zip(src.chunks_exact(2).zip(src[2..].chunks_exact(2)))
-            .zip(0..tw)
-        {
-            let _ = o;
-            let (va, vb, vc) = (p[0], p[1], q[0]);
-            *a = va - vb;
-            *b = vb;
-            *c = vc - vb;
+    /// Copies `plane` `(h, w)` into the interior (the border stays zero).
+    fn load(&mut self, plane: &[T], d: &Dims) {
+        for (y, row) in plane.chunks_exact(d.w).take(d.h).enumerate() {
+            self.data[(y + 1) * self.stride + 1..][..d.w].copy_from_slice(row);
         }
     }
-    let tiles = d.tiles;
-    for ty in 0..d.th {
-        let rows = &colt[2 * ty * ALPHA * tw..(2 * ty + 3) * ALPHA * tw];
-        let (r0, rest) = rows.split_at(ALPHA * tw);
-        let (r1, r2) = rest.split_at(ALPHA * tw);
-        for j in 0..ALPHA {
-            let (a, b, c) = (
-                &r0[j * tw..][..tw],
-                &r1[j * tw..][..tw],
-                &r2[j * tw..][..tw],
-            );
-            let o0 = j * tiles + ty * tw;
-            for ((o, &x), &y) in out[o0..o0 + tw].iter_mut().zip(a).zip(b) {
-                *o = x - y;
-            }
-            let o1 = (ALPHA + j) * tiles + ty * tw;
-            out[o1..o1 + tw].copy_from_slice(b);
-            let o2 = (2 * ALPHA + j) * tiles + ty * tw;
-            for ((o, &x), &y) in out[o2..o2 + tw].iter_mut().zip(c).zip(b) {
-                *o = x - y;
-            }
-        }
-    }
-}
 
-/// `A^T m A` of every tile of a plane (`m[point * tiles + tile]`), written to the `(h, w)`
-/// plane `q` (vectorised over `tx`; outputs past the edge dropped).
-#[inline(always)]
-fn tiles_output_transform<T: Elem>(m: &[T], d: &Dims, q: &mut [T], bias: T) {
-    let (tw, tiles) = (d.tw, d.tiles);
-    let mut u = vec![T::ZERO; 2 * ALPHA * tw];
-    let mut y = vec![T::ZERO; 2 * tw];
-    for ty in 0..d.th {
-        for j in 0..ALPHA {
-            let m0 = &m[j * tiles + ty * tw..][..tw];
-            let m1 = &m[(ALPHA + j) * tiles + ty * tw..][..tw];
-            let m2 = &m[(2 * ALPHA + j) * tiles + ty * tw..][..tw];
-            let (u0, u1) = u.split_at_mut(ALPHA * tw);
-            for (((o0, o1), (&a, &b)), &c) in u0[j * tw..(j + 1) * tw]
-                .iter_mut()
-                .zip(u1[j * tw..(j + 1) * tw].iter_mut())
-                .zip(m0.iter().zip(m1))
-                .zip(m2)
-            {
-                *o0 = a + b;
-                *o1 = b + c;
+    /// Copies phase `(py, px)` of a `(2h, 2w)` plane into the interior: element `(y, x)`
+    /// is `src[2y + py, 2x + px]`.
+    fn load_phase(&mut self, src: &[T], d: &Dims, py: usize, px: usize) {
+        let ow = 2 * d.w;
+        for y in 0..d.h {
+            let from = &src[(2 * y + py) * ow + px..];
+            let to = &mut self.data[(y + 1) * self.stride + 1..][..d.w];
+            for (x, v) in to.iter_mut().enumerate() {
+                *v = from[2 * x];
             }
         }
-        for i in 0..2 {
-            let my = 2 * ty + i;
-            if my >= d.h {
-                continue;
-            }
-            let ui = &u[i * ALPHA * tw..(i + 1) * ALPHA * tw];
-            let (a, rest) = ui.split_at(tw);
-            let (b, c) = rest.split_at(tw);
-            let (y0, y1) = y.split_at_mut(tw);
-            for ((((o0, o1), &va), &vb), &vc) in
-                y0.iter_mut().zip(y1.iter_mut()).zip(a).zip(b).zip(c)
-            {
-                *o0 = va + vb + bias;
-                *o1 = vb + vc + bias;
-            }
-            let row = &mut q[my * d.w..(my + 1) * d.w];
-            for (tx, pair) in row.chunks_mut(2).enumerate() {
-                pair[0] = y0[tx];
-                if let Some(v) = pair.get_mut(1) {
-                    *v = y1[tx];
+    }
+
+    /// Fills `cols` from the loaded plane (see the layout above).
+    #[inline(always)]
+    fn split_columns(&mut self, d: &Dims) {
+        let (tw, th, run) = (d.tw, d.th, self.run);
+        for r in 0..self.rows {
+            let row = &self.data[r * self.stride..][..2 * tw + 2];
+            let at = ((r % 2) * (th + 1) + r / 2) * tw;
+            for t in 0..tw {
+                for (k, &v) in row[2 * t..2 * t + 4].iter().enumerate() {
+                    self.cols[k * run + at + t] = v;
                 }
             }
         }
     }
-}
 
-/// `A z A^T` of every 2x2 tile of an `(h, w)` plane (zeros past the edge), into
-/// `out[point * tiles + tile]` (vectorised over `tx`).
-#[inline(always)]
-fn grad_tiles_transform<T: Elem>(plane: &[T], d: &Dims, pair_rows: &mut [T], out: &mut [T]) {
-    let (tw, tiles) = (d.tw, d.tiles);
-    // Two rows of the tile, zero-padded to 2 * tw columns.
-    for ty in 0..d.th {
+    /// `B^T d` along columns, `[d0 - d1, d1, d2 - d1]`, of the windows starting at
+    /// padded column `2t + start` (start 0 reads columns 2t, 2t+1, 2t+2; start 1 reads
+    /// 2t+1, 2t+2, 2t+3), into `colt[start]`.
+    #[inline(always)]
+    fn column_transform(&mut self, start: usize) {
+        let run = self.run;
+        let c = &self.cols[start * run..][..3 * run];
+        let (c0, rest) = c.split_at(run);
+        let (c1, c2) = rest.split_at(run);
+        let t = &mut self.colt[start * ALPHA * run..][..ALPHA * run];
+        let (t0, rest) = t.split_at_mut(run);
+        let (t1, t2) = rest.split_at_mut(run);
+        for i in 0..run {
+            t0[i] = c0[i] - c1[i];
+            t1[i] = c1[i];
+            t2[i] = c2[i] - c1[i];
+        }
+    }
+
+    /// `B^T (.) B` along rows of the windows starting at padded row `2 ty + r0` and
+    /// column `2 tx + start` (after [`Self::column_transform`]`(start)`): point
+    /// `(i, j)` of every tile is written to the run of `tiles` elements at `dst(i * 3 + j)`.
+    ///
+    /// # Safety
+    /// The runs must be this job's own (see [`Shared::slice_mut`]).
+    #[inline(always)]
+    unsafe fn row_transform(
+        &self,
+        d: &Dims,
+        r0: usize,
+        start: usize,
+        out: Shared<T>,
+        dst: impl Fn(usize) -> usize,
+    ) {
+        let (tw, tiles, run, half) = (d.tw, d.tiles, self.run, self.half);
+        // Rows 2ty + r0 + {0, 1, 2}: for r0 = 0 even[ty], odd[ty], even[ty + 1]; for
+        // r0 = 1 odd[ty], even[ty + 1], odd[ty + 1].
+        let (ia, ib, ic) = if r0 == 0 {
+            (0, half, tw)
+        } else {
+            (half, tw, half + tw)
+        };
+        for j in 0..ALPHA {
+            let col = &self.colt[(start * ALPHA + j) * run..][..run];
+            let (a, b, c) = (
+                &col[ia..][..tiles],
+                &col[ib..][..tiles],
+                &col[ic..][..tiles],
+            );
+            // SAFETY: the caller's contract.
+            let (d0, d1, d2) = unsafe {
+                (
+                    out.slice_mut(dst(j), tiles),
+                    out.slice_mut(dst(ALPHA + j), tiles),
+                    out.slice_mut(dst(2 * ALPHA + j), tiles),
+                )
+            };
+            for t in 0..tiles {
+                d0[t] = a[t] - b[t];
+                d1[t] = b[t];
+                d2[t] = c[t] - b[t];
+            }
+        }
+    }
+
+    /// `A z A^T` of every 2x2 tile at `(2 ty, 2 tx)` of the loaded plane (zeros past its
+    /// edge), after [`Self::split_columns`]: point `(i, j)` goes to the run at
+    /// `dst(i * 3 + j)`. With `A = [[1, 0], [1, 1], [0, 1]]`: per tile row
+    /// `a = [z0, z0 + z1, z1]`, then `[a_row0, a_row0 + a_row1, a_row1]`.
+    ///
+    /// # Safety
+    /// The runs must be this job's own (see [`Shared::slice_mut`]).
+    #[inline(always)]
+    unsafe fn tile_transform(&self, d: &Dims, out: Shared<T>, dst: impl Fn(usize) -> usize) {
+        let (tw, tiles, run, half) = (d.tw, d.tiles, self.run, self.half);
+        // Plane rows 2ty and 2ty + 1 are padded rows 2ty + 1 (odd[ty]) and 2ty + 2
+        // (even[ty + 1]); plane columns 2tx and 2tx + 1 are padded columns 2tx + 1 and
+        // 2tx + 2 (runs 1 and 2).
+        let z = |k: usize, row1: bool| {
+            let at = if row1 { tw } else { half };
+            &self.cols[k * run + at..][..tiles]
+        };
+        let (z00, z01, z10, z11) = (z(1, false), z(2, false), z(1, true), z(2, true));
+        // SAFETY: the caller's contract.
+        let o: [&mut [T]; POINTS] =
+            std::array::from_fn(|pt| unsafe { out.slice_mut(dst(pt), tiles) });
+        let [o0, o1, o2, o3, o4, o5, o6, o7, o8] = o;
+        for t in 0..tiles {
+            let (a0, a1, a2) = (z00[t], z00[t] + z01[t], z01[t]);
+            let (b0, b1, b2) = (z10[t], z10[t] + z11[t], z11[t]);
+            o0[t] = a0;
+            o1[t] = a1;
+            o2[t] = a2;
+            o3[t] = a0 + b0;
+            o4[t] = a1 + b1;
+            o5[t] = a2 + b2;
+            o6[t] = b0;
+            o7[t] = b1;
+            o8[t] = b2;
+        }
+    }
+
+    /// `A^T m A` of every tile, plus `bias`, for the nine point runs `m(pt)`: the four
+    /// outputs `(i, k)` of every tile go to `out[(slot * 4 + i * 2 + k) * tiles ..]`, after
+    /// the six `u` runs. `A^T = [[1, 1, 0], [0, 1, 1]]`.
+    #[inline(always)]
+    fn output_transform<'a>(&mut self, d: &Dims, m: impl Fn(usize) -> &'a [T], slot: usize, bias: T)
+    where
+        T: 'a,
+    {
+        let tiles = d.tiles;
+        let (u, y) = self.out.split_at_mut(2 * ALPHA * tiles);
+        for j in 0..ALPHA {
+            let (m0, m1, m2) = (m(j), m(ALPHA + j), m(2 * ALPHA + j));
+            let (u0, u1) = u.split_at_mut(ALPHA * tiles);
+            let (u0, u1) = (&mut u0[j * tiles..][..tiles], &mut u1[j * tiles..][..tiles]);
+            for t in 0..tiles {
+                u0[t] = m0[t] + m1[t];
+                u1[t] = m1[t] + m2[t];
+            }
+        }
         for i in 0..2 {
-            let dst = &mut pair_rows[i * 2 * tw..(i + 1) * 2 * tw];
-            let y = 2 * ty + i;
-            if y < d.h {
-                dst[..d.w].copy_from_slice(&plane[y * d.w..(y + 1) * d.w]);
-                dst[d.w..].fill(T::ZERO);
-            } else {
-                dst.fill(T::ZERO);
+            let ui = &u[i * ALPHA * tiles..][..ALPHA * tiles];
+            let (a, rest) = ui.split_at(tiles);
+            let (b, c) = rest.split_at(tiles);
+            let yi = &mut y[(slot * 4 + i * 2) * tiles..][..2 * tiles];
+            let (y0, y1) = yi.split_at_mut(tiles);
+            for t in 0..tiles {
+                y0[t] = a[t] + b[t] + bias;
+                y1[t] = b[t] + c[t] + bias;
             }
         }
-        let (z0, z1) = pair_rows[..4 * tw].split_at(2 * tw);
-        // a_i = [z_i0, z_i0 + z_i1, z_i1] per row i; then rows [a_0, a_0 + a_1, a_1].
-        for (k, (p0, p1)) in z0.chunks_exact(2).zip(z1.chunks_exact(2)).enumerate() {
-            let a0 = [p0[0], p0[0] + p0[1], p0[1]];
-            let a1 = [p1[0], p1[0] + p1[1], p1[1]];
-            let t = ty * tw + k;
-            for j in 0..ALPHA {
-                out[j * tiles + t] = a0[j];
-                out[(ALPHA + j) * tiles + t] = a0[j] + a1[j];
-                out[(2 * ALPHA + j) * tiles + t] = a1[j];
-            }
-        }
+    }
+
+    /// Output `(i, k)` runs of [`Self::output_transform`] slot `slot`.
+    fn y(&self, d: &Dims, slot: usize, i: usize, k: usize) -> &[T] {
+        let tiles = d.tiles;
+        &self.out[(2 * ALPHA + slot * 4 + i * 2 + k) * tiles..][..tiles]
     }
 }
 
 multiversion!(
 /// Input transforms (windows at `2 * tile + off`) of one `(sample, channel)` plane for
 /// the four phases: point `pt` of phase `p` goes to the run of `tiles` elements at
-/// `base + pt * stride_point + p * stride_phase` of `out`. Results are staged in
-/// `scratch.local` and copied out one contiguous run per (point, phase): interleaved
-/// scalar writes to 36 rows far apart would thrash the cache.
+/// `base + pt * stride_point + p * stride_phase` of `out`. The column transforms of both
+/// column phases are computed once and shared by the two row phases.
 fn transform_plane<T: Elem>(
     plane: &[T],
-    scratch: &mut Scratch<T>,
+    scratch: &mut PlaneScratch<T>,
     d: &Dims,
     off: &[isize; 2],
     out: Shared<T>,
@@ -440,7 +489,7 @@ fn transform_plane<T: Elem>(
 #[inline(always)]
 fn transform_plane_body<T: Elem>(
     plane: &[T],
-    scratch: &mut Scratch<T>,
+    scratch: &mut PlaneScratch<T>,
     d: &Dims,
     off: &[isize; 2],
     out: Shared<T>,
@@ -448,19 +497,17 @@ fn transform_plane_body<T: Elem>(
     strides: (usize, usize),
 ) {
     let (stride_point, stride_phase) = strides;
-    let tiles = d.tiles;
-    scratch.pad.load(plane, d.h, d.w);
-    for p in 0..PHASES {
-        let (py, px) = (p / 2, p % 2);
-        let local = &mut scratch.local[p * POINTS * tiles..(p + 1) * POINTS * tiles];
-        windows_transform(&scratch.pad, &mut scratch.colt, d, off[py], off[px], local);
+    scratch.load(plane, d);
+    scratch.split_columns(d);
+    let starts = [(off[0] + 1) as usize, (off[1] + 1) as usize];
+    for &start in &starts {
+        scratch.column_transform(start);
     }
     for p in 0..PHASES {
-        for pt in 0..POINTS {
-            let run = &scratch.local[(p * POINTS + pt) * tiles..][..tiles];
-            // SAFETY: see `transform_group`: this plane's columns are its own.
-            unsafe { out.write_run(base + pt * stride_point + p * stride_phase, run) };
-        }
+        let (r0, start) = (starts[p / 2], starts[p % 2]);
+        let dst = |pt: usize| base + pt * stride_point + p * stride_phase;
+        // SAFETY: see `transform_group`: this plane's columns are its own.
+        unsafe { scratch.row_transform(d, r0, start, out, dst) };
     }
 }
 
@@ -483,7 +530,7 @@ fn transform_group<T: Elem>(
     let plane_len = d.h * d.w;
     let shared = Shared::new(out);
     (0..g * c).into_par_iter().for_each_init(
-        || Scratch::<T>::new(d, PHASES),
+        || PlaneScratch::<T>::new(d),
         |scratch, job| {
             let (s, ch) = (job / c, job % c);
             let plane = &src[((n0 + s) * c + ch) * plane_len..][..plane_len];
@@ -540,12 +587,7 @@ pub(crate) fn forward<T: Elem>(geo: &ConvGeom, x: &[T], w: &[T], bias: Option<&[
             .par_chunks_mut(out_plane)
             .enumerate()
             .for_each_init(
-                || {
-                    (
-                        vec![T::ZERO; POINTS * d.tiles],
-                        vec![T::ZERO; PHASES * d.h * d.w],
-                    )
-                },
+                || PlaneScratch::<T>::new(&d),
                 |scratch, (job, plane)| {
                     let (s, co) = (job / d.co, job % d.co);
                     let b = bias.map_or(T::ZERO, |b| b[co]);
@@ -557,8 +599,9 @@ pub(crate) fn forward<T: Elem>(geo: &ConvGeom, x: &[T], w: &[T], bias: Option<&[
 }
 
 multiversion!(
-/// Output transform of one `(sample, co)` plane of a group, plus bias: each phase is
-/// built as an `(h, w)` plane in `q`, then the four are interleaved into `plane`.
+/// Output transform of one `(sample, co)` plane of a group, plus bias: the four
+/// outputs of every tile of every phase, then each output row written once,
+/// interleaving four of those runs.
 fn forward_output_plane<T: Elem>(
     m: &[T],
     d: &Dims,
@@ -566,7 +609,7 @@ fn forward_output_plane<T: Elem>(
     s: usize,
     co: usize,
     bias: T,
-    scratch: &mut (Vec<T>, Vec<T>),
+    scratch: &mut PlaneScratch<T>,
     plane: &mut [T],
 ) = forward_output_plane_body;);
 
@@ -579,27 +622,40 @@ fn forward_output_plane_body<T: Elem>(
     s: usize,
     co: usize,
     bias: T,
-    scratch: &mut (Vec<T>, Vec<T>),
+    scratch: &mut PlaneScratch<T>,
     plane: &mut [T],
 ) {
-    let (tiles, hw) = (d.tiles, d.h * d.w);
-    let (local, q) = scratch;
+    let tiles = d.tiles;
     for p in 0..PHASES {
-        for pt in 0..POINTS {
-            let src = &m[((p * POINTS + pt) * d.co + co) * nt + s * tiles..][..tiles];
-            local[pt * tiles..(pt + 1) * tiles].copy_from_slice(src);
-        }
-        tiles_output_transform(local, d, &mut q[p * hw..(p + 1) * hw], bias);
+        let run = |pt: usize| &m[((p * POINTS + pt) * d.co + co) * nt + s * tiles..][..tiles];
+        scratch.output_transform(d, run, p, bias);
     }
-    let ow = 2 * d.w;
-    for my in 0..d.h {
-        for py in 0..2 {
-            let dst = &mut plane[(2 * my + py) * ow..(2 * my + py + 1) * ow];
-            let even = &q[(2 * py) * hw + my * d.w..][..d.w];
-            let odd = &q[(2 * py + 1) * hw + my * d.w..][..d.w];
-            for ((pair, &e), &o) in dst.chunks_exact_mut(2).zip(even).zip(odd) {
-                pair[0] = e;
-                pair[1] = o;
+    // Output row 2 (2 ty + i) + py holds, at column 2 (2 tx + k) + px, output (i, k) of
+    // phase (py, px) of tile (ty, tx); rows and columns past the plane (odd sizes) are
+    // dropped.
+    let (oh, ow, tw) = (2 * d.h, 2 * d.w, d.tw);
+    let full = ow / 4;
+    for ty in 0..d.th {
+        for i in 0..2 {
+            for py in 0..2 {
+                let row = 2 * (2 * ty + i) + py;
+                if row >= oh {
+                    continue;
+                }
+                let src = |px: usize, k: usize| &scratch.y(d, py * 2 + px, i, k)[ty * tw..][..tw];
+                let (s00, s01, s10, s11) = (src(0, 0), src(1, 0), src(0, 1), src(1, 1));
+                let dst = &mut plane[row * ow..(row + 1) * ow];
+                for (tx, q) in dst.chunks_exact_mut(4).enumerate() {
+                    q[0] = s00[tx];
+                    q[1] = s01[tx];
+                    q[2] = s10[tx];
+                    q[3] = s11[tx];
+                }
+                // An odd width leaves half a tile: columns 4 * full and 4 * full + 1.
+                if ow % 4 != 0 {
+                    dst[4 * full] = s00[full];
+                    dst[4 * full + 1] = s01[full];
+                }
             }
         }
     }
@@ -618,24 +674,6 @@ pub(crate) fn backward<T: Elem>(
     let d = Dims::new(geo);
     let g = d.group();
     let plane_in = d.h * d.w;
-    // The four phase planes of gy, each (h, w), as separate planes: gy_ph[s][co][p].
-    let phase_planes = |n0: usize, gs: usize| -> Vec<T> {
-        let per = PHASES * plane_in;
-        par_build(gs * d.co * per, per, |job, out| {
-            let (s, co) = (job / d.co, job % d.co);
-            let src = &gy[((n0 + s) * d.co + co) * 4 * plane_in..][..4 * plane_in];
-            let ow = 2 * d.w;
-            for p in 0..PHASES {
-                let (py, px) = (p / 2, p % 2);
-                let dst = &mut out[p * plane_in..(p + 1) * plane_in];
-                for my in 0..d.h {
-                    for mx in 0..d.w {
-                        dst[my * d.w + mx] = src[(2 * my + py) * ow + 2 * mx + px];
-                    }
-                }
-            }
-        })
-    };
     // Input gradient: stacked kernels U'[point] (ci x 4co), laid out [point][ci][p][co].
     let u_dx = if want_dx {
         let per_phase = transformed_kernels(w, &d, &KMAP_T, false); // [p][point][ci][co]
@@ -670,13 +708,19 @@ pub(crate) fn backward<T: Elem>(
     for n0 in (0..d.n).step_by(g) {
         let gs = g.min(d.n - n0);
         let nt = gs * d.tiles;
-        let gyp = phase_planes(n0, gs);
-        // The group's gy phase planes as a (gs, 4 * co, h, w) tensor: plane (s, p, co)
-        // sits at ((s * co + co) * 4 + p).
+        // Vg[point][p][co][nt]: input transforms (windows OFF_T) of the gy phase planes,
+        // for the input gradient; Zg[point][p][co][nt]: their 2x2 tile transforms, for
+        // the weight gradient. One pass over gy gives both.
         if want_dx {
-            // Vg[point][p][co][nt]: input transforms of the gy phase planes.
             vg.resize(POINTS * PHASES * d.co * nt, T::ZERO);
-            transform_gy_group(&gyp, &d, gs, &mut vg, nt);
+        }
+        if want_dw {
+            zg.resize(POINTS * PHASES * d.co * nt, T::ZERO);
+        }
+        let vg_out = want_dx.then(|| Shared::new(&mut vg));
+        let zg_out = want_dw.then(|| Shared::new(&mut zg));
+        gy_transforms_group(gy, n0, gs, &d, vg_out, zg_out, nt);
+        if want_dx {
             // Mx[point] (ci x nt) = U'[point] (ci x 4co) * Vg[point] (4co x nt)
             mx.resize(POINTS * d.ci * nt, T::ZERO);
             // Nine products only: each is split into DX_PARTS row blocks (a fixed
@@ -717,19 +761,17 @@ pub(crate) fn backward<T: Elem>(
                 .par_chunks_mut(plane_in)
                 .enumerate()
                 .for_each_init(
-                    || vec![T::ZERO; POINTS * d.tiles],
-                    |local, (job, plane)| {
+                    || PlaneScratch::<T>::new(&d),
+                    |scratch, (job, plane)| {
                         let (s, ci) = (job / d.ci, job % d.ci);
-                        input_grad_output_plane(&mx, &d, nt, s, ci, local, plane);
+                        input_grad_output_plane(&mx, &d, nt, s, ci, scratch, plane);
                     },
                 );
         }
         if want_dw {
-            // V[point][p][ci][nt] of x (forward windows) and Z[point][p][co][nt] of gy tiles.
+            // V[point][p][ci][nt] of x (forward windows).
             vx.resize(POINTS * PHASES * d.ci * nt, T::ZERO);
             transform_group(x, d.ci, n0, gs, &d, &OFF, &mut vx, nt);
-            zg.resize(POINTS * PHASES * d.co * nt, T::ZERO);
-            grad_tiles_group(&gyp, &d, gs, &mut zg, nt);
             // dU[p][point] (ci x co) += V[point][p] (ci x nt) * Z[point][p]^T (nt x co)
             du.par_chunks_mut(d.ci * d.co)
                 .enumerate()
@@ -785,119 +827,72 @@ pub(crate) fn backward<T: Elem>(
     (want_dx.then_some(dx), dw)
 }
 
-/// Input transforms (windows `OFF_T`) of a group's gy phase planes into
-/// `vg[point][p][co][nt]`.
-fn transform_gy_group<T: Elem>(gyp: &[T], d: &Dims, gs: usize, vg: &mut [T], nt: usize) {
-    let plane_in = d.h * d.w;
-    let stride_phase = d.co * nt;
-    let stride_point = PHASES * stride_phase;
-    let shared = Shared::new(vg);
+/// For samples `n0 .. n0 + gs` of `gy` `(N, co, 2h, 2w)`, each phase plane's input
+/// transforms (windows `OFF_T`) into `vg` and its 2x2 tile transforms into `zg` (each
+/// when given), both laid out `[point][p][co][nt]`; in parallel over `(sample, co)`.
+fn gy_transforms_group<T: Elem>(
+    gy: &[T],
+    n0: usize,
+    gs: usize,
+    d: &Dims,
+    vg: Option<Shared<T>>,
+    zg: Option<Shared<T>>,
+    nt: usize,
+) {
+    let gy_plane = 4 * d.h * d.w;
     (0..gs * d.co).into_par_iter().for_each_init(
-        || Scratch::<T>::new(d, 1),
+        || PlaneScratch::<T>::new(d),
         |scratch, job| {
             let (s, co) = (job / d.co, job % d.co);
-            for p in 0..PHASES {
-                let plane = &gyp[((s * d.co + co) * PHASES + p) * plane_in..][..plane_in];
-                // Job (s, co) writes only columns s * tiles .. of row co: disjoint.
-                let base = p * stride_phase + co * nt + s * d.tiles;
-                transform_one_phase(plane, scratch, d, p, shared, base, stride_point);
-            }
+            let src = &gy[((n0 + s) * d.co + co) * gy_plane..][..gy_plane];
+            gy_plane_transforms(src, scratch, d, s, co, nt, vg, zg);
         },
     );
 }
 
 multiversion!(
-/// Input transform of one gy phase plane `p` (windows `OFF_T`).
-fn transform_one_phase<T: Elem>(
-    plane: &[T],
-    scratch: &mut Scratch<T>,
+/// The gy transforms of one `(sample, co)` plane (see [`gy_transforms_group`]).
+fn gy_plane_transforms<T: Elem>(
+    src: &[T],
+    scratch: &mut PlaneScratch<T>,
     d: &Dims,
-    p: usize,
-    out: Shared<T>,
-    base: usize,
-    stride_point: usize,
-) = transform_one_phase_body;);
+    s: usize,
+    co: usize,
+    nt: usize,
+    vg: Option<Shared<T>>,
+    zg: Option<Shared<T>>,
+) = gy_plane_transforms_body;);
 
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn transform_one_phase_body<T: Elem>(
-    plane: &[T],
-    scratch: &mut Scratch<T>,
+fn gy_plane_transforms_body<T: Elem>(
+    src: &[T],
+    scratch: &mut PlaneScratch<T>,
     d: &Dims,
-    p: usize,
-    out: Shared<T>,
-    base: usize,
-    stride_point: usize,
+    s: usize,
+    co: usize,
+    nt: usize,
+    vg: Option<Shared<T>>,
+    zg: Option<Shared<T>>,
 ) {
-    let tiles = d.tiles;
-    scratch.pad.load(plane, d.h, d.w);
-    let (py, px) = (p / 2, p % 2);
-    windows_transform(
-        &scratch.pad,
-        &mut scratch.colt,
-        d,
-        OFF_T[py],
-        OFF_T[px],
-        &mut scratch.local,
-    );
-    for pt in 0..POINTS {
-        // SAFETY: see `transform_gy_group`.
-        unsafe {
-            out.write_run(
-                base + pt * stride_point,
-                &scratch.local[pt * tiles..][..tiles],
-            )
-        };
-    }
-}
-
-/// Tile transforms `A z A^T` of a group's gy phase planes into `zg[point][p][co][nt]`
-/// (tiles past the plane edge read zeros).
-fn grad_tiles_group<T: Elem>(gyp: &[T], d: &Dims, gs: usize, zg: &mut [T], nt: usize) {
-    let plane_in = d.h * d.w;
     let stride_phase = d.co * nt;
     let stride_point = PHASES * stride_phase;
-    let shared = Shared::new(zg);
-    (0..gs * d.co).into_par_iter().for_each_init(
-        || (vec![T::ZERO; 4 * d.tw], vec![T::ZERO; POINTS * d.tiles]),
-        |(pair_rows, local), job| {
-            let (s, co) = (job / d.co, job % d.co);
-            for p in 0..PHASES {
-                let plane = &gyp[((s * d.co + co) * PHASES + p) * plane_in..][..plane_in];
-                // Job (s, co) writes only columns s * tiles .. of row co: disjoint.
-                let base = p * stride_phase + co * nt + s * d.tiles;
-                grad_tiles_phase(plane, d, pair_rows, local, shared, base, stride_point);
-            }
-        },
-    );
-}
-
-multiversion!(
-/// `A z A^T` of every 2x2 tile of one gy phase plane.
-fn grad_tiles_phase<T: Elem>(
-    plane: &[T],
-    d: &Dims,
-    pair_rows: &mut [T],
-    local: &mut [T],
-    out: Shared<T>,
-    base: usize,
-    stride_point: usize,
-) = grad_tiles_phase_body;);
-
-#[inline(always)]
-fn grad_tiles_phase_body<T: Elem>(
-    plane: &[T],
-    d: &Dims,
-    pair_rows: &mut [T],
-    local: &mut [T],
-    out: Shared<T>,
-    base: usize,
-    stride_point: usize,
-) {
-    let tiles = d.tiles;
-    grad_tiles_transform(plane, d, pair_rows, local);
-    for pt in 0..POINTS {
-        // SAFETY: see `grad_tiles_group`.
-        unsafe { out.write_run(base + pt * stride_point, &local[pt * tiles..][..tiles]) };
+    for p in 0..PHASES {
+        let (py, px) = (p / 2, p % 2);
+        scratch.load_phase(src, d, py, px);
+        scratch.split_columns(d);
+        // Job (s, co) writes only columns s * tiles .. of row co: disjoint.
+        let dst = |pt: usize| pt * stride_point + p * stride_phase + co * nt + s * d.tiles;
+        if let Some(vg) = vg {
+            let (r0, start) = ((OFF_T[py] + 1) as usize, (OFF_T[px] + 1) as usize);
+            scratch.column_transform(start);
+            // SAFETY: this job's own runs (above).
+            unsafe { scratch.row_transform(d, r0, start, vg, dst) };
+        }
+        if let Some(zg) = zg {
+            // SAFETY: this job's own runs (above).
+            unsafe { scratch.tile_transform(d, zg, dst) };
+        }
     }
 }
 
@@ -909,7 +904,7 @@ fn input_grad_output_plane<T: Elem>(
     nt: usize,
     s: usize,
     ci: usize,
-    local: &mut [T],
+    scratch: &mut PlaneScratch<T>,
     plane: &mut [T],
 ) = input_grad_output_plane_body;);
 
@@ -920,15 +915,33 @@ fn input_grad_output_plane_body<T: Elem>(
     nt: usize,
     s: usize,
     ci: usize,
-    local: &mut [T],
+    scratch: &mut PlaneScratch<T>,
     plane: &mut [T],
 ) {
     let tiles = d.tiles;
-    for pt in 0..POINTS {
-        let src = &mx[(pt * d.ci + ci) * nt + s * tiles..][..tiles];
-        local[pt * tiles..(pt + 1) * tiles].copy_from_slice(src);
+    let run = |pt: usize| &mx[(pt * d.ci + ci) * nt + s * tiles..][..tiles];
+    scratch.output_transform(d, run, 0, T::ZERO);
+    // Row 2 ty + i holds output (i, k) of tile (ty, tx) at column 2 tx + k.
+    let (h, w, tw) = (d.h, d.w, d.tw);
+    for ty in 0..d.th {
+        for i in 0..2 {
+            let row = 2 * ty + i;
+            if row >= h {
+                continue;
+            }
+            let (e, o) = (
+                &scratch.y(d, 0, i, 0)[ty * tw..][..tw],
+                &scratch.y(d, 0, i, 1)[ty * tw..][..tw],
+            );
+            let dst = &mut plane[row * w..(row + 1) * w];
+            for (tx, pair) in dst.chunks_mut(2).enumerate() {
+                pair[0] = e[tx];
+                if let Some(v) = pair.get_mut(1) {
+                    *v = o[tx];
+                }
+            }
+        }
     }
-    tiles_output_transform(local, d, plane, T::ZERO);
 }
 
 #[cfg(test)]
@@ -956,9 +969,10 @@ mod tests {
             .fold(0.0, f64::max)
     }
 
-    /// The `Auto` choice on the MNIST decoder's up-sampling layers (see [`worthwhile`]).
+    /// The `Auto` choice on the MNIST decoder's up-sampling layers (see [`worthwhile`])
+    /// and on the measured shapes its rule was fitted to.
     #[test]
-    fn auto_picks_winograd_for_wide_layers_only() {
+    fn auto_picks_winograd_where_it_measured_faster() {
         let layer = |ci: usize, co: usize, h: usize| ConvGeom {
             n: 100,
             ca: co,
@@ -974,19 +988,32 @@ mod tests {
             ph: 1,
             pw: 1,
         };
-        for (wd, want) in [(1, true), (4, false)] {
+        // MNIST decoder: (width divisor, 7x7 layer, 14x14 layer).
+        for (wd, first, second) in [(1, true, true), (2, false, true), (4, false, true)] {
             assert_eq!(
                 worthwhile(&layer(1024 / wd, 512 / wd, 7)),
-                want,
-                "dec1 /{wd}"
+                first,
+                "7x7 /{wd}"
             );
             assert_eq!(
                 worthwhile(&layer(512 / wd, 256 / wd, 14)),
-                want,
-                "dec2 /{wd}"
+                second,
+                "14x14 /{wd}"
             );
         }
-        assert!(worthwhile(&layer(256, 128, 14)));
+        for (ci, co, h, want) in [
+            (128, 64, 16, true),
+            (64, 64, 14, true),
+            (96, 48, 14, true),
+            (64, 32, 32, true),
+            (256, 128, 8, false),
+            (64, 32, 14, false),
+            (128, 128, 7, false),
+            (32, 16, 16, false),
+            (64, 32, 8, false),
+        ] {
+            assert_eq!(worthwhile(&layer(ci, co, h)), want, "{ci}->{co} at {h}x{h}");
+        }
     }
 
     /// Winograd against the im2col/col2im kernels on odd and even sizes, f64.
