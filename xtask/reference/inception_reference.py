@@ -28,8 +28,13 @@ computed in f64 and rounded to f32.
 
 --bench times pytorch-fid's network on CPU (images/s, 299x299 inputs, batch 8)
 for docs/performance.md.
+
+--bench-json [--batch B] [--reps R] [--threads T] only times the network (no
+reference outputs, nothing written) and prints one JSON line; `cargo xtask bench`
+runs it as the Inception peer.
 """
 
+import json
 import math
 import os
 import sys
@@ -320,7 +325,30 @@ def bench(model):
         print(f"bench pytorch-fid CPU threads={threads} batch=8 299x299: {reps * 8 / dt:.2f} images/s")
 
 
+def bench_json():
+    def opt(name, default):
+        return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
+    batch, reps, threads = opt("--batch", 8), opt("--reps", 2), opt("--threads", 2)
+    torch.set_num_threads(threads)
+    model = FIDInceptionV3Pool3().eval()
+    load_formula_weights(model)
+    x = torch.rand(batch, 3, 299, 299, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model(x)  # one warm-up batch, as the Rust worker
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            model(x)
+        dt = time.perf_counter() - t0
+    print(json.dumps({"framework": "pytorch-fid network", "batch": batch, "reps": reps,
+                      "images_per_s": reps * batch / dt, "torch": torch.__version__,
+                      "threads": torch.get_num_threads()}), flush=True)
+
+
 def main():
+    if "--bench-json" in sys.argv:
+        bench_json()
+        return
     torch.manual_seed(0)
     torch.set_num_threads(2)
     model = FIDInceptionV3Pool3().eval()

@@ -1,4 +1,5 @@
-//! `cargo xtask bench`: our WAE-MMD training step against the PyTorch peer.
+//! `cargo xtask bench`: our WAE-MMD training step against the PyTorch peer, and the MMD
+//! penalty and the FID Inception network against their PyTorch counterparts.
 //!
 //! Both sides run the same step (Tolstikhin et al. 2018, MNIST networks at a width
 //! divisor, batch of random images in [0, 1], deterministic encoder, loss 0.05 times
@@ -8,6 +9,14 @@
 //! release build of this binary, or the peer under `xtask/reference/peer_rss.py`), so
 //! each reports its own peak RSS. Our runs and the peer's alternate, round after round,
 //! and the best images/s of each is kept: the machine is shared and noisy.
+//!
+//! Two more kinds of row come from the same interleaved rounds: `mmd_imq_d{d}` (forward +
+//! backward of the WAE-MMD penalty, IMQ kernel over 7 scales, U-statistic, `batch` codes
+//! of dimension `d` against as many prior samples; "images" are codes; the peer is
+//! `xtask/reference/mmd_bench_torch.py`, its fastest formulation) and `inception_pool3`
+//! (pool3 features of a batch of 299x299 images through the FID Inception-v3 with
+//! formula weights, which cost what the real ones do; the peer is pytorch-fid's network
+//! in `xtask/reference/inception_reference.py --bench-json`).
 //!
 //! `--profile` instead times one step of ours per width, per op kind, in the forward
 //! pass, the backward pass and the optimiser (see [`print_profile`]).
@@ -57,21 +66,33 @@ pub struct BenchArgs {
     /// Interleaved rounds; the best of them is reported [default: 3, 1 with --quick].
     #[arg(long)]
     rounds: Option<usize>,
-    /// Width divisors to compare at batch 100.
-    #[arg(long, value_delimiter = ',', default_value = "4,1")]
+    /// Width divisors to compare at batch 100 (none: `--widths` alone).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "4,1")]
     widths: Vec<usize>,
-    /// Batch sizes of the scaling table.
-    #[arg(long, value_delimiter = ',', default_value = "25,100,400")]
+    /// Batch sizes of the scaling table (none: `--scaling-batches` alone).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "25,100,400")]
     scaling_batches: Vec<usize>,
     /// Width divisor of the scaling table.
     #[arg(long, default_value_t = 4)]
     scaling_width: usize,
+    /// MMD penalty cases as SIZExDIM (codes x latent dimension); empty for none.
+    #[arg(long, value_delimiter = ',', default_value = "100x8,1000x64")]
+    mmd: Vec<String>,
+    /// Batch of the Inception-features case (0 for none).
+    #[arg(long, default_value_t = 8)]
+    inception_batch: usize,
     /// Run only our side (no PyTorch).
     #[arg(long)]
     no_peer: bool,
     /// Internal: run one measurement in this process and print one JSON line.
     #[arg(long, hide = true)]
     worker: bool,
+    /// Internal (worker): what to measure: `step`, `mmd` or `inception`.
+    #[arg(long, hide = true, default_value = "step")]
+    case: String,
+    /// Internal (worker, `--case mmd`): latent dimension.
+    #[arg(long, hide = true, default_value_t = 8)]
+    mmd_dim: usize,
     /// Internal (worker): width divisor.
     #[arg(long, hide = true, default_value_t = 4)]
     width_div: usize,
@@ -107,10 +128,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         } else if args.winograd_always {
             wae_kernels::set_winograd_mode(wae_kernels::WinogradMode::Always);
         }
-        let out = if args.profile {
-            worker_profile(&args)?
-        } else {
-            worker_measure(&args)?
+        let out = match (args.profile, args.case.as_str()) {
+            (true, _) => worker_profile(&args)?,
+            (false, "step") => worker_measure(&args)?,
+            (false, "mmd") => worker_mmd(&args)?,
+            (false, "inception") => worker_inception(&args)?,
+            (false, other) => bail!("unknown bench case {other:?}"),
         };
         println!("{out}");
         return Ok(());
@@ -141,27 +164,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let mut rows = Vec::new();
-    let configs: Vec<(&str, usize, usize)> = args
-        .widths
-        .iter()
-        .map(|&wd| ("train_step", wd, 100))
-        .chain(
-            args.scaling_batches
-                .iter()
-                .map(|&b| ("train_step_batch_scaling", args.scaling_width, b)),
-        )
-        .collect();
-    let mut results: Vec<(Vec<Value>, Vec<Value>)> = vec![(Vec::new(), Vec::new()); configs.len()];
+    let cases = cases(&args)?;
+    let mut results: Vec<(Vec<Value>, Vec<Value>)> = vec![(Vec::new(), Vec::new()); cases.len()];
     let load_before = load_average();
     let started = Instant::now();
     for round in 0..rounds {
-        for (i, &(name, wd, batch)) in configs.iter().enumerate() {
-            let (steps, warmup) = steps_for(wd, batch, args.quick);
-            eprintln!(
-                "[round {}/{rounds}] {name} width_div {wd} batch {batch}: ours",
-                round + 1
-            );
-            let ours = run_worker(&worker, wd, batch, steps, warmup, false)?;
+        for (i, case) in cases.iter().enumerate() {
+            eprintln!("[round {}/{rounds}] {}: ours", round + 1, case.label());
+            let ours = run_worker_case(&worker, case, args.quick)?;
             eprintln!(
                 "    ours {:.1} images/s, peak RSS {:.0} MB",
                 f(&ours, "images_per_s"),
@@ -169,8 +179,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             );
             results[i].0.push(ours);
             if let Some(peer) = &peer {
-                // The peer script always warms up 3 steps itself.
-                let theirs = peer.run(wd, batch, steps)?;
+                let theirs = peer.run_case(case, args.quick)?;
                 eprintln!(
                     "    peer {:.1} images/s, peak RSS {:.0} MB",
                     f(&theirs, "images_per_s"),
@@ -181,8 +190,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     let load_after = load_average();
-    for (&(name, wd, batch), (ours, theirs)) in configs.iter().zip(&results) {
-        rows.push(summarise(name, wd, batch, ours, theirs));
+    for (case, (ours, theirs)) in cases.iter().zip(&results) {
+        rows.push(summarise(
+            &case.row_name(),
+            case.width_div(),
+            case.batch(),
+            ours,
+            theirs,
+        ));
     }
     print_table(&rows);
     println!(
@@ -206,6 +221,101 @@ fn steps_for(width_div: usize, batch: usize, quick: bool) -> (usize, usize) {
     )
 }
 
+/// One kind of measurement of the comparison table.
+#[derive(Clone, Debug, PartialEq)]
+enum Case {
+    /// The training step (`name`: `train_step` or `train_step_batch_scaling`).
+    Step {
+        name: &'static str,
+        width_div: usize,
+        batch: usize,
+    },
+    /// MMD penalty, forward + backward, `n` codes of dimension `d`.
+    Mmd { n: usize, d: usize },
+    /// Inception pool3 features of `batch` 299x299 images.
+    Inception { batch: usize },
+}
+
+impl Case {
+    fn label(&self) -> String {
+        match self {
+            Case::Step {
+                name,
+                width_div,
+                batch,
+            } => format!("{name} width_div {width_div} batch {batch}"),
+            Case::Mmd { n, d } => format!("MMD penalty n {n} d {d}"),
+            Case::Inception { batch } => format!("Inception features batch {batch}"),
+        }
+    }
+
+    fn row_name(&self) -> String {
+        match self {
+            Case::Step { name, .. } => (*name).to_string(),
+            Case::Mmd { d, .. } => format!("mmd_imq_d{d}"),
+            Case::Inception { .. } => "inception_pool3".to_string(),
+        }
+    }
+
+    fn width_div(&self) -> Option<usize> {
+        match self {
+            Case::Step { width_div, .. } => Some(*width_div),
+            _ => None,
+        }
+    }
+
+    fn batch(&self) -> usize {
+        match self {
+            Case::Step { batch, .. } | Case::Inception { batch } => *batch,
+            Case::Mmd { n, .. } => *n,
+        }
+    }
+
+    /// Timed repetitions (and warm-ups, for the training step).
+    fn reps(&self, quick: bool) -> (usize, usize) {
+        match self {
+            Case::Step {
+                width_div, batch, ..
+            } => steps_for(*width_div, *batch, quick),
+            Case::Mmd { n, .. } => (if *n <= 100 { 30 } else { 10 }, 1),
+            Case::Inception { .. } => (if quick { 1 } else { 2 }, 1),
+        }
+    }
+}
+
+/// The cases of a comparison run, in table order.
+fn cases(args: &BenchArgs) -> Result<Vec<Case>> {
+    let mut cases: Vec<Case> = args
+        .widths
+        .iter()
+        .map(|&width_div| Case::Step {
+            name: "train_step",
+            width_div,
+            batch: 100,
+        })
+        .chain(args.scaling_batches.iter().map(|&batch| Case::Step {
+            name: "train_step_batch_scaling",
+            width_div: args.scaling_width,
+            batch,
+        }))
+        .collect();
+    for spec in args.mmd.iter().filter(|s| !s.is_empty()) {
+        let parsed = spec
+            .split_once('x')
+            .and_then(|(n, d)| Some((n.parse().ok()?, d.parse().ok()?)));
+        match parsed {
+            Some((n, d)) if n >= 2 && d >= 1 => cases.push(Case::Mmd { n, d }),
+            _ => bail!("--mmd takes SIZExDIM with SIZE >= 2 (e.g. 100x8), got {spec:?}"),
+        }
+    }
+    if args.inception_batch > 0 {
+        cases.push(Case::Inception {
+            batch: args.inception_batch,
+        });
+    }
+    Ok(cases)
+}
+
 fn f(v: &Value, key: &str) -> f64 {
     v.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN)
 }
@@ -225,7 +335,13 @@ fn lowest(runs: &[Value], key: &str) -> Option<f64> {
 }
 
 /// One row of bench.json.
-fn summarise(name: &str, wd: usize, batch: usize, ours: &[Value], theirs: &[Value]) -> Value {
+fn summarise(
+    name: &str,
+    wd: Option<usize>,
+    batch: usize,
+    ours: &[Value],
+    theirs: &[Value],
+) -> Value {
     let ours_ips = best(ours, "images_per_s");
     let peer_ips = best(theirs, "images_per_s");
     let ours_rss = lowest(ours, "peak_rss_kb").map(|kb| kb / 1024.0);
@@ -248,6 +364,7 @@ fn summarise(name: &str, wd: usize, batch: usize, ours: &[Value], theirs: &[Valu
         "ours_runs_images_per_s": all(ours),
         "peer_runs_images_per_s": all(theirs),
         "peer": theirs.first().and_then(|r| r.get("torch")).cloned(),
+        "peer_framework": theirs.first().and_then(|r| r.get("framework")).cloned(),
         "threads": ours.first().and_then(|r| r.get("threads")).cloned(),
     })
 }
@@ -265,7 +382,7 @@ fn print_table(rows: &[Value]) {
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r["name"].as_str().unwrap_or("-"),
-            r["width_div"],
+            opt(r, "width_div", 0),
             r["batch"],
             opt(r, "ours_images_per_s", 1),
             opt(r, "peer_images_per_s", 1),
@@ -322,19 +439,53 @@ impl Peer {
         })
     }
 
-    fn run(&self, width_div: usize, batch: usize, steps: usize) -> Result<Value> {
+    /// One measurement of `case` by its PyTorch counterpart, in a fresh interpreter.
+    fn run_case(&self, case: &Case, quick: bool) -> Result<Value> {
+        let (reps, _) = case.reps(quick);
+        let reference = self.wrapper.parent().unwrap_or(Path::new("."));
+        let (script, args): (PathBuf, Vec<String>) = match case {
+            // The peer script always warms up 3 steps itself.
+            Case::Step {
+                width_div, batch, ..
+            } => (
+                self.script.clone(),
+                vec![
+                    format!("--width-div={width_div}"),
+                    format!("--batch={batch}"),
+                    format!("--steps={reps}"),
+                ],
+            ),
+            Case::Mmd { n, d } => (
+                reference.join("mmd_bench_torch.py"),
+                vec![
+                    format!("--sizes={n}"),
+                    format!("--dims={d}"),
+                    "--variants=summed".into(),
+                    format!("--reps={reps}"),
+                ],
+            ),
+            Case::Inception { batch } => (
+                reference.join("inception_reference.py"),
+                vec![
+                    "--bench-json".into(),
+                    "--batch".into(),
+                    batch.to_string(),
+                    "--reps".into(),
+                    reps.to_string(),
+                ],
+            ),
+        };
         let out = Command::new(&self.python)
             .arg(&self.wrapper)
-            .arg(&self.script)
-            .args(["--width-div", &width_div.to_string()])
-            .args(["--batch", &batch.to_string()])
-            .args(["--steps", &steps.to_string()])
+            .arg(&script)
+            .args(&args)
             .args(["--threads", "2"])
             .output()
             .with_context(|| format!("running {}", self.python.display()))?;
         if !out.status.success() {
             bail!(
-                "PyTorch peer failed ({}): {}",
+                "PyTorch peer {} failed ({}): {}",
+                script.display(),
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
             );
@@ -345,8 +496,16 @@ impl Peer {
                 merged.extend(m);
             }
         }
+        if let Case::Mmd { n, .. } = case {
+            // mmd_bench_torch.py reports the fastest step in milliseconds.
+            let best_ms = merged.get("best_ms").and_then(Value::as_f64);
+            if let Some(ms) = best_ms.filter(|ms| *ms > 0.0) {
+                merged.insert("images_per_s".into(), json!(*n as f64 / (ms / 1e3)));
+                merged.insert("framework".into(), json!("PyTorch (summed formulation)"));
+            }
+        }
         if !merged.contains_key("images_per_s") {
-            bail!("PyTorch peer printed no images_per_s");
+            bail!("PyTorch peer {} printed no images_per_s", script.display());
         }
         Ok(Value::Object(merged))
     }
@@ -376,6 +535,33 @@ fn worker_exe(workspace: &Path) -> Result<PathBuf> {
     Ok(exe)
 }
 
+/// One measurement of `case` by our side, in a fresh process.
+fn run_worker_case(exe: &Path, case: &Case, quick: bool) -> Result<Value> {
+    let (reps, warmup) = case.reps(quick);
+    match case {
+        Case::Step {
+            width_div, batch, ..
+        } => run_worker(exe, *width_div, *batch, reps, warmup, false),
+        Case::Mmd { n, d } => run_worker_with(
+            exe,
+            &[
+                "--case=mmd".into(),
+                format!("--batch={n}"),
+                format!("--mmd-dim={d}"),
+                format!("--steps={reps}"),
+            ],
+        ),
+        Case::Inception { batch } => run_worker_with(
+            exe,
+            &[
+                "--case=inception".into(),
+                format!("--batch={batch}"),
+                format!("--steps={reps}"),
+            ],
+        ),
+    }
+}
+
 fn run_worker(
     exe: &Path,
     width_div: usize,
@@ -384,21 +570,29 @@ fn run_worker(
     warmup: usize,
     profile: bool,
 ) -> Result<Value> {
-    let mut cmd = Command::new(exe);
-    cmd.args(["bench", "--worker"])
-        .args(["--width-div", &width_div.to_string()])
-        .args(["--batch", &batch.to_string()])
-        .args(["--steps", &steps.to_string()])
-        .args(["--warmup", &warmup.to_string()]);
+    let mut args = vec![
+        format!("--width-div={width_div}"),
+        format!("--batch={batch}"),
+        format!("--steps={steps}"),
+        format!("--warmup={warmup}"),
+    ];
     if profile {
-        cmd.arg("--profile");
+        args.push("--profile".into());
     }
-    let out = cmd
+    run_worker_with(exe, &args)
+}
+
+/// Runs `exe bench --worker ARGS...` and parses the JSON line it prints last.
+fn run_worker_with(exe: &Path, args: &[String]) -> Result<Value> {
+    let out = Command::new(exe)
+        .args(["bench", "--worker"])
+        .args(args)
         .output()
         .with_context(|| format!("running {}", exe.display()))?;
     if !out.status.success() {
         bail!(
-            "worker (width_div {width_div}, batch {batch}) failed ({}): {}",
+            "worker ({}) failed ({}): {}",
+            args.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
@@ -553,6 +747,81 @@ fn worker_measure(args: &BenchArgs) -> Result<Value> {
     }))
 }
 
+/// Forward + backward of the default WAE-MMD penalty (`wae_divergence::mmd`: IMQ over 7
+/// scales, U-statistic, f32) of `--batch` codes ~ N(0, 2 I) of dimension `--mmd-dim`
+/// against as many N(0, I) prior samples, as `xtask/reference/mmd_bench_torch.py` does;
+/// "images" per second are codes per second of the fastest of `--steps` steps.
+fn worker_mmd(args: &BenchArgs) -> Result<Value> {
+    use wae_divergence::{MmdConfig, Prior, mmd};
+    let (n, d) = (args.batch, args.mmd_dim);
+    let dev = Device::Cpu;
+    let mut rng = StdRng::seed_from_u64(0);
+    let codes = Prior::Normal { variance: 2.0 }.sample(n, d, &mut rng, &dev, DType::F32)?;
+    let codes = candle_core::Var::from_tensor(&codes)?;
+    let prior = Prior::default().sample(n, d, &mut rng, &dev, DType::F32)?;
+    let cfg = MmdConfig::default();
+    let step = || -> Result<f64> {
+        let t = Instant::now();
+        let value = mmd(codes.as_tensor(), &prior, &cfg)?;
+        let grads = value.backward()?;
+        let g = grads
+            .get(codes.as_tensor())
+            .context("no gradient for the codes")?;
+        // Read one element so that nothing is skipped.
+        g.get(0)?.get(0)?.to_scalar::<f32>()?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    step()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..args.steps.max(1) {
+        best = best.min(step()?);
+    }
+    Ok(json!({
+        "framework": "wae-divergence (fused CPU kernel)",
+        "n": n,
+        "d": d,
+        "steps": args.steps.max(1),
+        "best_ms": best * 1e3,
+        "images_per_s": n as f64 / best,
+        "threads": rayon::current_num_threads(),
+        "peak_rss_kb": peak_rss_kb(),
+    }))
+}
+
+/// Pool3 features of `--batch` 299x299 RGB images through the FID Inception-v3
+/// (`wae_metrics::InceptionV3`, formula weights), `--steps` batches after one warm-up
+/// batch, as `xtask/reference/inception_reference.py --bench-json` does.
+fn worker_inception(args: &BenchArgs) -> Result<Value> {
+    use wae_metrics::testing::{inception_formula_weights, uniform};
+    use wae_metrics::{InceptionConfig, InceptionV3};
+    let dev = Device::Cpu;
+    let weights = inception_formula_weights(&dev)?;
+    let net = InceptionV3::new(
+        &InceptionConfig::default(),
+        candle_nn::VarBuilder::from_tensors(weights, DType::F32, &dev),
+    )?;
+    let batch = args.batch.max(1);
+    let values: Vec<f32> = (0..(batch * 3 * 299 * 299) as u64)
+        .map(|k| uniform(1, k) as f32)
+        .collect();
+    let images = Tensor::from_vec(values, (batch, 3, 299, 299), &dev)?;
+    net.features(&images)?;
+    let reps = args.steps.max(1);
+    let t = Instant::now();
+    for _ in 0..reps {
+        net.features(&images)?.sum_all()?.to_scalar::<f32>()?;
+    }
+    let dt = t.elapsed().as_secs_f64();
+    Ok(json!({
+        "framework": "wae-metrics (candle + wae-kernels)",
+        "batch": batch,
+        "reps": reps,
+        "images_per_s": (reps * batch) as f64 / dt,
+        "threads": rayon::current_num_threads(),
+        "peak_rss_kb": peak_rss_kb(),
+    }))
+}
+
 /// User + system CPU time of this process (all threads), from /proc/self/stat, in
 /// seconds (10 ms resolution).
 fn process_cpu_seconds() -> Option<f64> {
@@ -684,4 +953,73 @@ fn print_profile(p: &Value) {
         "| optimizer | Adam (wae-train) | {opt:.1} | | {:.0}% |",
         100.0 * opt / step
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn parse(args: &[&str]) -> BenchArgs {
+        Cli::parse_from(std::iter::once("bench").chain(args.iter().copied())).bench
+    }
+
+    /// The default run compares the training step at both widths and three batch sizes,
+    /// the MMD penalty at the MNIST and a CelebA-like size, and the Inception network.
+    #[test]
+    fn default_cases_cover_step_mmd_and_inception() -> Result<()> {
+        let cases = cases(&parse(&[]))?;
+        let names: Vec<String> = cases.iter().map(Case::row_name).collect();
+        assert_eq!(
+            names,
+            [
+                "train_step",
+                "train_step",
+                "train_step_batch_scaling",
+                "train_step_batch_scaling",
+                "train_step_batch_scaling",
+                "mmd_imq_d8",
+                "mmd_imq_d64",
+                "inception_pool3",
+            ]
+        );
+        assert_eq!(cases[5], Case::Mmd { n: 100, d: 8 });
+        assert_eq!(cases[6].batch(), 1000);
+        assert_eq!(cases[6].width_div(), None);
+        assert_eq!(cases[1].width_div(), Some(1));
+        // Rows without a width divisor keep the bench.json schema (null width_div).
+        let row = summarise(
+            "mmd_imq_d8",
+            None,
+            100,
+            &[json!({"images_per_s": 4.0})],
+            &[],
+        );
+        assert!(row["width_div"].is_null());
+        assert!(row["ratio"].is_null());
+        Ok(())
+    }
+
+    #[test]
+    fn cases_can_be_left_out_and_bad_sizes_are_refused() -> Result<()> {
+        let only_steps = cases(&parse(&["--mmd=", "--inception-batch=0", "--widths=4"]))?;
+        assert!(only_steps.iter().all(|c| matches!(c, Case::Step { .. })));
+        assert_eq!(only_steps.len(), 4);
+        let no_steps = cases(&parse(&["--widths", "--scaling-batches", "--mmd=100x8"]))?;
+        assert_eq!(
+            no_steps,
+            [Case::Mmd { n: 100, d: 8 }, Case::Inception { batch: 8 }]
+        );
+        for bad in ["--mmd=100", "--mmd=1x8", "--mmd=ax8", "--mmd=100x0"] {
+            let err = cases(&parse(&[bad])).unwrap_err().to_string();
+            assert!(err.contains("SIZExDIM"), "{bad}: {err}");
+        }
+        Ok(())
+    }
 }
