@@ -35,7 +35,10 @@ impl DeviceArg {
                          rebuild with `cargo build --release --features cuda`"
                     );
                 }
-                Device::new_cuda(0).context("while opening CUDA device 0")
+                Device::new_cuda(0).context(
+                    "while opening CUDA device 0 (this needs an NVIDIA GPU and its driver: \
+                     `nvidia-smi` should list the GPU; or run with --device cpu)",
+                )
             }
         }
     }
