@@ -11,6 +11,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Tensor, WithDType};
 use rayon::prelude::*;
 
+use crate::conv::contiguous;
 use crate::cpu::Elem;
 use crate::simd::multiversion;
 use crate::{Error, Result};
@@ -118,10 +119,6 @@ impl MomentUpdate {
 /// Elements per parallel chunk: large enough that the task overhead is negligible.
 const CHUNK: usize = 1 << 15;
 
-fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
-    crate::conv::contiguous::<T>((s, l))
-}
-
 fn slice_mut<'a, T: Elem>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [T]> {
     let Some((start, end)) = l.contiguous_offsets() else {
         candle_core::bail!("adam_update: expected a contiguous tensor");
@@ -141,7 +138,7 @@ impl MomentUpdate {
         gl: &Layout,
     ) -> candle_core::Result<()> {
         let m = slice_mut::<T>(m, ml)?;
-        let g = slice::<T>(g, gl)?;
+        let g = contiguous::<T>((g, gl))?;
         // As candle's `affine(x, mul, 0)`: x * T(mul) + T(0).
         let decay = T::of_f64(self.decay);
         let keep = T::of_f64(1.0 - self.decay);
@@ -204,7 +201,7 @@ impl ParamUpdate {
         vl: &Layout,
     ) -> candle_core::Result<()> {
         let p = slice_mut::<T>(p, pl)?;
-        let (m, v) = (slice::<T>(m, ml)?, slice::<T>(v, vl)?);
+        let (m, v) = (contiguous::<T>((m, ml))?, contiguous::<T>((v, vl))?);
         let s = &self.0;
         // candle's `x / f` is `affine(x, 1 / f, 0)`, `x + f` is `affine(x, 1, f)`.
         let c = ParamConsts {
