@@ -8,8 +8,14 @@ Inputs come from a deterministic formula that the Rust tests implement too
 
 The MMD here is written from the definitions (explicit pairwise differences, no
 ||x||^2 + ||y||^2 - 2 x.y trick), so it checks the Rust code rather than repeating it.
-Run:  /work/venv/bin/python xtask/reference/mmd_reference.py
+Run (any Python with NumPy, e.g. a venv under target/):
+    python3 xtask/reference/mmd_reference.py
 and paste the printed Rust items into the test file.
+
+Estimators: "u" (U-statistic, full cross mean), "v" (V-statistic) and "p" (the
+paired U-statistic of Rubenstein et al.'s code, paruby/Wasserstein-Auto-Encoders
+models.py `_mmd_init`: n == m, the cross sum also skips i == j, every sum over
+n (n - 1)).
 """
 import numpy as np
 
@@ -17,6 +23,7 @@ Q = dict(a=0.37, b=1.3, amp=1.5, slope=0.1, phase=0.0, shift=0.0)  # codes
 P = dict(a=0.23, b=0.7, amp=1.2, slope=-0.05, phase=0.5, shift=0.3)  # prior samples
 P_CLOSE = dict(a=0.37, b=1.3, amp=1.45, slope=0.1, phase=0.05, shift=0.02)  # close to Q: small MMD
 DEFAULT_SCALES = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
+RUBENSTEIN_SCALES = [0.001, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5, 0.8, 1.0, 2.0]
 
 
 def formula(n, d, a, b, amp, slope, phase, shift):
@@ -44,6 +51,11 @@ def mmd(x, y, kind, estimator, scales, variance):
     kxx = kernel(sqdist(x, x), kind, scales, variance, d)
     kyy = kernel(sqdist(y, y), kind, scales, variance, d)
     kxy = kernel(sqdist(x, y), kind, scales, variance, d)
+    if estimator == "p":
+        assert n == m
+        norm = n * (n - 1)
+        return ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))
+                - 2.0 * (kxy.sum() - np.trace(kxy))) / norm
     if estimator == "u":
         sxx = (kxx.sum() - np.trace(kxx)) / (n * (n - 1))
         syy = (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
@@ -66,6 +78,11 @@ CASES = [
     ("imq_u_d8_var", "imq", "u", 3, 40, 8, [0.1, 10.0], 0.25),
     ("imq_u_d8_close", "imq", "u", 25, 20, 8, DEFAULT_SCALES, 1.0, "close"),
     ("rbf_u_d64_close", "rbf", "u", 25, 20, 64, DEFAULT_SCALES, 2.0, "close"),
+    # Rubenstein et al.'s kernel: C = c * d_z (prior_variance 0.5 turns 2 d var s into d s).
+    ("imq_p_d16_rubenstein", "imq", "p", 12, 12, 16, RUBENSTEIN_SCALES, 0.5),
+    ("imq_u_d16_rubenstein", "imq", "u", 12, 12, 16, RUBENSTEIN_SCALES, 0.5),
+    ("imq_p_d2", "imq", "p", 9, 9, 2, DEFAULT_SCALES, 1.0),
+    ("rbf_p_d8", "rbf", "p", 6, 6, 8, DEFAULT_SCALES, 1.0),
 ]
 
 
@@ -82,7 +99,8 @@ def main():
         close = "true" if prior == ["close"] else "false"
         v = mmd(x, y, kind, est, scales, var)
         kernel_rs = "Kernel::InverseMultiquadratic" if kind == "imq" else "Kernel::Rbf"
-        est_rs = "Estimator::UStatistic" if est == "u" else "Estimator::VStatistic"
+        est_rs = {"u": "Estimator::UStatistic", "v": "Estimator::VStatistic",
+                  "p": "Estimator::PairedUStatistic"}[est]
         scales_rs = ", ".join(rust_f64(s) for s in scales)
         print(f"    MmdCase {{ name: \"{name}\", kernel: {kernel_rs}, estimator: {est_rs}, n: {n}, m: {m}, d: {d}, "
               f"scales: &[{scales_rs}], prior_variance: {rust_f64(var)}, close: {close}, expected: {rust_f64(v)} }},")

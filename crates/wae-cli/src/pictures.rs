@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use clap::{Args, ValueEnum};
 use image::RgbImage;
 use wae_data::Dataset;
-use wae_nets::Activation;
+use wae_nets::{Activation, EncoderKind};
 use wae_objectives::{Model, PriorConfig};
 use wae_train::checkpoint::{self, CONFIG_FILE, MODEL_FILE, STATE_FILE};
 use wae_train::{BuiltModel, TrainConfig};
@@ -132,7 +132,7 @@ impl LoadedRun {
         let d = self.latent_dim();
         match self.cfg.model.prior {
             PriorConfig::Normal { variance } => format!("N(0, {variance} I_{d})"),
-            PriorConfig::UniformBox { half_width } => {
+            PriorConfig::UniformBox { half_width, .. } => {
                 format!("uniform on [-{half_width}, {half_width}]^{d}")
             }
             PriorConfig::Sphere => format!("uniform on the unit sphere in R^{d}"),
@@ -144,7 +144,7 @@ impl LoadedRun {
         let d = self.latent_dim().max(1) as f64;
         match self.cfg.model.prior {
             PriorConfig::Normal { variance } => variance.sqrt(),
-            PriorConfig::UniformBox { half_width } => half_width / 3f64.sqrt(),
+            PriorConfig::UniformBox { half_width, .. } => half_width / 3f64.sqrt(),
             PriorConfig::Sphere => 1.0 / d.sqrt(),
         }
     }
@@ -176,19 +176,38 @@ impl LoadedRun {
     /// `eps ~ N(0, I)` from `StdRng::seed_from_u64(seed)` (host, f32): samples of the
     /// aggregated posterior Q_Z, which is what a random-encoder WAE matches to the prior.
     pub fn sample_codes(mean: &Tensor, logvar: &Tensor, seed: u64) -> Result<Tensor> {
-        use rand::SeedableRng;
+        Self::sample_codes_of(EncoderKind::Gaussian, mean, logvar, seed)
+    }
+
+    /// Codes drawn from a random encoder of `kind` (see
+    /// [`wae_nets::EncoderOutput::sample`]): `eps ~ N(0, I)` for a Gaussian encoder,
+    /// `u ~ U[0, 1]^d` for a uniform-noise one, from `StdRng::seed_from_u64(seed)`.
+    pub fn sample_codes_of(
+        kind: EncoderKind,
+        mean: &Tensor,
+        logvar: &Tensor,
+        seed: u64,
+    ) -> Result<Tensor> {
+        use rand::{Rng, SeedableRng};
         let (n, d) = mean.dims2()?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let eps = wae_divergence::Prior::Normal { variance: 1.0 }.sample(
-            n,
-            d,
-            &mut rng,
-            &Device::Cpu,
-            mean.dtype(),
-        )?;
+        let eps = match kind {
+            EncoderKind::UniformNoise => {
+                let u: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>()).collect();
+                Tensor::from_vec(u, (n, d), &Device::Cpu)?.to_dtype(mean.dtype())?
+            }
+            _ => wae_divergence::Prior::Normal { variance: 1.0 }.sample(
+                n,
+                d,
+                &mut rng,
+                &Device::Cpu,
+                mean.dtype(),
+            )?,
+        };
         let q = wae_nets::EncoderOutput {
             mean: mean.clone(),
             logvar: Some(logvar.clone()),
+            kind,
         };
         Ok(q.sample(&eps)?)
     }

@@ -646,7 +646,7 @@ impl FusedMmd {
         let (c_qq, c_pp, c_qp) = coefficients(n, m, self.estimator);
         let consts: Vec<T> = self.consts.iter().map(|&c| T::from_f64(c)).collect();
         let diagonal_value = match self.estimator {
-            Estimator::UStatistic => T::from_f64(0.0),
+            Estimator::UStatistic | Estimator::PairedUStatistic => T::from_f64(0.0),
             Estimator::VStatistic => T::from_f64(consts.len() as f64),
         };
         let rows_for = |cols: usize| {

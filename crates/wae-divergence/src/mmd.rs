@@ -34,6 +34,11 @@ pub enum Estimator {
     /// Biased V-statistic: every mean includes the diagonal (`1 / n^2`, `1 / m^2`,
     /// `1 / (n m)`). Always `>= 0` up to rounding.
     VStatistic,
+    /// The U-statistic of paired samples (`n == m`, pair `i` = `(qz_i, pz_i)`): the cross
+    /// term also skips `i == j` and every sum is divided by `n (n - 1)`, as Rubenstein et
+    /// al.'s code (`paruby/Wasserstein-Auto-Encoders`, `models.py`, `_mmd_init`) computes it.
+    /// Also unbiased (each pair is an independent draw from `Q x P`). Needs `n == m >= 2`.
+    PairedUStatistic,
 }
 
 /// Configuration of [`mmd`].
@@ -153,10 +158,16 @@ pub fn mmd_with(
 ) -> Result<Tensor> {
     let (n, m, d) = validate(qz, pz, cfg)?;
     let consts = cfg.kernel_constants(d);
-    match resolve(qz, implementation)? {
-        Resolved::Fused => fused::mmd(qz, pz, cfg.kernel, &consts, cfg.estimator),
-        Resolved::Ops => mmd_ops(qz, pz, n, m, cfg.kernel, &consts, cfg.estimator),
+    let value = match resolve(qz, implementation)? {
+        Resolved::Fused => fused::mmd(qz, pz, cfg.kernel, &consts, cfg.estimator)?,
+        Resolved::Ops => mmd_ops(qz, pz, n, m, cfg.kernel, &consts, cfg.estimator)?,
+    };
+    if cfg.estimator == Estimator::PairedUStatistic {
+        let correction = paired_diagonal_correction(qz, pz, cfg.kernel, &consts)?;
+        let correction = correction.to_dtype(value.dtype())?;
+        return Ok((value + correction)?);
     }
+    Ok(value)
 }
 
 /// Validates the inputs of every MMD entry point; returns `(n, m, d)`.
@@ -164,9 +175,14 @@ pub(crate) fn validate(qz: &Tensor, pz: &Tensor, cfg: &MmdConfig) -> Result<(usi
     let (n, m, d) = check::two_samples(qz, "qz", pz, "pz")?;
     cfg.validate()?;
     let needed = match cfg.estimator {
-        Estimator::UStatistic => 2,
+        Estimator::UStatistic | Estimator::PairedUStatistic => 2,
         Estimator::VStatistic => 1,
     };
+    if cfg.estimator == Estimator::PairedUStatistic && n != m {
+        return Err(Error::InvalidArgument(format!(
+            "the paired U-statistic needs as many prior samples as codes, got {n} codes and {m} prior samples"
+        )));
+    }
     if n < needed {
         return Err(Error::TooFewSamples {
             name: "qz",
@@ -214,7 +230,27 @@ pub(crate) fn coefficients(n: usize, m: usize, estimator: Estimator) -> (f64, f6
     match estimator {
         Estimator::UStatistic => (1.0 / (n * (n - 1.0)), 1.0 / (m * (m - 1.0)), -2.0 / (n * m)),
         Estimator::VStatistic => (1.0 / (n * n), 1.0 / (m * m), -2.0 / (n * m)),
+        // n == m; the cross diagonal is removed by `paired_diagonal_correction`.
+        Estimator::PairedUStatistic => {
+            let c = 1.0 / (n * (n - 1.0));
+            (c, c, -2.0 * c)
+        }
     }
+}
+
+/// For [`Estimator::PairedUStatistic`]: `2 / (n (n - 1)) * sum_i k(qz_i, pz_i)`, the term
+/// that removes the paired (diagonal) entries from the cross sum `c_qp S_qp` (differentiable,
+/// candle ops; `n` entries only).
+pub(crate) fn paired_diagonal_correction(
+    qz: &Tensor,
+    pz: &Tensor,
+    kernel: Kernel,
+    consts: &[f64],
+) -> Result<Tensor> {
+    let n = qz.dim(0)? as f64;
+    let dist = (qz - pz)?.sqr()?.sum(1)?;
+    let k = kernel_sum(&dist, kernel, consts)?.sum(0)?;
+    Ok(k.affine(2.0 / (n * (n - 1.0)), 0.0)?)
 }
 
 /// Pairwise squared distances `(n, m)` from candle ops: `||x||^2 + ||y||^2 - 2 x y^T`, clamped at 0.
@@ -314,7 +350,12 @@ pub fn mmd_blockwise_with(
     let pz = pz.detach();
     match resolve(&qz, implementation)? {
         Resolved::Fused => {
-            fused::mmd_value(&qz, &pz, cfg.kernel, &consts, cfg.estimator, block_size)
+            let value = fused::mmd_value(&qz, &pz, cfg.kernel, &consts, cfg.estimator, block_size)?;
+            if cfg.estimator == Estimator::PairedUStatistic {
+                let correction = paired_diagonal_correction(&qz, &pz, cfg.kernel, &consts)?;
+                return Ok(value + to_f64(&correction)?);
+            }
+            Ok(value)
         }
         Resolved::Ops => {
             let (c_qq, c_pp, c_qp) = coefficients(n, m, cfg.estimator);
@@ -324,6 +365,10 @@ pub fn mmd_blockwise_with(
             let mut value = c_qq * s_qq + c_pp * s_pp + c_qp * s_qp;
             if cfg.estimator == Estimator::VStatistic {
                 value += consts.len() as f64 * (c_qq * n as f64 + c_pp * m as f64);
+            }
+            if cfg.estimator == Estimator::PairedUStatistic {
+                let correction = paired_diagonal_correction(&qz, &pz, cfg.kernel, &consts)?;
+                value += to_f64(&correction)?;
             }
             Ok(value)
         }

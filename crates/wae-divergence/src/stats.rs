@@ -86,6 +86,12 @@ pub fn mmd_permutation_test<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<PermutationTest> {
     let (n, m, d) = validate(x, y, cfg)?;
+    if cfg.estimator == Estimator::PairedUStatistic {
+        return Err(Error::InvalidArgument(
+            "the permutation test pools the samples, so it has no pairs: use the U- or V-statistic"
+                .into(),
+        ));
+    }
     if num_permutations == 0 {
         return Err(Error::InvalidArgument(
             "num_permutations must be at least 1".into(),

@@ -35,6 +35,10 @@ pub enum Architecture {
     /// 4x4 kernels): encoder 4 x [Conv 4x4 s2, BN, ReLU] with 32..256 channels;
     /// decoder Linear -> 8x8x256, 3 x [ConvT 4x4 s2, BN, ReLU] (128, 64, 32), ConvT 4x4 s1 -> 1.
     Dsprites,
+    /// dSprites, 1x64x64, with Rubenstein et al.'s fully connected "FC_dsprites" networks
+    /// (`paruby/Wasserstein-Auto-Encoders`, `models.py`), without BatchNorm: encoder
+    /// 2 x [Linear 1200, ReLU] -> Linear; decoder 3 x [Linear 1200, tanh] -> Linear 4096.
+    DspritesFc,
 }
 
 /// The shape of one DCGAN-style network family (see [`Architecture::dcgan`]).
@@ -55,12 +59,13 @@ pub struct DcganSpec {
 
 impl Architecture {
     /// All architectures, in declaration order.
-    pub const ALL: [Architecture; 5] = [
+    pub const ALL: [Architecture; 6] = [
         Architecture::MnistDcgan,
         Architecture::CelebaDcgan,
         Architecture::Mlp,
         Architecture::FadingSquares,
         Architecture::Dsprites,
+        Architecture::DspritesFc,
     ];
 
     /// Image shape `(channels, height, width)` the networks read and write.
@@ -69,7 +74,7 @@ impl Architecture {
             Architecture::MnistDcgan | Architecture::Mlp => (1, 28, 28),
             Architecture::CelebaDcgan => (3, 64, 64),
             Architecture::FadingSquares => (1, 32, 32),
-            Architecture::Dsprites => (1, 64, 64),
+            Architecture::Dsprites | Architecture::DspritesFc => (1, 64, 64),
         }
     }
 
@@ -80,7 +85,8 @@ impl Architecture {
     }
 
     /// Latent dimension the papers use with this architecture (MNIST 8,
-    /// CelebA 64, the WAE code's toy MLP 4, fading squares 2, dSprites 12).
+    /// CelebA 64, the WAE code's toy MLP 4, fading squares 2, the WAE code's dSprites 12,
+    /// Rubenstein et al.'s dSprites 16).
     pub fn paper_latent_dim(self) -> usize {
         match self {
             Architecture::MnistDcgan => 8,
@@ -88,6 +94,7 @@ impl Architecture {
             Architecture::Mlp => 4,
             Architecture::FadingSquares => 2,
             Architecture::Dsprites => 12,
+            Architecture::DspritesFc => 16,
         }
     }
 
@@ -124,7 +131,7 @@ impl Architecture {
                 decoder_upsamplings: 3,
                 decoder_start_size: 8,
             }),
-            Architecture::Mlp | Architecture::FadingSquares => None,
+            Architecture::Mlp | Architecture::FadingSquares | Architecture::DspritesFc => None,
         }
     }
 
@@ -133,7 +140,7 @@ impl Architecture {
     pub fn fully_connected(self) -> Option<(usize, usize, usize)> {
         match self {
             Architecture::Mlp => Some((256, 3, 3)),
-            Architecture::FadingSquares => Some((1200, 2, 3)),
+            Architecture::FadingSquares | Architecture::DspritesFc => Some((1200, 2, 3)),
             _ => None,
         }
     }
@@ -149,6 +156,11 @@ pub enum EncoderKind {
     /// Q(z|x) = N(mean, diag(exp(logvar))): heads `fc` (mean) and `fc_logvar`.
     /// The caller samples z = mean + exp(logvar / 2) * eps.
     Gaussian,
+    /// Rubenstein et al.'s "uniform" random encoder: heads `fc` (mean) and `fc_logvar`;
+    /// the caller samples z = mean + exp(logvar) * u with u ~ U[0, 1]^d (as
+    /// `paruby/Wasserstein-Auto-Encoders`, `models.py`, `_z_sample_init`, does: a box of
+    /// side exp(logvar) whose corner is the mean).
+    UniformNoise,
     /// z = f(x) + eps^T A(f(x)) as the WAE code's "implicit" encoder: A is a
     /// (d_z x d_z) matrix computed from the code by 3 tanh layers (widths
     /// 2 d_z, 4 d_z, 6 d_z) and a linear layer; eps ~ N(0, I) is passed in by the caller.
@@ -183,6 +195,9 @@ pub enum WeightInit {
         /// Standard deviation of the weights.
         std: f64,
     },
+    /// TensorFlow's default for `tf.layers.dense` / `conv2d`: weights uniform in
+    /// +-sqrt(6 / (fan_in + fan_out)) (Glorot / Xavier uniform), biases 0.
+    GlorotUniform,
 }
 
 /// The reference code's weight init, N(0, 0.01^2) with zero biases.
@@ -238,10 +253,30 @@ pub struct EncoderConfig {
     /// can stay collapsed; the random-encoder presets start nearly deterministic (-6).
     #[serde(skip_serializing_if = "is_zero")]
     pub logvar_offset: f64,
+    /// Non-linearity on the mean head: identity (default) or tanh (Rubenstein et al.'s
+    /// dSprites config, `z_mean_activation = 'tanh'`). Left out of saved configs when identity.
+    #[serde(skip_serializing_if = "is_identity")]
+    pub mean_activation: Activation,
+    /// Random encoders: the log-variances are clipped to `[low, high]` before any use
+    /// (sampling, penalties, KL). Default [-50, 50]; Rubenstein et al. use [-20, 5].
+    /// Left out of saved configs when the default.
+    #[serde(skip_serializing_if = "is_default_clip")]
+    pub logvar_clip: [f64; 2],
 }
+
+/// The default log-variance clipping range of random encoders, `[-50, 50]`.
+pub const DEFAULT_LOGVAR_CLIP: [f64; 2] = [-50.0, 50.0];
 
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
+}
+
+fn is_identity(a: &Activation) -> bool {
+    *a == Activation::Identity
+}
+
+fn is_default_clip(c: &[f64; 2]) -> bool {
+    *c == DEFAULT_LOGVAR_CLIP
 }
 
 impl Default for EncoderConfig {
@@ -253,8 +288,8 @@ impl Default for EncoderConfig {
 impl EncoderConfig {
     /// The paper's settings for `architecture`: its latent dimension, full
     /// width, a deterministic encoder, N(0, 0.01^2) init for the WAE code's
-    /// networks and PyTorch's default init for the fully connected
-    /// fading-squares networks (Rubenstein et al. used TF's default layers).
+    /// networks and TF's default (Glorot uniform) for Rubenstein et al.'s fully
+    /// connected fading-squares and dSprites networks (their code uses TF's default layers).
     pub fn for_architecture(architecture: Architecture) -> Self {
         Self {
             architecture,
@@ -264,7 +299,14 @@ impl EncoderConfig {
             batch_norm: BatchNormConfig::default(),
             init: paper_init(architecture),
             logvar_offset: 0.0,
+            mean_activation: Activation::Identity,
+            logvar_clip: DEFAULT_LOGVAR_CLIP,
         }
+    }
+
+    /// Whether the encoder has a log-variance head (Gaussian or uniform-noise encoders).
+    pub fn is_random(&self) -> bool {
+        matches!(self.kind, EncoderKind::Gaussian | EncoderKind::UniformNoise)
     }
 
     /// Checks ranges; called by [`crate::Encoder::new`].
@@ -274,6 +316,18 @@ impl EncoderConfig {
                 "encoder.logvar_offset must be finite, got {}",
                 self.logvar_offset
             )));
+        }
+        let [low, high] = self.logvar_clip;
+        if !(low.is_finite() && high.is_finite() && low < high) {
+            return Err(Error::Config(format!(
+                "encoder.logvar_clip must be two finite numbers [low, high] with low < high, got {:?}",
+                self.logvar_clip
+            )));
+        }
+        if self.mean_activation == Activation::Sigmoid {
+            return Err(Error::Config(
+                "encoder.mean_activation must be \"identity\" or \"tanh\"".into(),
+            ));
         }
         validate_common(
             self.architecture,
@@ -393,7 +447,8 @@ impl DiscriminatorConfig {
 
 fn paper_init(architecture: Architecture) -> WeightInit {
     match architecture {
-        Architecture::FadingSquares => WeightInit::Default,
+        // Rubenstein et al.'s TF code builds these with `tf.layers.dense` defaults.
+        Architecture::FadingSquares | Architecture::DspritesFc => WeightInit::GlorotUniform,
         _ => PAPER_INIT,
     }
 }

@@ -3,37 +3,45 @@
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use crate::config::{Architecture, EncoderConfig, EncoderKind, check_width};
+use crate::config::{Activation, Architecture, EncoderConfig, EncoderKind, check_width};
 use crate::layers::{BatchNorm, Conv2dSame, Linear, check_input, flatten};
 use crate::{Error, Result};
 
 /// What an encoder returns.
 #[derive(Debug, Clone)]
 pub struct EncoderOutput {
-    /// The codes, `(N, d_z)`: the deterministic code, the Gaussian mean, or for
-    /// an implicit encoder the noisy code f(x) + eps^T A(f(x)).
+    /// The codes, `(N, d_z)`: the deterministic code, the mean of a random encoder
+    /// (after its mean activation), or for an implicit encoder the noisy code
+    /// f(x) + eps^T A(f(x)).
     pub mean: Tensor,
-    /// Log-variances `(N, d_z)` of a Gaussian encoder; `None` otherwise.
+    /// Log-variances `(N, d_z)` of a Gaussian or uniform-noise encoder, already clipped
+    /// to the config's `logvar_clip`; `None` otherwise.
     pub logvar: Option<Tensor>,
+    /// The encoder kind, which says how [`EncoderOutput::sample`] uses `logvar`.
+    pub kind: EncoderKind,
 }
 
 impl EncoderOutput {
-    /// The reparameterised sample z = mean + exp(logvar / 2) * eps, `(N, d_z)`,
-    /// with `eps` `(N, d_z)` standard normal noise drawn by the caller from a
-    /// seeded RNG; the codes themselves (`mean`) when there is no `logvar`.
+    /// One draw of Q(z|x), `(N, d_z)`, from noise `eps` `(N, d_z)` drawn by the caller
+    /// from a seeded RNG: z = mean + exp(logvar / 2) * eps with eps ~ N(0, I) for a
+    /// Gaussian encoder, z = mean + exp(logvar) * eps with eps ~ U[0, 1]^d for a
+    /// uniform-noise one; the codes themselves (`mean`) when there is no `logvar`.
     pub fn sample(&self, eps: &Tensor) -> Result<Tensor> {
         match &self.logvar {
             None => Ok(self.mean.clone()),
             Some(logvar) => {
                 if eps.dims() != self.mean.dims() {
                     return Err(Error::InputShape {
-                        network: "Gaussian encoder sample noise",
+                        network: "random encoder sample noise",
                         expected: format!("{:?} (the shape of mean)", self.mean.dims()),
                         got: eps.dims().to_vec(),
                     });
                 }
-                let std = (logvar * 0.5)?.exp()?;
-                Ok((&self.mean + std.mul(&eps.to_dtype(std.dtype())?)?)?)
+                let spread = match self.kind {
+                    EncoderKind::UniformNoise => logvar.exp()?,
+                    _ => (logvar * 0.5)?.exp()?,
+                };
+                Ok((&self.mean + spread.mul(&eps.to_dtype(spread.dtype())?)?)?)
             }
         }
     }
@@ -127,11 +135,10 @@ impl Encoder {
         };
         let d_z = cfg.latent_dim;
         let fc = Linear::new(features, d_z, &cfg.init, vb.pp("fc"))?;
-        let fc_logvar = match cfg.kind {
-            EncoderKind::Gaussian => {
-                Some(Linear::new(features, d_z, &cfg.init, vb.pp("fc_logvar"))?)
-            }
-            _ => None,
+        let fc_logvar = if cfg.is_random() {
+            Some(Linear::new(features, d_z, &cfg.init, vb.pp("fc_logvar"))?)
+        } else {
+            None
         };
         let noise = match cfg.kind {
             EncoderKind::Implicit => {
@@ -190,8 +197,9 @@ impl Encoder {
 
     /// Encodes `x` `(N, C, H, W)` (the architecture's image shape).
     ///
-    /// Deterministic: `mean` = z, `(N, d_z)`, `logvar` = `None`. Gaussian: `mean`
-    /// and `logvar`, both `(N, d_z)`. Implicit encoders need noise: this returns
+    /// Deterministic: `mean` = z, `(N, d_z)`, `logvar` = `None`. Gaussian and
+    /// uniform-noise: `mean` (after the mean activation) and `logvar` (clipped), both
+    /// `(N, d_z)`. Implicit encoders need noise: this returns
     /// [`Error::NoiseRequired`]; use [`Encoder::forward_with_noise_t`].
     /// `train` selects batch statistics (and updates the running ones) in BatchNorm.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<EncoderOutput> {
@@ -199,16 +207,28 @@ impl Encoder {
             return Err(Error::NoiseRequired);
         }
         let features = self.features(x, train)?;
-        let mean = self.fc.forward(&features)?;
+        let mean = match self.cfg.mean_activation {
+            Activation::Tanh => self.fc.forward(&features)?.tanh()?,
+            _ => self.fc.forward(&features)?,
+        };
         let logvar = match &self.fc_logvar {
-            Some(head) if self.cfg.logvar_offset != 0.0 => Some(
-                head.forward(&features)?
-                    .affine(1.0, self.cfg.logvar_offset)?,
-            ),
-            Some(head) => Some(head.forward(&features)?),
+            Some(head) => {
+                let raw = head.forward(&features)?;
+                let raw = if self.cfg.logvar_offset != 0.0 {
+                    raw.affine(1.0, self.cfg.logvar_offset)?
+                } else {
+                    raw
+                };
+                let [low, high] = self.cfg.logvar_clip;
+                Some(raw.clamp(low, high)?)
+            }
             None => None,
         };
-        Ok(EncoderOutput { mean, logvar })
+        Ok(EncoderOutput {
+            mean,
+            logvar,
+            kind: self.cfg.kind,
+        })
     }
 
     /// Encodes `x` `(N, C, H, W)` with an implicit encoder and noise `(N, d_z)`
@@ -245,6 +265,7 @@ impl Encoder {
         Ok(EncoderOutput {
             mean: (code + shift)?,
             logvar: None,
+            kind: self.cfg.kind,
         })
     }
 }

@@ -50,6 +50,20 @@ fn weight_and_bias_init(init: &WeightInit, weight_dims: &[usize]) -> (Init, Init
             },
             Init::Const(0.0),
         ),
+        WeightInit::GlorotUniform => {
+            // Weights are (out, in, kernel...): fans as TF computes them for a kernel.
+            let receptive: usize = weight_dims.iter().skip(2).product::<usize>().max(1);
+            let fan_in = weight_dims.get(1).copied().unwrap_or(1) * receptive;
+            let fan_out = weight_dims.first().copied().unwrap_or(1) * receptive;
+            let bound = (6.0 / (fan_in + fan_out).max(1) as f64).sqrt();
+            (
+                Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+                Init::Const(0.0),
+            )
+        }
     }
 }
 

@@ -67,8 +67,8 @@ mod error;
 pub mod layers;
 
 pub use config::{
-    Activation, Architecture, BatchNormConfig, DcganSpec, DecoderConfig, DiscriminatorConfig,
-    EncoderConfig, EncoderKind, PAPER_INIT, WeightInit,
+    Activation, Architecture, BatchNormConfig, DEFAULT_LOGVAR_CLIP, DcganSpec, DecoderConfig,
+    DiscriminatorConfig, EncoderConfig, EncoderKind, PAPER_INIT, WeightInit,
 };
 pub use decoder::Decoder;
 pub use discriminator::Discriminator;

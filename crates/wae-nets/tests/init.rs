@@ -93,3 +93,23 @@ fn logvar_offset_shifts_the_gaussian_heads_output_only() {
     };
     assert!(bad.validate().is_err());
 }
+
+#[test]
+fn glorot_uniform_init_is_tensorflows_dense_default() {
+    use wae_nets::Architecture;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let cfg = EncoderConfig::for_architecture(Architecture::FadingSquares);
+    assert_eq!(cfg.init, WeightInit::GlorotUniform);
+    Encoder::new(&cfg, vb).unwrap();
+    let data = varmap.data().lock().unwrap();
+    // fc0: 1024 -> 1200, bound sqrt(6 / 2224).
+    let w = values(data["encoder.fc0.weight"].as_tensor());
+    let b = values(data["encoder.fc0.bias"].as_tensor());
+    let bound = (6.0f64 / 2224.0).sqrt() as f32;
+    assert!(w.iter().all(|x| x.abs() <= bound + 1e-7));
+    assert!(b.iter().all(|x| *x == 0.0));
+    let s = std_of(&w);
+    let want = bound as f64 / 3f64.sqrt();
+    assert!((s - want).abs() < 0.02 * want, "std {s} vs {want}");
+}

@@ -17,7 +17,7 @@ fn small_width(arch: Architecture) -> usize {
         Architecture::MnistDcgan | Architecture::CelebaDcgan => 32,
         Architecture::Dsprites => 8,
         Architecture::Mlp => 16,
-        Architecture::FadingSquares => 100,
+        Architecture::FadingSquares | Architecture::DspritesFc => 100,
     }
 }
 
@@ -46,6 +46,7 @@ fn encoder_and_decoder_shapes_for_every_architecture_kind_and_batch() {
         for kind in [
             EncoderKind::Deterministic,
             EncoderKind::Gaussian,
+            EncoderKind::UniformNoise,
             EncoderKind::Implicit,
         ] {
             let cfg = EncoderConfig {
@@ -69,7 +70,8 @@ fn encoder_and_decoder_shapes_for_every_architecture_kind_and_batch() {
                     assert_eq!(out.mean.dims(), &[batch, d_z], "{arch:?} {kind:?}");
                     assert_eq!(
                         out.logvar.as_ref().map(|t| t.dims().to_vec()),
-                        (kind == EncoderKind::Gaussian).then(|| vec![batch, d_z]),
+                        matches!(kind, EncoderKind::Gaussian | EncoderKind::UniformNoise)
+                            .then(|| vec![batch, d_z]),
                         "{arch:?} {kind:?} logvar"
                     );
                     assert!(values(&out.mean).iter().all(|x| x.is_finite()));
@@ -302,4 +304,52 @@ fn gaussian_sample_is_mean_plus_scaled_noise() {
         assert!((z[i] - want).abs() < 1e-5);
     }
     assert!(q.sample(&noise_input(2, 8)).is_err());
+}
+
+/// Rubenstein et al.'s encoder options: tanh on the mean, log-variances clipped, and the
+/// uniform-noise draw z = mean + exp(logvar) u.
+#[test]
+fn tanh_mean_clipped_logvar_and_uniform_noise_sample() {
+    use wae_nets::Activation;
+    let device = Device::Cpu;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+    let cfg = EncoderConfig {
+        kind: EncoderKind::UniformNoise,
+        mean_activation: Activation::Tanh,
+        logvar_clip: [-0.5, 0.25],
+        width_div: 100,
+        ..EncoderConfig::for_architecture(Architecture::DspritesFc)
+    };
+    let enc = Encoder::new(&cfg, vb).unwrap();
+    // Large inputs drive the heads far outside the clip range and tanh's linear part.
+    let x = (image_input(Architecture::DspritesFc, 4) * 50.0).unwrap();
+    let out = enc.forward_t(&x, false).unwrap();
+    let mean = values(&out.mean);
+    let logvar = values(out.logvar.as_ref().unwrap());
+    assert!(mean.iter().all(|m| m.abs() <= 1.0), "{mean:?}");
+    assert!(
+        logvar.iter().all(|l| (-0.5..=0.25).contains(l)),
+        "{logvar:?}"
+    );
+    assert!(
+        logvar.iter().any(|l| *l == -0.5 || *l == 0.25),
+        "clipping was exercised: {logvar:?}"
+    );
+    let u = Tensor::full(0.5f32, out.mean.dims(), &device).unwrap();
+    let z = values(&out.sample(&u).unwrap());
+    for ((z, m), l) in z.iter().zip(&mean).zip(&logvar) {
+        let expected = m + l.exp() * 0.5;
+        assert!((z - expected).abs() < 1e-6, "{z} vs {expected}");
+    }
+    let bad = EncoderConfig {
+        logvar_clip: [1.0, -1.0],
+        ..cfg
+    };
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("logvar_clip")
+    );
 }

@@ -17,14 +17,26 @@ pub enum PriorConfig {
         /// sigma_z^2, per coordinate.
         variance: f64,
     },
-    /// Uniform on the box [-half_width, half_width]^d; codes are mapped into it by
-    /// `half_width * tanh` as in the reference code.
+    /// Uniform on the box [-half_width, half_width]^d. With `squash` (the default, as
+    /// `tolstikhin/wae` does) codes are mapped into it by `half_width * tanh`; without,
+    /// codes are left as the encoder makes them (Rubenstein et al.'s fading squares).
     UniformBox {
         /// Half the side of the box.
         half_width: f64,
+        /// Map codes into the box by `half_width * tanh` (left out of saved configs when true).
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        squash: bool,
     },
     /// Uniform on the unit sphere; codes are L2-normalised as in the reference code.
     Sphere,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
 }
 
 impl Default for PriorConfig {
@@ -38,7 +50,7 @@ impl PriorConfig {
     pub fn sampler(&self) -> wae_divergence::Prior {
         match *self {
             PriorConfig::Normal { variance } => wae_divergence::Prior::Normal { variance },
-            PriorConfig::UniformBox { half_width } => {
+            PriorConfig::UniformBox { half_width, .. } => {
                 wae_divergence::Prior::UniformBox { half_width }
             }
             PriorConfig::Sphere => wae_divergence::Prior::Sphere,
@@ -52,14 +64,16 @@ impl PriorConfig {
         match *self {
             PriorConfig::Normal { variance } => variance,
             PriorConfig::Sphere => 1.0 / latent_dim.max(1) as f64,
-            PriorConfig::UniformBox { half_width } => half_width * half_width / 2.0,
+            PriorConfig::UniformBox { half_width, .. } => half_width * half_width / 2.0,
         }
     }
 
     fn validate(&self) -> Result<()> {
         let ok = match *self {
             PriorConfig::Normal { variance } => variance.is_finite() && variance > 0.0,
-            PriorConfig::UniformBox { half_width } => half_width.is_finite() && half_width > 0.0,
+            PriorConfig::UniformBox { half_width, .. } => {
+                half_width.is_finite() && half_width > 0.0
+            }
             PriorConfig::Sphere => true,
         };
         if ok {
@@ -157,6 +171,7 @@ impl ModelConfig {
             )));
         }
         let gaussian = self.encoder.kind == EncoderKind::Gaussian;
+        let random = self.encoder.is_random();
         if gaussian && !matches!(self.prior, PriorConfig::Normal { .. }) {
             return Err(Error::Config(
                 "a Gaussian encoder needs a normal prior (as in the reference code)".into(),
@@ -182,11 +197,12 @@ impl ModelConfig {
                 }
             }
             ObjectiveConfig::WaeMmd(w) => {
-                if w.logvar_l1 > 0.0 && !gaussian {
+                if w.logvar_l1 > 0.0 && !random {
                     return Err(Error::Config(
-                        "logvar_l1 > 0 needs encoder.kind = \"gaussian\"".into(),
+                        "logvar_l1 > 0 needs a random encoder (encoder.kind = \"gaussian\" or \"uniform_noise\")".into(),
                     ));
                 }
+                self.check_cost(w.cost)?;
             }
             ObjectiveConfig::WaeGan(w) => {
                 if self.discriminator.latent_dim != d {
@@ -195,14 +211,25 @@ impl ModelConfig {
                         self.discriminator.latent_dim
                     )));
                 }
-                if w.logvar_l1 > 0.0 && !gaussian {
+                if w.logvar_l1 > 0.0 && !random {
                     return Err(Error::Config(
-                        "logvar_l1 > 0 needs encoder.kind = \"gaussian\"".into(),
+                        "logvar_l1 > 0 needs a random encoder (encoder.kind = \"gaussian\" or \"uniform_noise\")".into(),
                     ));
                 }
+                self.check_cost(w.cost)?;
             }
         }
         objective.validate()
+    }
+
+    fn check_cost(&self, cost: CostKind) -> Result<()> {
+        if cost == CostKind::CrossEntropy && self.decoder.activation != Activation::Sigmoid {
+            return Err(Error::Config(
+                "cost = \"cross_entropy\" needs decoder.activation = \"sigmoid\" (data in [0, 1])"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -259,6 +286,35 @@ pub enum MmdEstimator {
     UStatistic,
     /// Biased: diagonal terms included.
     VStatistic,
+    /// Paired U-statistic (codes and prior samples paired by index, cross diagonal
+    /// excluded too, all sums over n (n - 1)): Rubenstein et al.'s code.
+    PairedUStatistic,
+}
+
+impl MmdEstimator {
+    /// The divergence crate's estimator.
+    pub fn to_divergence(self) -> wae_divergence::Estimator {
+        match self {
+            MmdEstimator::UStatistic => wae_divergence::Estimator::UStatistic,
+            MmdEstimator::VStatistic => wae_divergence::Estimator::VStatistic,
+            MmdEstimator::PairedUStatistic => wae_divergence::Estimator::PairedUStatistic,
+        }
+    }
+}
+
+/// How the kernel constant of each scale `s` is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelConstant {
+    /// `C = 2 d_z sigma_z^2 s` with the prior's variance (`tolstikhin/wae`, the paper).
+    #[default]
+    TwoDimPriorVariance,
+    /// `C = d_z s` (Rubenstein et al.'s `IMQ_length_params = [c * z_dim for c in coeffs]`).
+    LatentDim,
+}
+
+fn is_default_constant(k: &KernelConstant) -> bool {
+    *k == KernelConstant::TwoDimPriorVariance
 }
 
 /// WAE-MMD: E[c(x, G(z))] + lambda * MMD(Q_Z, P_Z) (+ logvar_l1 * E sum |log sigma^2|).
@@ -273,13 +329,36 @@ pub struct WaeMmdConfig {
     pub cost_scale: f64,
     /// Kernel family.
     pub kernel: MmdKernel,
-    /// Kernel scales s: the kernel is the sum over s of k with C = 2 d sigma^2 s.
+    /// Kernel scales s: the kernel is the sum over s of k with the constant C that
+    /// `kernel_constant` makes of s (default C = 2 d sigma^2 s).
     pub scales: Vec<f64>,
+    /// How each scale becomes a kernel constant (left out of saved configs when the default).
+    #[serde(skip_serializing_if = "is_default_constant")]
+    pub kernel_constant: KernelConstant,
     /// U- or V-statistic.
     pub estimator: MmdEstimator,
     /// Weight of the random-encoder penalty E sum_d |log sigma_d^2| (Rubenstein et al.);
-    /// 0 = off. Needs a Gaussian encoder.
+    /// 0 = off. Needs a Gaussian or uniform-noise encoder.
     pub logvar_l1: f64,
+}
+
+impl WaeMmdConfig {
+    /// The divergence crate's MMD config for codes of dimension `latent_dim` under `prior`.
+    pub fn mmd_config(&self, prior: &PriorConfig, latent_dim: usize) -> wae_divergence::MmdConfig {
+        wae_divergence::MmdConfig {
+            kernel: match self.kernel {
+                MmdKernel::Imq => wae_divergence::Kernel::InverseMultiquadratic,
+                MmdKernel::Rbf => wae_divergence::Kernel::Rbf,
+            },
+            scales: self.scales.clone(),
+            // The divergence crate uses C = 2 d v s: v = 1/2 gives C = d s.
+            prior_variance: match self.kernel_constant {
+                KernelConstant::TwoDimPriorVariance => prior.kernel_variance(latent_dim),
+                KernelConstant::LatentDim => 0.5,
+            },
+            estimator: self.estimator.to_divergence(),
+        }
+    }
 }
 
 impl Default for WaeMmdConfig {
@@ -290,6 +369,7 @@ impl Default for WaeMmdConfig {
             cost_scale: CostKind::SquaredL2.reference_scale(),
             kernel: MmdKernel::Imq,
             scales: vec![0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0],
+            kernel_constant: KernelConstant::TwoDimPriorVariance,
             estimator: MmdEstimator::UStatistic,
             logvar_l1: 0.0,
         }

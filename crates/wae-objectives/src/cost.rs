@@ -16,6 +16,10 @@ pub enum CostKind {
     L2,
     /// Sum of absolute differences ||x - y||_1.
     L1,
+    /// Bernoulli cross-entropy `-sum [x log y + (1 - x) log(1 - y)]` of data in [0, 1]
+    /// against the decoder's sigmoid output (in training computed from the logits, as
+    /// Rubenstein et al.'s `loss_reconstruction = 'bernoulli'`). Needs a sigmoid decoder.
+    CrossEntropy,
 }
 
 impl CostKind {
@@ -27,6 +31,7 @@ impl CostKind {
             CostKind::SquaredL2 => 0.05,
             CostKind::L2 => 0.2,
             CostKind::L1 => 0.02,
+            CostKind::CrossEntropy => 1.0,
         }
     }
 }
@@ -51,6 +56,14 @@ pub fn per_image_cost(x: &Tensor, y: &Tensor, kind: CostKind) -> Result<Tensor> 
         CostKind::SquaredL2 => diff.sqr()?.sum(D::Minus1)?,
         CostKind::L2 => (diff.sqr()?.sum(D::Minus1)? + 1e-8)?.sqrt()?,
         CostKind::L1 => diff.abs()?.sum(D::Minus1)?,
+        CostKind::CrossEntropy => {
+            let n = x.dim(0)?;
+            let x = x.reshape((n, ()))?;
+            let y = y.reshape((n, ()))?.clamp(1e-7, 1.0 - 1e-7)?;
+            let one_minus = |t: &Tensor| t.affine(-1.0, 1.0);
+            let log_likelihood = ((&x * y.log()?)? + (one_minus(&x)? * one_minus(&y)?.log()?)?)?;
+            log_likelihood.sum(D::Minus1)?.neg()?
+        }
     })
 }
 

@@ -39,11 +39,9 @@ mod error;
 mod model;
 
 pub use config::{
-    Likelihood, MmdEstimator, MmdKernel, ModelConfig, ObjectiveConfig, PriorConfig, VaeConfig,
-    WaeGanConfig, WaeMmdConfig,
+    KernelConstant, Likelihood, MmdEstimator, MmdKernel, ModelConfig, ObjectiveConfig, PriorConfig,
+    VaeConfig, WaeGanConfig, WaeMmdConfig,
 };
 pub use cost::{CostKind, bernoulli_nll, gaussian_nll, per_image_cost, reconstruction_cost};
 pub use error::{Error, Result};
-pub use model::{
-    Codes, DiscriminatorLoss, LOGVAR_CLIP, LossParts, Model, StepNoise, moment_matching_loss,
-};
+pub use model::{Codes, DiscriminatorLoss, LossParts, Model, StepNoise, moment_matching_loss};

@@ -2,26 +2,23 @@
 
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use rand::Rng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 use wae_nets::{Decoder, Discriminator, Encoder, EncoderKind};
 
-use crate::config::{
-    Likelihood, MmdEstimator, MmdKernel, ModelConfig, ObjectiveConfig, PriorConfig,
-};
-use crate::cost::{bernoulli_nll, gaussian_nll, reconstruction_cost};
+use crate::config::{Likelihood, ModelConfig, ObjectiveConfig, PriorConfig};
+use crate::cost::{CostKind, bernoulli_nll, gaussian_nll, reconstruction_cost};
 use crate::{Error, Result};
-
-/// Log-variances are clipped to this range before use, as in the reference code.
-pub const LOGVAR_CLIP: f64 = 50.0;
 
 /// The random numbers one training step needs, drawn on the host from a seeded RNG.
 #[derive(Debug, Clone)]
 pub struct StepNoise {
     /// Samples of the prior, `(N, d_z)`.
     pub prior: Tensor,
-    /// Standard normal noise for a Gaussian encoder's reparameterisation or an
-    /// implicit encoder's input, `(N, d_z)`; `None` for deterministic encoders.
+    /// Noise of a random encoder, `(N, d_z)`: standard normal for a Gaussian encoder's
+    /// reparameterisation or an implicit encoder's input, uniform on [0, 1] for a
+    /// uniform-noise encoder; `None` for deterministic encoders.
     pub encoder_eps: Option<Tensor>,
     /// Truncated-normal noise added to the encoder input, `(N, C, H, W)`;
     /// `None` when `input_noise_std` is 0.
@@ -35,7 +32,7 @@ pub struct Codes {
     pub z: Tensor,
     /// The encoder's mean / deterministic output, `(N, d_z)`.
     pub mean: Tensor,
-    /// Clipped log-variances of a Gaussian encoder, `(N, d_z)`.
+    /// Clipped log-variances of a Gaussian or uniform-noise encoder, `(N, d_z)`.
     pub logvar: Option<Tensor>,
 }
 
@@ -168,6 +165,10 @@ impl Model {
                 Tensor::from_vec(host_normal(n * d, rng), (n, d), &Device::Cpu)?
                     .to_device(device)?,
             ),
+            EncoderKind::UniformNoise => {
+                let u: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>()).collect();
+                Some(Tensor::from_vec(u, (n, d), &Device::Cpu)?.to_device(device)?)
+            }
         };
         let input_noise = if self.config.input_noise_std > 0.0 {
             let (c, h, w) = self.config.encoder.architecture.image_shape();
@@ -185,8 +186,8 @@ impl Model {
 
     fn project(&self, z: Tensor) -> Result<Tensor> {
         Ok(match self.config.prior {
-            PriorConfig::Normal { .. } => z,
-            PriorConfig::UniformBox { half_width } => (z.tanh()? * half_width)?,
+            PriorConfig::Normal { .. } | PriorConfig::UniformBox { squash: false, .. } => z,
+            PriorConfig::UniformBox { half_width, .. } => (z.tanh()? * half_width)?,
             PriorConfig::Sphere => {
                 let norm = (z.sqr()?.sum_keepdim(D::Minus1)? + 1e-12)?.sqrt()?;
                 z.broadcast_div(&norm)?
@@ -196,10 +197,11 @@ impl Model {
 
     /// Encodes images `x` `(N, C, H, W)`.
     ///
-    /// With `noise` (training): input noise is added, Gaussian codes are sampled
-    /// `z = mean + exp(logvar / 2) * eps`, implicit encoders get their eps. Without
-    /// (evaluation): `z` is the mean (implicit encoders get zero noise).
-    /// Codes are mapped onto the prior's support for the box and sphere priors.
+    /// With `noise` (training): input noise is added, random encoders' codes are sampled
+    /// (`z = mean + exp(logvar / 2) * eps` Gaussian, `mean + exp(logvar) * u` uniform
+    /// noise, see [`wae_nets::EncoderOutput::sample`]), implicit encoders get their eps.
+    /// Without (evaluation): `z` is the mean (implicit encoders get zero noise).
+    /// Codes are mapped onto the prior's support for the sphere prior and the squashed box.
     pub fn encode(&self, x: &Tensor, noise: Option<&StepNoise>, train: bool) -> Result<Codes> {
         let n = x.dim(0)?;
         let d = self.latent_dim();
@@ -222,18 +224,15 @@ impl Model {
             }
             _ => self.encoder.forward_t(&x_in, train)?,
         };
-        let logvar = match out.logvar {
-            Some(lv) => Some(lv.clamp(-LOGVAR_CLIP, LOGVAR_CLIP)?),
-            None => None,
-        };
-        let z = match (&logvar, eps) {
-            (Some(lv), Some(e)) => (&out.mean + (lv * 0.5)?.exp()?.mul(e)?)?,
+        // The encoder has already clipped the log-variances to its `logvar_clip`.
+        let z = match (&out.logvar, eps) {
+            (Some(_), Some(e)) => out.sample(e)?,
             _ => out.mean.clone(),
         };
         Ok(Codes {
             z: self.project(z)?,
             mean: self.project(out.mean)?,
-            logvar,
+            logvar: out.logvar,
         })
     }
 
@@ -253,6 +252,24 @@ impl Model {
             Some(lv) => Some(lv.abs()?.sum(D::Minus1)?.mean_all()?),
             None => None,
         })
+    }
+
+    /// `scale * E c(x, G(z))`; the cross-entropy cost is computed from the decoder's
+    /// logits (numerically stable), the others from its output.
+    fn wae_reconstruction(
+        &self,
+        x: &Tensor,
+        z: &Tensor,
+        cost: CostKind,
+        scale: f64,
+        train: bool,
+    ) -> Result<Tensor> {
+        if cost == CostKind::CrossEntropy {
+            let nll = bernoulli_nll(x, &self.decoder.forward_logits_t(z, train)?)?;
+            return Ok((nll * scale)?);
+        }
+        let x_hat = self.decoder.forward_t(z, train)?;
+        reconstruction_cost(x, &x_hat, cost, scale)
     }
 
     /// The auto-encoder loss on a batch `x` `(N, C, H, W)` with this step's `noise`.
@@ -290,20 +307,9 @@ impl Model {
                 }
             }
             ObjectiveConfig::WaeMmd(w) => {
-                let x_hat = self.decoder.forward_t(&codes.z, train)?;
-                let reconstruction = reconstruction_cost(x, &x_hat, w.cost, w.cost_scale)?;
-                let cfg = wae_divergence::MmdConfig {
-                    kernel: match w.kernel {
-                        MmdKernel::Imq => wae_divergence::Kernel::InverseMultiquadratic,
-                        MmdKernel::Rbf => wae_divergence::Kernel::Rbf,
-                    },
-                    scales: w.scales.clone(),
-                    prior_variance: self.config.prior.kernel_variance(self.latent_dim()),
-                    estimator: match w.estimator {
-                        MmdEstimator::UStatistic => wae_divergence::Estimator::UStatistic,
-                        MmdEstimator::VStatistic => wae_divergence::Estimator::VStatistic,
-                    },
-                };
+                let reconstruction =
+                    self.wae_reconstruction(x, &codes.z, w.cost, w.cost_scale, train)?;
+                let cfg = w.mmd_config(&self.config.prior, self.latent_dim());
                 let penalty = wae_divergence::mmd(&codes.z, &noise.prior, &cfg)?;
                 let mut total = (&reconstruction + (&penalty * w.lambda)?)?;
                 let mut extra = Vec::new();
@@ -326,8 +332,8 @@ impl Model {
                         "WAE-GAN model built without a discriminator".into(),
                     ));
                 };
-                let x_hat = self.decoder.forward_t(&codes.z, train)?;
-                let reconstruction = reconstruction_cost(x, &x_hat, w.cost, w.cost_scale)?;
+                let reconstruction =
+                    self.wae_reconstruction(x, &codes.z, w.cost, w.cost_scale, train)?;
                 let logits_codes = disc.forward(&codes.z)?;
                 let penalty = wae_divergence::encoder_adversarial_loss(&logits_codes)?;
                 let mut total = (&reconstruction + (&penalty * w.lambda)?)?;

@@ -245,3 +245,73 @@ fn inconsistent_configs_are_rejected() {
     .to_string();
     assert!(err.contains("gaussian"), "{err}");
 }
+
+/// Rubenstein et al.'s WAE: cross-entropy cost from the logits, uniform-noise codes
+/// z = mean + exp(logvar) u with u ~ U[0, 1], paired MMD with C = c * d_z.
+#[test]
+fn uniform_noise_encoder_with_cross_entropy_cost() -> Result<()> {
+    use wae_objectives::{CostKind, KernelConstant, MmdEstimator, bernoulli_nll, per_image_cost};
+    let objective = ObjectiveConfig::WaeMmd(WaeMmdConfig {
+        lambda: 20.0,
+        cost: CostKind::CrossEntropy,
+        cost_scale: 1.0,
+        scales: vec![0.01, 1.0],
+        kernel_constant: KernelConstant::LatentDim,
+        estimator: MmdEstimator::PairedUStatistic,
+        ..WaeMmdConfig::default()
+    });
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let mut cfg = ModelConfig::default().with_width_div(32);
+    cfg.encoder.kind = EncoderKind::UniformNoise;
+    cfg.encoder.logvar_clip = [-20.0, 5.0];
+    cfg.prior = PriorConfig::UniformBox {
+        half_width: 1.0,
+        squash: false,
+    };
+    let model = Model::new(&cfg, &objective, vb)?;
+    let x = batch(8, 1);
+    let mut rng = StdRng::seed_from_u64(3);
+    let noise = model.draw_noise(8, &mut rng, &Device::Cpu)?;
+    let u = noise
+        .encoder_eps
+        .as_ref()
+        .expect("uniform noise")
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    assert!(u.iter().all(|v| (0.0..1.0).contains(v)), "U[0, 1) noise");
+    let prior = noise.prior.flatten_all()?.to_vec1::<f32>()?;
+    assert!(prior.iter().all(|v| v.abs() <= 1.0) && prior.iter().any(|v| *v < 0.0));
+    let (parts, codes) = model.losses(&x, &noise, true)?;
+    // z = mean + exp(logvar) * u, codes not squashed by the box prior.
+    let lv = codes.logvar.as_ref().expect("logvar");
+    let expected = (&codes.mean + lv.exp()?.mul(noise.encoder_eps.as_ref().unwrap())?)?;
+    let gap = (&codes.z - expected)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
+    assert!(gap < 1e-6, "{gap}");
+    // The reconstruction is the Bernoulli NLL of the decoder's logits at z ...
+    let logits = model.decoder.forward_logits_t(&codes.z, true)?;
+    let nll = val(&bernoulli_nll(&x, &logits)?);
+    assert!(
+        (val(&parts.reconstruction) - nll).abs() < 1e-3 * nll,
+        "{nll}"
+    );
+    // ... which per_image_cost's cross-entropy of the probabilities matches.
+    let probs = model.decoder.forward_t(&codes.z, true)?;
+    let ce = val(&per_image_cost(&x, &probs, CostKind::CrossEntropy)?.mean_all()?);
+    assert!((ce - nll).abs() < 1e-3 * nll, "{ce} vs {nll}");
+    let total = val(&parts.reconstruction) + 20.0 * val(&parts.penalty);
+    assert!((val(&parts.total) - total).abs() < 1e-3 * total.abs().max(1.0));
+    // A tanh decoder cannot take the cross-entropy cost.
+    let mut bad = cfg.clone();
+    bad.decoder.activation = wae_nets::Activation::Tanh;
+    assert!(
+        bad.validate(&objective)
+            .unwrap_err()
+            .to_string()
+            .contains("cross_entropy")
+    );
+    Ok(())
+}

@@ -43,7 +43,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use presets::{PRESETS, preset};
-pub use schedule::{Milestone, Schedule, ScheduleState};
+pub use schedule::{Milestone, Schedule, ScheduleState, StepMilestone};
 pub use trainer::{
     BuiltModel, EVAL_FILE, EvalReport, ResumeOverrides, TrainOptions, TrainSummary, build_model,
     load_data, load_trained, loss_values, model_batch, resume, symmetric_pixels, train,

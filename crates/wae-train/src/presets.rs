@@ -5,9 +5,10 @@
 //! | `mnist-wae-mmd`, `mnist-wae-gan` | the reference code's MNIST config (d_z 8, lambda 10, batch 100, 100 epochs, lr 1e-3 / 5e-4, /2 at epoch 30, /5 at 50, pretraining, input noise 0.01, N(0, 0.01) init) |
 //! | `mnist-vae`, `mnist-beta-vae` | the same networks with a Gaussian encoder and a Bernoulli decoder; beta 1 or 4; no pretraining or input noise |
 //! | `celeba-wae-mmd`, `celeba-wae-gan`, `celeba-vae` | the paper's CelebA settings (d_z 64, sigma_z^2 2, lambda 100 / 1, tanh output, pixels in [-1, 1]) with the reference code's optimiser (batch 100, 50 epochs, lr 1e-3 MMD / 3e-4 GAN, adversary 1e-3, smooth decay by 100, pretraining on 256 images, prior trick) |
-//! | `fading-squares-wae-mmd`, `fading-squares-wae-mmd-gauss` | Rubenstein et al.'s latent-space experiment: WAE-MMD with d_z = 2 on 10,000 fading squares (the fully connected networks), deterministic encoder, or Gaussian encoder with the log-variance L1 penalty (weight 0.1, our choice); 50 epochs, batch 100, lr 1e-3 |
-//! | `dsprites-wae-mmd`, `dsprites-wae-mmd-gauss`, `dsprites-vae`, `dsprites-beta-vae`, `dsprites-beta-vae-16` | dSprites with the reference code's config (d_z 12, lambda 10, 256 filters, 4 layers, batch 100, lr 1e-3, plateau schedule): WAE-MMD deterministic or Gaussian (log-variance L1 0.1), VAE and beta-VAE (beta 4, 16) with a Bernoulli decoder; 100,000 training images, 20 epochs |
-//! | `*-cpu` | the same with narrower networks and few epochs (MNIST: width / 4, 2 epochs; CelebA: width / 8, 1 epoch; fading squares: full width, 10 epochs; dSprites: width / 4, 20,000 images, 10 epochs), see [`cpu_variant`] |
+//! | `fading-squares-wae-mmd-random`, `fading-squares-wae-mmd-det` | Rubenstein et al.'s fading-squares config (`paruby/Wasserstein-Auto-Encoders`, `config.py`, `fading_squares_opts`; nets from `models.py`), see [`rubenstein`] for every value and the departures: uniform-noise random encoder or its deterministic twin, d_z 2, uniform prior on [-1, 1]^2, 40,000 steps |
+//! | `dsprites-wae-mmd-random`, `dsprites-wae-mmd-det`, `dsprites-vae`, `dsprites-beta-vae-4`, `dsprites-beta-vae-16` | Rubenstein et al.'s dSprites config (`dsprites_opts`): Gaussian random encoder with tanh mean and log-variance L1 3.0, or deterministic; beta-VAE baselines (beta 1, 4, 16) with the same fully connected nets; d_z 16, 60,000 steps |
+//! | `dsprites-wae-code-mmd`, `dsprites-wae-code-mmd-gauss` | dSprites with the `tolstikhin/wae` code's dSprites config (d_z 12, lambda 10, 256 filters, 4 conv layers, batch 100, lr 1e-3, plateau schedule): WAE-MMD deterministic, or Gaussian with log-variance L1 0.1 (our choice); 100,000 training images, 20 epochs |
+//! | `*-cpu` | the same sized for 2 CPU cores (MNIST: width / 4, 2 epochs; CelebA: width / 8, 1 epoch; fading squares: the full 40,000 steps; Rubenstein dSprites: full width, fewer steps on 100,000 images; WAE-code dSprites: width / 4, 20,000 images, 10 epochs), see [`cpu_variant`] and [`rubenstein::cpu_steps`] |
 //! | `mnist-wae-mmd-smoke` | a seconds-long run on 512 images with tiny networks, for tests and a first try |
 
 use wae_nets::{Activation, Architecture, EncoderKind};
@@ -19,6 +20,8 @@ use crate::adam::AdamConfig;
 use crate::config::{DataConfig, DatasetKind, SplitKind, TrainConfig};
 use crate::schedule::{Milestone, Schedule};
 use crate::{Error, Result};
+
+pub mod rubenstein;
 
 /// Every preset name with a one-line description.
 pub const PRESETS: &[(&str, &str)] = &[
@@ -61,51 +64,76 @@ pub const PRESETS: &[(&str, &str)] = &[
         "celeba-wae-gan at width/8 for 1 epoch",
     ),
     (
-        "fading-squares-wae-mmd",
-        "WAE-MMD, d_z = 2, deterministic encoder, on fading squares",
+        "fading-squares-wae-mmd-random",
+        "Rubenstein et al.: WAE-MMD, uniform-noise random encoder, d_z = 2, on fading squares",
     ),
     (
-        "fading-squares-wae-mmd-gauss",
-        "WAE-MMD, d_z = 2, Gaussian encoder + log-variance L1, on fading squares",
+        "fading-squares-wae-mmd-det",
+        "Rubenstein et al.: WAE-MMD, deterministic encoder, d_z = 2, on fading squares",
     ),
     (
-        "dsprites-wae-mmd",
-        "WAE-MMD, deterministic encoder, on dSprites",
+        "dsprites-wae-mmd-random",
+        "Rubenstein et al.: WAE-MMD, Gaussian encoder + log-variance L1 3, d_z = 16, on dSprites",
     ),
     (
-        "dsprites-wae-mmd-gauss",
-        "WAE-MMD, Gaussian encoder + log-variance L1, on dSprites",
-    ),
-    ("dsprites-vae", "VAE on dSprites (Bernoulli decoder)"),
-    ("dsprites-beta-vae", "beta-VAE (beta = 4) on dSprites"),
-    ("dsprites-beta-vae-16", "beta-VAE (beta = 16) on dSprites"),
-    (
-        "fading-squares-wae-mmd-cpu",
-        "fading-squares-wae-mmd for 10 epochs",
+        "dsprites-wae-mmd-det",
+        "Rubenstein et al.: WAE-MMD, deterministic encoder, d_z = 16, on dSprites",
     ),
     (
-        "fading-squares-wae-mmd-gauss-cpu",
-        "fading-squares-wae-mmd-gauss for 10 epochs",
+        "dsprites-vae",
+        "VAE with Rubenstein et al.'s dSprites nets (Bernoulli decoder)",
     ),
     (
-        "dsprites-wae-mmd-cpu",
-        "dsprites-wae-mmd at width/4 on 20,000 images for 10 epochs",
+        "dsprites-beta-vae-4",
+        "beta-VAE (beta = 4) with Rubenstein et al.'s dSprites nets",
     ),
     (
-        "dsprites-wae-mmd-gauss-cpu",
-        "dsprites-wae-mmd-gauss at width/4 on 20,000 images for 10 epochs",
+        "dsprites-beta-vae-16",
+        "beta-VAE (beta = 16) with Rubenstein et al.'s dSprites nets",
+    ),
+    (
+        "dsprites-wae-code-mmd",
+        "WAE-MMD, deterministic encoder, on dSprites, the tolstikhin/wae code's config",
+    ),
+    (
+        "dsprites-wae-code-mmd-gauss",
+        "WAE-MMD, Gaussian encoder + log-variance L1, on dSprites, the tolstikhin/wae code's config",
+    ),
+    (
+        "fading-squares-wae-mmd-random-cpu",
+        "fading-squares-wae-mmd-random (unchanged: the full 40,000 steps fit a CPU)",
+    ),
+    (
+        "fading-squares-wae-mmd-det-cpu",
+        "fading-squares-wae-mmd-det (unchanged: the full 40,000 steps fit a CPU)",
+    ),
+    (
+        "dsprites-wae-mmd-random-cpu",
+        "dsprites-wae-mmd-random for fewer steps on 100,000 images",
+    ),
+    (
+        "dsprites-wae-mmd-det-cpu",
+        "dsprites-wae-mmd-det for fewer steps on 100,000 images",
     ),
     (
         "dsprites-vae-cpu",
-        "dsprites-vae at width/4 on 20,000 images for 10 epochs",
+        "dsprites-vae for fewer steps on 100,000 images",
     ),
     (
-        "dsprites-beta-vae-cpu",
-        "dsprites-beta-vae at width/4 on 20,000 images for 10 epochs",
+        "dsprites-beta-vae-4-cpu",
+        "dsprites-beta-vae-4 for fewer steps on 100,000 images",
     ),
     (
         "dsprites-beta-vae-16-cpu",
-        "dsprites-beta-vae-16 at width/4 on 20,000 images for 10 epochs",
+        "dsprites-beta-vae-16 for fewer steps on 100,000 images",
+    ),
+    (
+        "dsprites-wae-code-mmd-cpu",
+        "dsprites-wae-code-mmd at width/4 on 20,000 images for 10 epochs",
+    ),
+    (
+        "dsprites-wae-code-mmd-gauss-cpu",
+        "dsprites-wae-code-mmd-gauss at width/4 on 20,000 images for 10 epochs",
     ),
     (
         "mnist-wae-mmd-smoke",
@@ -199,35 +227,13 @@ fn wae_mmd_latent(
         // sees only noise and the encoder can stay collapsed onto the prior.
         cfg.model.encoder.logvar_offset = RANDOM_ENCODER_LOGVAR_OFFSET;
     }
-    match dataset {
-        DatasetKind::FadingSquares => {
-            cfg.training.epochs = 50;
-        }
-        _ => {
-            cfg.training.epochs = 20;
-            cfg.optimizer.schedule = Schedule::Plateau {
-                start_epoch: 5,
-                patience_epochs: 2,
-                factor: 1.4,
-                min_factor: 1e-6,
-            };
-        }
-    }
-    cfg
-}
-
-fn dsprites_vae(beta: f64, description: &str) -> TrainConfig {
-    let mut cfg = wae_mmd_latent(
-        Architecture::Dsprites,
-        DatasetKind::Dsprites,
-        true,
-        description,
-    );
-    cfg.objective = ObjectiveConfig::Vae(VaeConfig {
-        beta,
-        likelihood: Likelihood::Bernoulli,
-    });
-    cfg.model.encoder.logvar_offset = 0.0;
+    cfg.training.epochs = 20;
+    cfg.optimizer.schedule = Schedule::Plateau {
+        start_epoch: 5,
+        patience_epochs: 2,
+        factor: 1.4,
+        min_factor: 1e-6,
+    };
     cfg
 }
 
@@ -292,35 +298,25 @@ pub fn preset(name: &str) -> Result<TrainConfig> {
             cfg.pretrain.enabled = false;
             cfg
         }
-        "fading-squares-wae-mmd" => wae_mmd_latent(
-            Architecture::FadingSquares,
-            DatasetKind::FadingSquares,
-            false,
-            "fading-squares-wae-mmd: d_z = 2, deterministic encoder",
-        ),
-        "fading-squares-wae-mmd-gauss" => wae_mmd_latent(
-            Architecture::FadingSquares,
-            DatasetKind::FadingSquares,
-            true,
-            "fading-squares-wae-mmd-gauss: d_z = 2, Gaussian encoder, log-variance L1 0.1",
-        ),
-        "dsprites-wae-mmd" => wae_mmd_latent(
+        "fading-squares-wae-mmd-random" => rubenstein::fading_squares(true),
+        "fading-squares-wae-mmd-det" => rubenstein::fading_squares(false),
+        "dsprites-wae-mmd-random" => rubenstein::dsprites_wae(true),
+        "dsprites-wae-mmd-det" => rubenstein::dsprites_wae(false),
+        "dsprites-vae" => rubenstein::dsprites_vae(1.0),
+        "dsprites-beta-vae-4" => rubenstein::dsprites_vae(4.0),
+        "dsprites-beta-vae-16" => rubenstein::dsprites_vae(16.0),
+        "dsprites-wae-code-mmd" => wae_mmd_latent(
             Architecture::Dsprites,
             DatasetKind::Dsprites,
             false,
-            "dsprites-wae-mmd: the reference dSprites config, deterministic encoder",
+            "dsprites-wae-code-mmd: the tolstikhin/wae code's dSprites config, deterministic encoder",
         ),
-        "dsprites-wae-mmd-gauss" => wae_mmd_latent(
+        "dsprites-wae-code-mmd-gauss" => wae_mmd_latent(
             Architecture::Dsprites,
             DatasetKind::Dsprites,
             true,
-            "dsprites-wae-mmd-gauss: the reference dSprites config, Gaussian encoder, log-variance L1 0.1",
+            "dsprites-wae-code-mmd-gauss: the tolstikhin/wae code's dSprites config, Gaussian encoder, log-variance L1 0.1",
         ),
-        "dsprites-vae" => dsprites_vae(1.0, "dsprites-vae: VAE, dSprites networks"),
-        "dsprites-beta-vae" => dsprites_vae(4.0, "dsprites-beta-vae: beta 4, dSprites networks"),
-        "dsprites-beta-vae-16" => {
-            dsprites_vae(16.0, "dsprites-beta-vae-16: beta 16, dSprites networks")
-        }
         "mnist-wae-mmd-smoke" => {
             let mut cfg = mnist_base("mnist-wae-mmd-smoke: tiny WAE-MMD for tests");
             cfg.model = cfg.model.with_width_div(16);
@@ -349,8 +345,8 @@ pub fn preset(name: &str) -> Result<TrainConfig> {
                 let full = preset(base)?;
                 let mut cfg = if base.starts_with("celeba") {
                     cpu_variant(full, 8, 1)
-                } else if base.starts_with("fading-squares") {
-                    cpu_variant(full, 1, 10)
+                } else if let Some(cpu) = rubenstein::cpu_variant(base, full.clone()) {
+                    cpu
                 } else if base.starts_with("dsprites") {
                     // 10 epochs of 2,000 steps (about 4 minutes per model on the
                     // 2-core machine); the plateau schedule waits half as long as

@@ -17,6 +17,17 @@ pub struct Milestone {
     pub divide_by: f64,
 }
 
+/// One step of a [`Schedule::Steps`] schedule: from optimisation step `step` on, the
+/// learning rate is the base rate times `lr_factor` (not cumulative).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepMilestone {
+    /// First step (0-based) at which `lr_factor` applies.
+    pub step: u64,
+    /// Multiplier of the base learning rates from `step` on.
+    pub lr_factor: f64,
+}
+
 /// How the learning rate changes over training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -44,6 +55,14 @@ pub enum Schedule {
         factor: f64,
         /// Lower bound of the learning-rate factor (reference: 1e-6).
         min_factor: f64,
+    },
+    /// Piecewise constant by optimisation step: the factor of the last milestone whose
+    /// `step` is reached, 1 before the first. Rubenstein et al.'s
+    /// `learning_rate_schedule = [(1e-3, 10000), (7e-4, 20000), ...]` (rate, last
+    /// 1-based iteration) is base lr 1e-3 with milestones (10000, 0.7), (20000, 0.3), ...
+    Steps {
+        /// Milestones, in any order.
+        milestones: Vec<StepMilestone>,
     },
     /// Smooth exponential decay by `total_decay` over the whole run: at the start of
     /// epoch e the factor is `total_decay^(-(e + 1) / epochs)` (the reference code's
@@ -105,6 +124,14 @@ impl Schedule {
                 }
                 Ok(())
             }
+            Schedule::Steps { milestones } => {
+                for m in milestones {
+                    if !(m.lr_factor.is_finite() && m.lr_factor > 0.0) {
+                        return bad(format!("lr_factor must be > 0, got {}", m.lr_factor));
+                    }
+                }
+                Ok(())
+            }
             Schedule::Exponential { total_decay } => {
                 if !(total_decay.is_finite() && *total_decay >= 1.0) {
                     return bad(format!("total_decay must be >= 1, got {total_decay}"));
@@ -137,9 +164,17 @@ impl Default for ScheduleState {
 }
 
 impl ScheduleState {
-    /// Updates the factor at the start of `epoch` (0-based) of a run of `epochs` epochs.
-    pub fn start_epoch(&mut self, schedule: &Schedule, epoch: u64, epochs: u64) {
+    /// Updates the factor before optimisation step `step` (0-based), which lies in
+    /// `epoch` (0-based) of a run of `epochs` epochs.
+    pub fn start_step(&mut self, schedule: &Schedule, step: u64, epoch: u64, epochs: u64) {
         match schedule {
+            Schedule::Steps { milestones } => {
+                self.lr_factor = milestones
+                    .iter()
+                    .filter(|m| step >= m.step)
+                    .max_by_key(|m| m.step)
+                    .map_or(1.0, |m| m.lr_factor);
+            }
             Schedule::Constant => self.lr_factor = 1.0,
             Schedule::Manual { milestones } => {
                 self.lr_factor = milestones
@@ -198,7 +233,7 @@ mod tests {
         let s = Schedule::paper_mnist();
         let mut st = ScheduleState::default();
         let factor_at = |st: &mut ScheduleState, e| {
-            st.start_epoch(&s, e, 100);
+            st.start_step(&s, 0, e, 100);
             st.lr_factor
         };
         assert_eq!(factor_at(&mut st, 0), 1.0);
@@ -242,10 +277,57 @@ mod tests {
     fn exponential_reaches_total_decay_at_last_epoch() {
         let s = Schedule::Exponential { total_decay: 100.0 };
         let mut st = ScheduleState::default();
-        st.start_epoch(&s, 49, 50);
+        st.start_step(&s, 0, 49, 50);
         assert!((st.lr_factor - 0.01).abs() < 1e-12);
-        st.start_epoch(&s, 0, 50);
+        st.start_step(&s, 0, 0, 50);
         assert!((st.lr_factor - 100f64.powf(-1.0 / 50.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn step_schedule_follows_rubensteins_iteration_boundaries() {
+        // [(1e-3, 10000), (7e-4, 20000), (3e-4, 30000), (1e-4, 40001)]: 1-based iteration
+        // 10000 (our step 9999) still runs at 1e-3, iteration 10001 at 7e-4.
+        let s = Schedule::Steps {
+            milestones: vec![
+                StepMilestone {
+                    step: 30_000,
+                    lr_factor: 0.1,
+                },
+                StepMilestone {
+                    step: 10_000,
+                    lr_factor: 0.7,
+                },
+                StepMilestone {
+                    step: 20_000,
+                    lr_factor: 0.3,
+                },
+            ],
+        };
+        s.validate().unwrap();
+        let mut st = ScheduleState::default();
+        let mut at = |step| {
+            st.start_step(&s, step, step / 100, 400);
+            st.lr_factor
+        };
+        assert_eq!(at(0), 1.0);
+        assert_eq!(at(9_999), 1.0);
+        assert_eq!(at(10_000), 0.7);
+        assert_eq!(at(19_999), 0.7);
+        assert_eq!(at(20_000), 0.3);
+        assert_eq!(at(30_000), 0.1);
+        assert_eq!(at(39_999), 0.1);
+        let bad = Schedule::Steps {
+            milestones: vec![StepMilestone {
+                step: 5,
+                lr_factor: 0.0,
+            }],
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("lr_factor")
+        );
     }
 
     #[test]

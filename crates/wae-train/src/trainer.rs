@@ -511,8 +511,9 @@ impl Run {
             let step = self.state.step;
             let epoch = step / bpe;
             let pos = (step % bpe) as usize;
-            self.state.schedule.start_epoch(
+            self.state.schedule.start_step(
                 &self.cfg.optimizer.schedule,
+                step,
                 epoch,
                 self.cfg.training.epochs,
             );

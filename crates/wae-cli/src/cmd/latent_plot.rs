@@ -71,7 +71,12 @@ pub fn run(args: LatentPlotArgs) -> Result<()> {
     let (means, logvar) = run.encode(&data, &indices)?;
     let (codes, what) = match &logvar {
         Some(lv) if !args.means => (
-            pictures::LoadedRun::sample_codes(&means, lv, args.seed.wrapping_add(1))?,
+            pictures::LoadedRun::sample_codes_of(
+                run.cfg.model.encoder.kind,
+                &means,
+                lv,
+                args.seed.wrapping_add(1),
+            )?,
             "codes drawn from Q(z|x)",
         ),
         _ => (means, "test codes"),

@@ -123,6 +123,29 @@ fn mmd_gradients_match_finite_differences() {
 }
 
 #[test]
+fn paired_estimator_gradients_match_finite_differences() {
+    let (n, d) = (6, 3);
+    let q = Q.values(n, d);
+    let p = P.values(n, d);
+    for kernel in [Kernel::InverseMultiquadratic, Kernel::Rbf] {
+        let cfg = MmdConfig {
+            kernel,
+            estimator: Estimator::PairedUStatistic,
+            scales: vec![0.05, 0.5, 3.0],
+            prior_variance: 0.7,
+        };
+        let fd_q = finite_differences(&q, &p, n, n, d, &cfg, true);
+        let fd_p = finite_differences(&q, &p, n, n, d, &cfg, false);
+        for implementation in [MmdImplementation::Fused, MmdImplementation::CandleOps] {
+            let (g_q, g_p) = autograd(&q, &p, n, n, d, &cfg, implementation);
+            let what = format!("{kernel:?} paired {implementation:?}");
+            assert_close(&g_q, &fd_q, 1e-6, &format!("d/dqz {what}"));
+            assert_close(&g_p, &fd_p, 1e-6, &format!("d/dpz {what}"));
+        }
+    }
+}
+
+#[test]
 fn gradient_only_wrt_codes_when_prior_is_constant() {
     // The usual use: only the codes track gradients. The fused op must then skip the prior side.
     let (n, m, d) = (9, 7, 4);
@@ -273,6 +296,7 @@ fn direct_gradient(
     let c_qq = match cfg.estimator {
         Estimator::UStatistic => 1.0 / (nf * (nf - 1.0)),
         Estimator::VStatistic => 1.0 / (nf * nf),
+        Estimator::PairedUStatistic => panic!("direct_gradient covers the U and V statistics"),
     };
     let c_qp = -2.0 / (nf * mf);
     let mut grad = vec![0.0; n * d];
