@@ -1,5 +1,6 @@
-//! `cargo xtask reproduce EXPERIMENT`: train every model of an experiment, evaluate it,
-//! draw its pictures and write the comparison (`results.json`, `results.md`).
+//! `cargo xtask reproduce EXPERIMENT`: train every model of an experiment once per seed,
+//! evaluate it, draw its pictures and write the comparison (`results.json`, `results.md`),
+//! every number a mean over the seeds.
 //!
 //! The work is done by the `wae` binary (built here in release mode, with `--features
 //! cuda` for `--device cuda`), one subprocess per step, so a reproduction is exactly a
@@ -7,30 +8,35 @@
 //! the output folder:
 //!
 //! ```text
-//! OUT/results.json, OUT/results.md      the comparison
-//! OUT/<model>/                          a `wae train` run directory: config.toml,
+//! OUT/results.json, OUT/results.md      the comparison (every seed, and the aggregate)
+//! OUT/configs/<model>-seed-<s>.toml     the config each run was trained with
+//! OUT/<model>/seed-<s>/                 a `wae train` run directory: config.toml,
 //!                                       metrics.jsonl, checkpoints/, eval.json,
 //!                                       the pictures, done.json once finished
-//! OUT/untrained/<model>/                the same config after 0 steps (the baseline
+//! OUT/untrained/<model>/seed-<s>/       the same config after 0 steps (the baseline
 //!                                       a trained model's reconstruction must beat)
 //! ```
 //!
-//! Re-running skips models whose `done.json` exists (for the same config) and resumes a
-//! model whose run directory has a checkpoint; a config that differs from the one a
-//! folder was trained with is an error rather than a silent mix.
+//! Re-running skips runs whose `done.json` exists (for the same config) and resumes a
+//! run whose directory has a checkpoint; a config that differs from the one a folder
+//! was trained with is an error rather than a silent mix. The runs are in
+//! [`runner`], the aggregate and the two results files in [`report`].
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use serde_json::{Value, json};
 use wae_train::{TrainConfig, preset};
 
-use crate::workspace::{target_dir, workspace_root};
+use crate::workspace::workspace_root;
+use report::{ModelRuns, Results, check};
+use runner::{Runner, build_wae, write_atomic};
+
+mod report;
+mod runner;
 
 /// Arguments of `cargo xtask reproduce`.
 #[derive(Debug, Args)]
@@ -41,6 +47,7 @@ use crate::workspace::{target_dir, workspace_root};
     paper = the exact settings of docs (for a GPU: --device cuda).\n\n\
     Examples:\n  \
     cargo xtask reproduce mnist --profile smoke\n  \
+    cargo xtask reproduce mnist --profile smoke --seeds 0,1,2\n  \
     cargo xtask reproduce mnist --profile cpu --out docs/results/mnist-cpu-profile\n  \
     cargo xtask reproduce mnist --profile paper --device cuda\n  \
     cargo xtask reproduce fading-squares --models wae-mmd-det,wae-mmd-gauss"
@@ -71,9 +78,10 @@ pub struct ReproduceArgs {
     /// pytorch-fid Inception weights (.pth) for the Inception FID (slow on a CPU).
     #[arg(long)]
     pub inception: Option<PathBuf>,
-    /// Seed of every run (weights, data order, noise).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seeds (comma-separated): every model is trained once per seed, in OUT/<model>/seed-<s>/,
+    /// and the tables give mean ± sd over them. `--seed N` is an old spelling of `--seeds N`.
+    #[arg(long, value_delimiter = ',', default_value = "0", alias = "seed")]
+    pub seeds: Vec<u64>,
     /// Use this `wae` binary instead of building one (for tests).
     #[arg(long, hide = true)]
     pub wae_bin: Option<PathBuf>,
@@ -250,10 +258,11 @@ pub fn profile_config(
     Ok(cfg)
 }
 
-/// Runs `cargo xtask reproduce`.
+/// Runs `cargo xtask reproduce`: every selected model once per seed, then the aggregate.
 pub fn run(args: &ReproduceArgs) -> Result<()> {
     let started = Instant::now();
     let specs = selected_models(args)?;
+    let seeds = checked_seeds(&args.seeds)?;
     let out = args.out.clone().unwrap_or_else(|| {
         workspace_root()
             .join("target")
@@ -274,37 +283,56 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         args,
         out: out.clone(),
     };
-    let classifier = runner.classifier()?;
-    let mut results = BTreeMap::new();
-    let mut failures = Vec::new();
     for spec in &specs {
-        eprintln!(
-            "== {} / {} ({}) ==",
-            args.experiment.name(),
-            spec.key,
-            spec.label
-        );
-        let cfg = profile_config(args.experiment, spec, args.profile, args.seed)?;
-        let model = runner
-            .model(spec, &cfg, classifier.as_deref())
-            .with_context(|| format!("model `{}` of {}", spec.key, args.experiment.name()))?;
-        failures.extend(check(spec, &model));
-        results.insert(spec.key.to_string(), model);
+        runner.refuse_single_seed_layout(spec)?;
     }
-    let all = json!({
-        "experiment": args.experiment.name(),
-        "profile": args.profile.name(),
-        "device": args.device.name(),
-        "seed": args.seed,
-        "command": command_line(args),
-        "models": results,
-        "paper": paper_numbers(args.experiment),
-        "failures": failures,
-    });
+    let classifier = runner.classifier()?;
+    let mut models: Vec<ModelRuns> = specs
+        .iter()
+        .map(|spec| ModelRuns {
+            spec: spec.clone(),
+            runs: BTreeMap::new(),
+        })
+        .collect();
+    let mut failures = Vec::new();
+    // Seed by seed, so that an interrupted reproduction has whole comparisons first.
+    for &seed in &seeds {
+        for model in &mut models {
+            let spec = &model.spec;
+            eprintln!(
+                "== {} / {} ({}), seed {seed} ==",
+                args.experiment.name(),
+                spec.key,
+                spec.label
+            );
+            let cfg = profile_config(args.experiment, spec, args.profile, seed)?;
+            let summary = runner
+                .model(spec, seed, &cfg, classifier.as_deref())
+                .with_context(|| {
+                    format!(
+                        "model `{}` of {}, seed {seed}",
+                        spec.key,
+                        args.experiment.name()
+                    )
+                })?;
+            failures.extend(check(spec, seed, &summary));
+            model.runs.insert(seed, summary);
+        }
+    }
+    let results = Results {
+        args,
+        seeds: &seeds,
+        command: command_line(args, &seeds),
+        models,
+        failures,
+    };
     let json_path = out.join("results.json");
-    write_atomic(&json_path, &serde_json::to_string_pretty(&all)?)?;
+    write_atomic(
+        &json_path,
+        &serde_json::to_string_pretty(&results.to_json())?,
+    )?;
     let md_path = out.join("results.md");
-    write_atomic(&md_path, &results_markdown(args, &specs, &all))?;
+    write_atomic(&md_path, &results.markdown())?;
     eprintln!(
         "wrote {} and {} ({:.0} s)",
         json_path.display(),
@@ -312,14 +340,27 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     print!("{}", fs::read_to_string(&md_path)?);
-    if !failures.is_empty() {
+    if !results.failures.is_empty() {
         bail!(
             "{} check(s) failed:\n  {}",
-            failures.len(),
-            failures.join("\n  ")
+            results.failures.len(),
+            results.failures.join("\n  ")
         );
     }
     Ok(())
+}
+
+/// The seeds to run: at least one, none twice.
+fn checked_seeds(seeds: &[u64]) -> Result<Vec<u64>> {
+    if seeds.is_empty() {
+        bail!("--seeds is empty; give at least one seed, e.g. --seeds 0,1,2");
+    }
+    for (i, seed) in seeds.iter().enumerate() {
+        if seeds[..i].contains(seed) {
+            bail!("seed {seed} is given twice in --seeds");
+        }
+    }
+    Ok(seeds.to_vec())
 }
 
 fn selected_models(args: &ReproduceArgs) -> Result<Vec<ModelSpec>> {
@@ -345,309 +386,8 @@ fn selected_models(args: &ReproduceArgs) -> Result<Vec<ModelSpec>> {
     Ok(picked)
 }
 
-/// The checks a reproduction must pass: finite losses, and a test reconstruction error
-/// below the untrained model's.
-fn check(spec: &ModelSpec, model: &Value) -> Vec<String> {
-    let mut failures = Vec::new();
-    if let Some(bad) = model["non_finite_metrics"].as_array()
-        && !bad.is_empty()
-    {
-        failures.push(format!(
-            "{}: non-finite values logged in metrics.jsonl: {}",
-            spec.key,
-            bad.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let trained = model["eval"]["reconstruction_sq_l2"].as_f64();
-    let untrained = model["untrained_reconstruction_sq_l2"].as_f64();
-    match (trained, untrained) {
-        (Some(t), Some(u)) if t.is_finite() && t < u => {}
-        (Some(t), Some(u)) => failures.push(format!(
-            "{}: test reconstruction error {t} is not below the untrained model's {u}",
-            spec.key
-        )),
-        _ => failures.push(format!(
-            "{}: reconstruction errors missing from eval.json",
-            spec.key
-        )),
-    }
-    failures
-}
-
-struct Runner<'a> {
-    wae: PathBuf,
-    args: &'a ReproduceArgs,
-    out: PathBuf,
-}
-
-impl Runner<'_> {
-    /// A `wae` command with the device (and data directory where the subcommand takes one).
-    fn wae(&self, sub: &str, run: Option<&Path>) -> Command {
-        let mut cmd = Command::new(&self.wae);
-        cmd.arg(sub);
-        if let Some(run) = run {
-            cmd.arg(run);
-        }
-        if sub != "plot" {
-            cmd.args(["--device", self.args.device.name()]);
-        }
-        if let Some(dir) = &self.args.data_dir
-            && sub != "plot"
-        {
-            cmd.arg("--data-dir").arg(dir);
-        }
-        cmd
-    }
-
-    /// The MNIST classifier for FID-MNIST (trained on first use), or `None` where the
-    /// experiment or profile does not use it.
-    fn classifier(&self) -> Result<Option<PathBuf>> {
-        if self.args.experiment != Experiment::Mnist {
-            return Ok(None);
-        }
-        if let Some(path) = &self.args.classifier {
-            if !path.is_file() {
-                bail!(
-                    "--classifier {}: no such file (make one with `cargo xtask train-mnist-classifier --out {}`)",
-                    path.display(),
-                    path.display()
-                );
-            }
-            return Ok(Some(path.clone()));
-        }
-        if self.args.profile == Profile::Smoke {
-            return Ok(None);
-        }
-        let path = workspace_root()
-            .join("target")
-            .join("wae")
-            .join("mnist-classifier.safetensors");
-        if !path.is_file() {
-            eprintln!(
-                "training the MNIST classifier for FID-MNIST once: {}",
-                path.display()
-            );
-            crate::mnist_classifier::run(&crate::mnist_classifier::TrainClassifierArgs {
-                data_dir: self.args.data_dir.clone(),
-                out: path.clone(),
-                epochs: wae_metrics::mnist_classifier::MnistTrainConfig::default().epochs,
-                steps: None,
-                seed: wae_metrics::mnist_classifier::MnistTrainConfig::default().seed,
-                device: self.args.device.name().to_string(),
-            })?;
-        }
-        Ok(Some(path))
-    }
-
-    /// Trains (or resumes, or skips) one model, evaluates it and draws its pictures.
-    fn model(
-        &self,
-        spec: &ModelSpec,
-        cfg: &TrainConfig,
-        classifier: Option<&Path>,
-    ) -> Result<Value> {
-        let dir = self.out.join(spec.key);
-        let config_text = cfg.to_toml_string()?;
-        let done = dir.join("done.json");
-        if done.is_file() {
-            let previous: Value =
-                serde_json::from_str(&fs::read_to_string(&done)?).with_context(|| {
-                    format!("{} is damaged; delete it to redo the model", done.display())
-                })?;
-            if previous["config_toml"].as_str() == Some(config_text.as_str()) {
-                eprintln!(
-                    "{}: finished earlier, skipped (delete {} to redo it)",
-                    spec.key,
-                    dir.display()
-                );
-                return Ok(previous);
-            }
-            bail!(
-                "{} was trained with another config than {} / profile {} now gives; \
-                 use another --out, or delete the folder to retrain",
-                dir.display(),
-                spec.key,
-                self.args.profile.name()
-            );
-        }
-        let config_path = self.out.join("configs").join(format!("{}.toml", spec.key));
-        fs::create_dir_all(config_path.parent().expect("has a parent"))?;
-        write_atomic(&config_path, &config_text)?;
-
-        // The untrained baseline: the same config after 0 steps (encoder pretraining
-        // included where the config has it), evaluated by `wae eval` on the same test
-        // images as the trained model.
-        let n = eval_examples(self.args.profile);
-        let untrained_dir = self.out.join("untrained").join(spec.key);
-        let untrained_eval = untrained_dir.join("baseline-eval.json");
-        if !untrained_eval.is_file() {
-            if untrained_dir.exists() {
-                fs::remove_dir_all(&untrained_dir)?;
-            }
-            let mut cmd = self.wae("train", None);
-            cmd.arg("--config")
-                .arg(&config_path)
-                .arg("--out")
-                .arg(&untrained_dir)
-                .args(["--max-steps", "0"]);
-            run_cmd(cmd)?;
-            let mut cmd = self.wae("eval", Some(&untrained_dir));
-            cmd.args(["--n", &n.to_string()])
-                .arg("--out")
-                .arg(&untrained_eval);
-            run_cmd(cmd)?;
-        }
-        let untrained: Value = read_json(&untrained_eval)?;
-
-        // Train, or resume an interrupted run.
-        let has_checkpoint = dir.join("checkpoints").join("latest").is_file();
-        if has_checkpoint {
-            let previous = fs::read_to_string(dir.join("config.toml")).unwrap_or_default();
-            if previous != config_text {
-                bail!(
-                    "{} holds an interrupted run of another config; use another --out, or \
-                     delete the folder to retrain",
-                    dir.display()
-                );
-            }
-            let mut cmd = self.wae("train", None);
-            cmd.arg("--resume").arg(&dir);
-            run_cmd(cmd)?;
-        } else {
-            if dir.exists() {
-                fs::remove_dir_all(&dir)
-                    .with_context(|| format!("removing the unfinished {}", dir.display()))?;
-            }
-            let mut cmd = self.wae("train", None);
-            cmd.arg("--config").arg(&config_path).arg("--out").arg(&dir);
-            run_cmd(cmd)?;
-        }
-
-        // Evaluate.
-        let mut cmd = self.wae("eval", Some(&dir));
-        cmd.args(["--n", &n.to_string()]);
-        if let Some(c) = classifier {
-            cmd.arg("--classifier").arg(c);
-        }
-        if let Some(i) = &self.args.inception {
-            cmd.arg("--inception").arg(i);
-        }
-        run_cmd(cmd)?;
-        let eval = read_json(&dir.join("eval.json"))?;
-
-        // Pictures.
-        let mut pictures = vec![
-            "samples.png",
-            "reconstructions.png",
-            "interpolations.png",
-            "latent.png",
-            "losses.png",
-        ];
-        run_cmd(self.wae("sample", Some(&dir)))?;
-        run_cmd(self.wae("reconstruct", Some(&dir)))?;
-        run_cmd(self.wae("interpolate", Some(&dir)))?;
-        let mut latent = self.wae("latent-plot", Some(&dir));
-        latent.args(["--n", &n.min(2000).to_string()]);
-        run_cmd(latent)?;
-        run_cmd(self.wae("plot", Some(&dir)))?;
-        if cfg.model.encoder.latent_dim <= 16 {
-            run_cmd(self.wae("traverse", Some(&dir)))?;
-            pictures.push("traverse.png");
-        }
-
-        let state = latest_state(&dir)?;
-        let non_finite = non_finite_metrics(&dir.join("metrics.jsonl"))?;
-        let summary = json!({
-            "preset": spec.preset,
-            "label": spec.label,
-            "description": cfg.description,
-            "steps": state["step"],
-            "epochs": cfg.training.epochs,
-            "training_seconds": state["elapsed_seconds"],
-            "eval": eval,
-            "untrained_reconstruction_sq_l2": untrained["reconstruction_sq_l2"],
-            "untrained_mmd_codes_vs_prior": untrained["mmd_codes_vs_prior"],
-            "non_finite_metrics": non_finite,
-            "pictures": pictures.iter().map(|p| format!("{}/{p}", spec.key)).collect::<Vec<_>>(),
-            "config_toml": config_text,
-        });
-        write_atomic(&done, &serde_json::to_string_pretty(&summary)?)?;
-        Ok(summary)
-    }
-}
-
-/// The state file of a run's newest checkpoint.
-fn latest_state(run: &Path) -> Result<Value> {
-    let latest = run.join("checkpoints").join("latest");
-    let name =
-        fs::read_to_string(&latest).with_context(|| format!("reading {}", latest.display()))?;
-    read_json(&run.join("checkpoints").join(name.trim()).join("state.json"))
-}
-
-/// Names of the quantities that were NaN or infinite in some line of `metrics.jsonl`
-/// (the trainer stops on a non-finite loss, so this is a second guard).
-fn non_finite_metrics(path: &Path) -> Result<Vec<String>> {
-    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut bad = std::collections::BTreeSet::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        // serde_json refuses NaN/inf literals; a line that does not parse is itself a fault.
-        match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(map)) => {
-                for (k, v) in map {
-                    if v.is_null() || v.as_f64().is_some_and(|x| !x.is_finite()) {
-                        bad.insert(k);
-                    }
-                }
-            }
-            _ => {
-                bad.insert(format!("(line {} unreadable)", i + 1));
-            }
-        }
-    }
-    Ok(bad.into_iter().collect())
-}
-
-fn read_json(path: &Path) -> Result<Value> {
-    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
-}
-
-fn run_cmd(mut cmd: Command) -> Result<()> {
-    let shown = format!(
-        "{} {}",
-        Path::new(cmd.get_program())
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        cmd.get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    eprintln!("$ {shown}");
-    let status = cmd
-        .status()
-        .with_context(|| format!("starting `{shown}`"))?;
-    if !status.success() {
-        bail!("`{shown}` failed ({status}); its output is above");
-    }
-    Ok(())
-}
-
-fn command_line(args: &ReproduceArgs) -> String {
+/// The command line that makes these results (the seeds always named).
+fn command_line(args: &ReproduceArgs, seeds: &[u64]) -> String {
     let mut s = format!(
         "cargo xtask reproduce {} --profile {} --device {}",
         args.experiment.name(),
@@ -657,198 +397,43 @@ fn command_line(args: &ReproduceArgs) -> String {
     if let Some(m) = &args.models {
         s.push_str(&format!(" --models {}", m.join(",")));
     }
-    if args.seed != 0 {
-        s.push_str(&format!(" --seed {}", args.seed));
-    }
+    let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    s.push_str(&format!(" --seeds {}", seeds.join(",")));
     s
-}
-
-/// The papers' numbers for the experiment, where there are any.
-fn paper_numbers(experiment: Experiment) -> Value {
-    match experiment {
-        Experiment::Celeba => json!({
-            "source": "Tolstikhin et al. 2018, CelebA 64x64, 10k samples (docs: PAPER.md)",
-            "vae": {"fid": 63.0, "sharpness": 3e-3},
-            "wae-mmd": {"fid": 55.0, "sharpness": 6e-3},
-            "wae-gan": {"fid": 42.0, "sharpness": 6e-3},
-            "real test images": {"fid": 2.0, "sharpness": 2e-2},
-        }),
-        Experiment::Mnist => json!({
-            "source": "Tolstikhin et al. 2018 show MNIST samples, reconstructions and interpolations only (no numbers)",
-        }),
-        Experiment::FadingSquares | Experiment::Dsprites => json!({
-            "source": "Rubenstein et al. 2018 report the finding qualitatively (pictures); no numbers are compared here",
-        }),
-    }
-}
-
-fn fmt_num(v: &Value) -> String {
-    match v.as_f64() {
-        None => "-".into(),
-        Some(0.0) => "0".into(),
-        Some(x) if x.abs() >= 1000.0 || x.abs() < 0.01 => format!("{x:.2e}"),
-        Some(x) if x.abs() >= 10.0 => format!("{x:.1}"),
-        Some(x) => format!("{x:.3}"),
-    }
-}
-
-/// `results.md`: the table, the paper's numbers where they exist, and the pictures.
-fn results_markdown(args: &ReproduceArgs, specs: &[ModelSpec], all: &Value) -> String {
-    let mut s = String::new();
-    let exp = args.experiment.name();
-    s.push_str(&format!(
-        "# `{exp}`, profile `{}`, device `{}`\n\nMade by `{}`.\n\n",
-        args.profile.name(),
-        args.device.name(),
-        all["command"].as_str().unwrap_or_default()
-    ));
-    let models = &all["models"];
-    let first_eval = specs
-        .first()
-        .map(|m| &models[m.key]["eval"])
-        .cloned()
-        .unwrap_or(Value::Null);
-    let has = |key: &str| specs.iter().any(|m| !models[m.key]["eval"][key].is_null());
-    let mut head = vec![
-        "model",
-        "steps",
-        "train time (s)",
-        "test recon. \\|\\|x - G(E(x))\\|\\|^2 (untrained)",
-        "MMD^2(codes, prior)",
-    ];
-    if has("mmd_sampled_codes_vs_prior") {
-        head.push("MMD^2(drawn codes, prior)");
-    }
-    head.push("sharpness of samples");
-    if has("classifier") {
-        head.extend(["FID-MNIST", "precision", "recall"]);
-    }
-    if has("inception") {
-        head.extend(["FID (Inception)", "precision", "recall"]);
-    }
-    if has("disentanglement") {
-        head.extend(["FactorVAE score", "MIG"]);
-    }
-    s.push_str(&format!("| {} |\n", head.join(" | ")));
-    s.push_str(&format!("|{}\n", " --- |".repeat(head.len())));
-    for m in specs {
-        let r = &models[m.key];
-        let e = &r["eval"];
-        let mut row = vec![
-            m.label.to_string(),
-            r["steps"].as_u64().map_or("-".into(), |v| v.to_string()),
-            format!("{:.0}", r["training_seconds"].as_f64().unwrap_or(f64::NAN)),
-            format!(
-                "{} ({})",
-                fmt_num(&e["reconstruction_sq_l2"]),
-                fmt_num(&r["untrained_reconstruction_sq_l2"])
-            ),
-            fmt_num(&e["mmd_codes_vs_prior"]),
-        ];
-        if has("mmd_sampled_codes_vs_prior") {
-            row.push(fmt_num(&e["mmd_sampled_codes_vs_prior"]));
-        }
-        row.push(fmt_num(&e["sharpness_samples"]));
-        for space in ["classifier", "inception"] {
-            if has(space) {
-                row.push(fmt_num(&e[space]["fid"]));
-                row.push(fmt_num(&e[space]["precision"]));
-                row.push(fmt_num(&e[space]["recall"]));
-            }
-        }
-        if has("disentanglement") {
-            row.push(fmt_num(&e["disentanglement"]["factor_vae"]));
-            row.push(fmt_num(&e["disentanglement"]["mig"]));
-        }
-        s.push_str(&format!("| {} |\n", row.join(" | ")));
-    }
-    if has("mmd_sampled_codes_vs_prior") {
-        s.push_str(
-            "\nMMD^2(codes, prior) uses the encoder means; for Gaussian encoders \
-             MMD^2(drawn codes, prior) uses one code drawn from Q(z|x) per image (the \
-             aggregated posterior the WAE penalty matches).\n",
-        );
-    }
-    s.push_str(&format!(
-        "\n{} test images; MMD^2 between two prior samples (the value of a perfect match, up to \
-         noise): {}; sharpness of the test images: {}.\n",
-        first_eval["examples"],
-        fmt_num(&first_eval["mmd_prior_vs_prior"]),
-        fmt_num(&first_eval["sharpness_test_images"]),
-    ));
-    let paper = &all["paper"];
-    s.push_str(&format!(
-        "\nPaper: {}.\n",
-        paper["source"].as_str().unwrap_or_default()
-    ));
-    if args.experiment == Experiment::Celeba {
-        s.push_str("\n| model | paper FID | paper sharpness |\n| --- | --- | --- |\n");
-        for key in ["vae", "wae-mmd", "wae-gan", "real test images"] {
-            s.push_str(&format!(
-                "| {key} | {} | {} |\n",
-                fmt_num(&paper[key]["fid"]),
-                fmt_num(&paper[key]["sharpness"])
-            ));
-        }
-    }
-    if let Some(f) = all["failures"].as_array()
-        && !f.is_empty()
-    {
-        s.push_str("\n**Failed checks:**\n\n");
-        for line in f {
-            s.push_str(&format!("- {}\n", line.as_str().unwrap_or_default()));
-        }
-    }
-    s.push_str("\n## Pictures\n");
-    for m in specs {
-        s.push_str(&format!("\n### {}\n\n", m.label));
-        if let Some(pics) = models[m.key]["pictures"].as_array() {
-            for p in pics.iter().filter_map(Value::as_str) {
-                let name = Path::new(p)
-                    .file_stem()
-                    .map(|x| x.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                s.push_str(&format!("![{} {name}]({p})\n", m.key));
-            }
-        }
-    }
-    s
-}
-
-/// Builds the `wae` binary (with CUDA for `--device cuda`) and returns its path: in
-/// release mode, or for the smoke profile in the dev profile, whose build `cargo test`
-/// has usually made already (its kernels and dependencies are optimised too).
-fn build_wae(device: DeviceArg, release: bool) -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut args = vec!["build"];
-    if release {
-        args.push("--release");
-    }
-    args.extend(["-p", "wae-cli"]);
-    if device == DeviceArg::Cuda {
-        args.extend(["--features", "cuda"]);
-    }
-    eprintln!("building wae: cargo {}", args.join(" "));
-    let status = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args(&args)
-        .status()
-        .context("running cargo build -p wae-cli")?;
-    if !status.success() {
-        bail!("`cargo {}` failed (output above)", args.join(" "));
-    }
-    let exe = target_dir()
-        .join(if release { "release" } else { "debug" })
-        .join(format!("wae{}", std::env::consts::EXE_SUFFIX));
-    if !exe.is_file() {
-        bail!("built wae not found at {}", exe.display());
-    }
-    Ok(exe)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// `cargo xtask reproduce ...` parsed on its own.
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ReproduceArgs,
+    }
+
+    fn parse(line: &[&str]) -> Result<ReproduceArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("reproduce").chain(line.iter().copied()))
+            .map(|c| c.args)
+    }
+
+    /// Arguments of a smoke reproduction of MNIST with these seeds.
+    pub(crate) fn smoke_args(seeds: Vec<u64>) -> ReproduceArgs {
+        ReproduceArgs {
+            experiment: Experiment::Mnist,
+            profile: Profile::Smoke,
+            device: DeviceArg::Cpu,
+            models: None,
+            out: None,
+            data_dir: None,
+            classifier: None,
+            inception: None,
+            seeds,
+            wae_bin: None,
+        }
+    }
 
     #[test]
     fn every_model_has_a_valid_config_in_every_profile() {
@@ -868,53 +453,54 @@ mod tests {
     }
 
     #[test]
-    fn checks_catch_nan_and_a_reconstruction_no_better_than_untrained() {
-        let spec = &models(Experiment::Mnist)[1];
-        let good = json!({"eval": {"reconstruction_sq_l2": 20.0},
-            "untrained_reconstruction_sq_l2": 180.0, "non_finite_metrics": []});
-        assert!(check(spec, &good).is_empty());
-        let worse = json!({"eval": {"reconstruction_sq_l2": 181.0},
-            "untrained_reconstruction_sq_l2": 180.0, "non_finite_metrics": []});
-        assert_eq!(check(spec, &worse).len(), 1);
-        let nan = json!({"eval": {"reconstruction_sq_l2": 20.0},
-            "untrained_reconstruction_sq_l2": 180.0, "non_finite_metrics": ["total"]});
-        assert!(check(spec, &nan)[0].contains("total"));
-        let missing = json!({"eval": {}, "non_finite_metrics": []});
-        assert_eq!(check(spec, &missing).len(), 1);
+    fn the_seed_list_parses() {
+        let args = parse(&["mnist", "--profile", "smoke", "--seeds", "0,1,2"]).unwrap();
+        assert_eq!(args.seeds, vec![0, 1, 2]);
+        assert_eq!(parse(&["mnist"]).unwrap().seeds, vec![0], "default");
+        assert_eq!(
+            parse(&["mnist", "--seed", "7"]).unwrap().seeds,
+            vec![7],
+            "the old --seed N means --seeds N"
+        );
+        assert_eq!(
+            parse(&["mnist", "--seeds", "3", "--seeds", "5"])
+                .unwrap()
+                .seeds,
+            vec![3, 5]
+        );
+        assert!(parse(&["mnist", "--seeds", "0,x"]).is_err());
+        assert!(parse(&["mnist", "--seeds", "-1"]).is_err());
+        assert_eq!(checked_seeds(&[2, 0, 1]).unwrap(), vec![2, 0, 1]);
+        let err = checked_seeds(&[0, 1, 0]).unwrap_err().to_string();
+        assert!(err.contains("seed 0 is given twice"), "{err}");
+        assert!(checked_seeds(&[]).is_err());
     }
 
     #[test]
-    fn non_finite_metrics_are_found_in_metrics_jsonl() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("metrics.jsonl");
-        fs::write(
-            &path,
-            "{\"step\":1,\"total\":2.5}\n{\"step\":2,\"total\":null}\n",
-        )
-        .unwrap();
+    fn the_command_line_names_the_seeds() {
+        let args = smoke_args(vec![0, 1]);
         assert_eq!(
-            non_finite_metrics(&path).unwrap(),
-            vec!["total".to_string()]
+            command_line(&args, &args.seeds),
+            "cargo xtask reproduce mnist --profile smoke --device cpu --seeds 0,1"
         );
-        fs::write(&path, "{\"step\":1,\"total\":NaN}\n").unwrap();
-        assert_eq!(non_finite_metrics(&path).unwrap().len(), 1);
-        fs::write(&path, "{\"step\":1,\"total\":2.5}\n").unwrap();
-        assert!(non_finite_metrics(&path).unwrap().is_empty());
+        let again = parse(&[
+            "mnist",
+            "--profile",
+            "smoke",
+            "--device",
+            "cpu",
+            "--seeds",
+            "0,1",
+        ])
+        .unwrap();
+        assert_eq!(again.seeds, args.seeds);
     }
 
     #[test]
     fn unknown_models_are_refused_with_the_known_ones() {
         let args = ReproduceArgs {
-            experiment: Experiment::Mnist,
-            profile: Profile::Smoke,
-            device: DeviceArg::Cpu,
             models: Some(vec!["wae-mmd".into(), "wae-gna".into()]),
-            out: None,
-            data_dir: None,
-            classifier: None,
-            inception: None,
-            seed: 0,
-            wae_bin: None,
+            ..smoke_args(vec![0])
         };
         let err = selected_models(&args).unwrap_err().to_string();
         assert!(

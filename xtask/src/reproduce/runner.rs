@@ -1,0 +1,421 @@
+//! Running one (model, seed) of a reproduction: the `wae` subprocesses that train,
+//! evaluate and draw it, in its own run folder, skipping or resuming earlier work.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use wae_train::TrainConfig;
+
+use super::{DeviceArg, Experiment, ModelSpec, Profile, ReproduceArgs, eval_examples};
+use crate::workspace::{target_dir, workspace_root};
+
+/// The folder names of one (model, seed) under the output folder, relative to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPaths {
+    /// The `wae train` run directory: `<model>/seed-<s>`.
+    pub run: PathBuf,
+    /// The untrained baseline's run directory: `untrained/<model>/seed-<s>`.
+    pub untrained: PathBuf,
+    /// The config it is trained with: `configs/<model>-seed-<s>.toml`.
+    pub config: PathBuf,
+}
+
+impl RunPaths {
+    /// The folders of `model_key` trained with `seed`.
+    pub fn new(model_key: &str, seed: u64) -> Self {
+        let seed_dir = format!("seed-{seed}");
+        Self {
+            run: Path::new(model_key).join(&seed_dir),
+            untrained: Path::new("untrained").join(model_key).join(&seed_dir),
+            config: Path::new("configs").join(format!("{model_key}-{seed_dir}.toml")),
+        }
+    }
+}
+
+/// Runs the `wae` commands of a reproduction into `out`.
+pub struct Runner<'a> {
+    /// The `wae` binary.
+    pub wae: PathBuf,
+    /// The command's arguments.
+    pub args: &'a ReproduceArgs,
+    /// The output folder.
+    pub out: PathBuf,
+}
+
+impl Runner<'_> {
+    /// A `wae` command with the device (and data directory where the subcommand takes one).
+    fn wae(&self, sub: &str, run: Option<&Path>) -> Command {
+        let mut cmd = Command::new(&self.wae);
+        cmd.arg(sub);
+        if let Some(run) = run {
+            cmd.arg(run);
+        }
+        if sub != "plot" {
+            cmd.args(["--device", self.args.device.name()]);
+        }
+        if let Some(dir) = &self.args.data_dir
+            && sub != "plot"
+        {
+            cmd.arg("--data-dir").arg(dir);
+        }
+        cmd
+    }
+
+    /// The MNIST classifier for FID-MNIST (trained on first use), or `None` where the
+    /// experiment or profile does not use it.
+    pub fn classifier(&self) -> Result<Option<PathBuf>> {
+        if self.args.experiment != Experiment::Mnist {
+            return Ok(None);
+        }
+        if let Some(path) = &self.args.classifier {
+            if !path.is_file() {
+                bail!(
+                    "--classifier {}: no such file (make one with `cargo xtask train-mnist-classifier --out {}`)",
+                    path.display(),
+                    path.display()
+                );
+            }
+            return Ok(Some(path.clone()));
+        }
+        if self.args.profile == Profile::Smoke {
+            return Ok(None);
+        }
+        let path = workspace_root()
+            .join("target")
+            .join("wae")
+            .join("mnist-classifier.safetensors");
+        if !path.is_file() {
+            eprintln!(
+                "training the MNIST classifier for FID-MNIST once: {}",
+                path.display()
+            );
+            crate::mnist_classifier::run(&crate::mnist_classifier::TrainClassifierArgs {
+                data_dir: self.args.data_dir.clone(),
+                out: path.clone(),
+                epochs: wae_metrics::mnist_classifier::MnistTrainConfig::default().epochs,
+                steps: None,
+                seed: wae_metrics::mnist_classifier::MnistTrainConfig::default().seed,
+                device: self.args.device.name().to_string(),
+            })?;
+        }
+        Ok(Some(path))
+    }
+
+    /// Refuses an output folder where `<model>/` is itself a run directory: the layout
+    /// from before `--seeds`, which the per-seed folders must not be mixed into.
+    pub fn refuse_single_seed_layout(&self, spec: &ModelSpec) -> Result<()> {
+        let dir = self.out.join(spec.key);
+        if ["done.json", "config.toml", "checkpoints"]
+            .iter()
+            .any(|f| dir.join(f).exists())
+        {
+            bail!(
+                "{} is a run directory of a reproduction made before --seeds (one run per \
+                 model, in OUT/<model>/); now every seed has its own OUT/<model>/seed-<s>/. \
+                 Use another --out, or move the old folder away",
+                dir.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Trains (or resumes, or skips) one model with one seed, evaluates it and draws
+    /// its pictures; returns the summary that its `done.json` holds.
+    pub fn model(
+        &self,
+        spec: &ModelSpec,
+        seed: u64,
+        cfg: &TrainConfig,
+        classifier: Option<&Path>,
+    ) -> Result<Value> {
+        let paths = RunPaths::new(spec.key, seed);
+        let dir = self.out.join(&paths.run);
+        let config_text = cfg.to_toml_string()?;
+        let done = dir.join("done.json");
+        if done.is_file() {
+            let previous: Value =
+                serde_json::from_str(&fs::read_to_string(&done)?).with_context(|| {
+                    format!("{} is damaged; delete it to redo the model", done.display())
+                })?;
+            if previous["config_toml"].as_str() == Some(config_text.as_str()) {
+                eprintln!(
+                    "{} seed {seed}: finished earlier, skipped (delete {} to redo it)",
+                    spec.key,
+                    dir.display()
+                );
+                return Ok(previous);
+            }
+            bail!(
+                "{} was trained with another config than {} / profile {} / seed {seed} now \
+                 gives; use another --out, or delete the folder to retrain",
+                dir.display(),
+                spec.key,
+                self.args.profile.name()
+            );
+        }
+        let config_path = self.out.join(&paths.config);
+        fs::create_dir_all(config_path.parent().expect("has a parent"))?;
+        write_atomic(&config_path, &config_text)?;
+
+        // The untrained baseline: the same config after 0 steps (encoder pretraining
+        // included where the config has it), evaluated by `wae eval` on the same test
+        // images as the trained model.
+        let n = eval_examples(self.args.profile);
+        let untrained_dir = self.out.join(&paths.untrained);
+        let untrained_eval = untrained_dir.join("baseline-eval.json");
+        if !untrained_eval.is_file() {
+            if untrained_dir.exists() {
+                fs::remove_dir_all(&untrained_dir)?;
+            }
+            let mut cmd = self.wae("train", None);
+            cmd.arg("--config")
+                .arg(&config_path)
+                .arg("--out")
+                .arg(&untrained_dir)
+                .args(["--max-steps", "0"]);
+            run_cmd(cmd)?;
+            let mut cmd = self.wae("eval", Some(&untrained_dir));
+            cmd.args(["--n", &n.to_string()])
+                .arg("--out")
+                .arg(&untrained_eval);
+            run_cmd(cmd)?;
+        }
+        let untrained: Value = read_json(&untrained_eval)?;
+
+        // Train, or resume an interrupted run.
+        let has_checkpoint = dir.join("checkpoints").join("latest").is_file();
+        if has_checkpoint {
+            let previous = fs::read_to_string(dir.join("config.toml")).unwrap_or_default();
+            if previous != config_text {
+                bail!(
+                    "{} holds an interrupted run of another config; use another --out, or \
+                     delete the folder to retrain",
+                    dir.display()
+                );
+            }
+            let mut cmd = self.wae("train", None);
+            cmd.arg("--resume").arg(&dir);
+            run_cmd(cmd)?;
+        } else {
+            if dir.exists() {
+                fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing the unfinished {}", dir.display()))?;
+            }
+            let mut cmd = self.wae("train", None);
+            cmd.arg("--config").arg(&config_path).arg("--out").arg(&dir);
+            run_cmd(cmd)?;
+        }
+
+        // Evaluate.
+        let mut cmd = self.wae("eval", Some(&dir));
+        cmd.args(["--n", &n.to_string()]);
+        if let Some(c) = classifier {
+            cmd.arg("--classifier").arg(c);
+        }
+        if let Some(i) = &self.args.inception {
+            cmd.arg("--inception").arg(i);
+        }
+        run_cmd(cmd)?;
+        let eval = read_json(&dir.join("eval.json"))?;
+
+        // Pictures.
+        let mut pictures = vec![
+            "samples.png",
+            "reconstructions.png",
+            "interpolations.png",
+            "latent.png",
+            "losses.png",
+        ];
+        run_cmd(self.wae("sample", Some(&dir)))?;
+        run_cmd(self.wae("reconstruct", Some(&dir)))?;
+        run_cmd(self.wae("interpolate", Some(&dir)))?;
+        let mut latent = self.wae("latent-plot", Some(&dir));
+        latent.args(["--n", &n.min(2000).to_string()]);
+        run_cmd(latent)?;
+        run_cmd(self.wae("plot", Some(&dir)))?;
+        if cfg.model.encoder.latent_dim <= 16 {
+            run_cmd(self.wae("traverse", Some(&dir)))?;
+            pictures.push("traverse.png");
+        }
+
+        let state = latest_state(&dir)?;
+        let non_finite = non_finite_metrics(&dir.join("metrics.jsonl"))?;
+        // Picture paths are relative to OUT, where results.md is.
+        let run_folder = paths.run.to_string_lossy().replace('\\', "/");
+        let summary = json!({
+            "preset": spec.preset,
+            "label": spec.label,
+            "description": cfg.description,
+            "seed": seed,
+            "steps": state["step"],
+            "epochs": cfg.training.epochs,
+            "training_seconds": state["elapsed_seconds"],
+            "eval": eval,
+            "untrained_reconstruction_sq_l2": untrained["reconstruction_sq_l2"],
+            "untrained_mmd_codes_vs_prior": untrained["mmd_codes_vs_prior"],
+            "non_finite_metrics": non_finite,
+            "pictures": pictures.iter().map(|p| format!("{run_folder}/{p}")).collect::<Vec<_>>(),
+            "config_toml": config_text,
+        });
+        write_atomic(&done, &serde_json::to_string_pretty(&summary)?)?;
+        Ok(summary)
+    }
+}
+
+/// The state file of a run's newest checkpoint.
+fn latest_state(run: &Path) -> Result<Value> {
+    let latest = run.join("checkpoints").join("latest");
+    let name =
+        fs::read_to_string(&latest).with_context(|| format!("reading {}", latest.display()))?;
+    read_json(&run.join("checkpoints").join(name.trim()).join("state.json"))
+}
+
+/// Names of the quantities that were NaN or infinite in some line of `metrics.jsonl`
+/// (the trainer stops on a non-finite loss, so this is a second guard).
+fn non_finite_metrics(path: &Path) -> Result<Vec<String>> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut bad = std::collections::BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        // serde_json refuses NaN/inf literals; a line that does not parse is itself a fault.
+        match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(map)) => {
+                for (k, v) in map {
+                    if v.is_null() || v.as_f64().is_some_and(|x| !x.is_finite()) {
+                        bad.insert(k);
+                    }
+                }
+            }
+            _ => {
+                bad.insert(format!("(line {} unreadable)", i + 1));
+            }
+        }
+    }
+    Ok(bad.into_iter().collect())
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Writes `text` to a temporary name beside `path` and renames it.
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+fn run_cmd(mut cmd: Command) -> Result<()> {
+    let shown = format!(
+        "{} {}",
+        Path::new(cmd.get_program())
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    eprintln!("$ {shown}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status}); its output is above");
+    }
+    Ok(())
+}
+
+/// Builds the `wae` binary (with CUDA for `--device cuda`) and returns its path: in
+/// release mode, or for the smoke profile in the dev profile, whose build `cargo test`
+/// has usually made already (its kernels and dependencies are optimised too).
+pub fn build_wae(device: DeviceArg, release: bool) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut args = vec!["build"];
+    if release {
+        args.push("--release");
+    }
+    args.extend(["-p", "wae-cli"]);
+    if device == DeviceArg::Cuda {
+        args.extend(["--features", "cuda"]);
+    }
+    eprintln!("building wae: cargo {}", args.join(" "));
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(&args)
+        .status()
+        .context("running cargo build -p wae-cli")?;
+    if !status.success() {
+        bail!("`cargo {}` failed (output above)", args.join(" "));
+    }
+    let exe = target_dir()
+        .join(if release { "release" } else { "debug" })
+        .join(format!("wae{}", std::env::consts::EXE_SUFFIX));
+    if !exe.is_file() {
+        bail!("built wae not found at {}", exe.display());
+    }
+    Ok(exe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reproduce::models;
+
+    #[test]
+    fn every_seed_has_its_own_run_baseline_and_config() {
+        let p = RunPaths::new("wae-mmd", 2);
+        assert_eq!(p.run, Path::new("wae-mmd").join("seed-2"));
+        assert_eq!(
+            p.untrained,
+            Path::new("untrained").join("wae-mmd").join("seed-2")
+        );
+        assert_eq!(p.config, Path::new("configs").join("wae-mmd-seed-2.toml"));
+        assert_ne!(RunPaths::new("wae-mmd", 0), RunPaths::new("wae-mmd", 1));
+    }
+
+    #[test]
+    fn a_folder_from_before_seeds_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = crate::reproduce::tests::smoke_args(vec![0]);
+        let runner = Runner {
+            wae: PathBuf::from("wae"),
+            args: &args,
+            out: dir.path().to_path_buf(),
+        };
+        let spec = &models(Experiment::Mnist)[0];
+        runner.refuse_single_seed_layout(spec).unwrap();
+        fs::create_dir_all(dir.path().join(spec.key).join("seed-0")).unwrap();
+        runner.refuse_single_seed_layout(spec).unwrap();
+        fs::write(dir.path().join(spec.key).join("done.json"), "{}").unwrap();
+        let err = runner.refuse_single_seed_layout(spec).unwrap_err();
+        assert!(err.to_string().contains("--seeds"), "{err}");
+    }
+
+    #[test]
+    fn non_finite_metrics_are_found_in_metrics_jsonl() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        fs::write(
+            &path,
+            "{\"step\":1,\"total\":2.5}\n{\"step\":2,\"total\":null}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            non_finite_metrics(&path).unwrap(),
+            vec!["total".to_string()]
+        );
+        fs::write(&path, "{\"step\":1,\"total\":NaN}\n").unwrap();
+        assert_eq!(non_finite_metrics(&path).unwrap().len(), 1);
+        fs::write(&path, "{\"step\":1,\"total\":2.5}\n").unwrap();
+        assert!(non_finite_metrics(&path).unwrap().is_empty());
+    }
+}
