@@ -223,7 +223,9 @@ impl FactorSampler for GridSampler<'_> {
     }
 }
 
-/// Settings of the FactorVAE metric; defaults as in `disentanglement_lib`'s study.
+/// Settings of the FactorVAE metric; defaults as in `disentanglement_lib`'s study
+/// (`factor_vae_metric.gin`: batch 64, 10,000 training and 5,000 evaluation votes,
+/// 10,000 points for the variances, `prune_dims.threshold = 0.05`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FactorVaeConfig {
     /// Observations `L` per vote (all sharing one factor value). Default 64; at least 2.
@@ -235,7 +237,9 @@ pub struct FactorVaeConfig {
     /// Observations for the global variance of each code dimension. Default 10,000.
     pub num_variance_estimate: usize,
     /// Code dimensions whose global standard deviation is not above this are ignored
-    /// (collapsed). Default 0: only constant dimensions.
+    /// (collapsed). Default 0.05, the study's `prune_dims.threshold` (the library keeps a
+    /// dimension whose std is `>=` the threshold; here it must be `>`, which differs only
+    /// at exactly 0.05 and drops constant dimensions when the threshold is 0).
     pub prune_std_threshold: f64,
 }
 
@@ -246,7 +250,7 @@ impl Default for FactorVaeConfig {
             num_train: 10_000,
             num_eval: 5_000,
             num_variance_estimate: 10_000,
-            prune_std_threshold: 0.0,
+            prune_std_threshold: 0.05,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Evaluation of generative models on candle: FID with the real Inception-v3
 //! of TTUR / pytorch-fid, Laplace sharpness, improved precision and recall,
-//! reconstruction error.
+//! reconstruction error, and disentanglement scores (FactorVAE, MIG, the beta-VAE metric).
 //!
 //! The main entry points:
 //! - [`laplace_sharpness`]: variance of the Laplace-filtered grey image (the
@@ -23,6 +23,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod beta_vae_metric;
 pub mod disentanglement;
 mod error;
 pub mod frechet;
@@ -31,9 +32,11 @@ pub mod mnist_classifier;
 pub mod precision_recall;
 pub mod reconstruction;
 pub mod sharpness;
+pub mod softmax_regression;
 pub mod stats_cache;
 pub mod testing;
 
+pub use beta_vae_metric::{BetaVaeConfig, BetaVaeScore, beta_vae_score};
 pub use error::{Error, Result};
 pub use frechet::{GaussianStats, frechet_distance};
 pub use inception::{InceptionConfig, InceptionV3};

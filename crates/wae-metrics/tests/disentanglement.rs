@@ -324,3 +324,43 @@ fn factor_vae_rejects_bad_settings_and_samplers() {
     let err = factor_vae_score(&mut sampler, &quick(), 0).expect_err("width");
     assert!(err.to_string().contains("expected (64, 2)"), "{err}");
 }
+
+#[test]
+fn factor_vae_prunes_dimensions_with_std_below_the_studys_0_05() {
+    let config = FactorVaeConfig::default();
+    assert_eq!(config.prune_std_threshold, 0.05);
+    // 100 rows (the variance uses all of them): dimension 0 alternates +-0.04 (std
+    // 0.0402 with ddof 1), dimension 1 alternates +-0.06 (std 0.0603), dimension 2 is
+    // factor 0, dimension 3 factor 1.
+    let f = grid(&[10, 10]);
+    let codes = Array2::from_shape_fn((f.nrows(), 4), |(i, j)| {
+        let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+        match j {
+            0 => 0.04 * sign,
+            1 => 0.06 * sign,
+            j => f[(i, j - 2)] as f64,
+        }
+    });
+    let config = FactorVaeConfig {
+        num_train: 500,
+        num_eval: 200,
+        batch_size: 8,
+        ..config
+    };
+    let score = factor_vae_score_on_grid(codes.view(), f.view(), &config, 3).expect("pruned");
+    assert_eq!(score.num_active_dims, 3, "std 0.04 pruned, 0.06 kept");
+    assert_eq!(
+        score.train_votes.column(0).sum(),
+        0,
+        "{}",
+        score.train_votes
+    );
+    assert_eq!(score.eval_votes.column(0).sum(), 0);
+    // With the old default (0) both are kept.
+    let kept = FactorVaeConfig {
+        prune_std_threshold: 0.0,
+        ..config
+    };
+    let unpruned = factor_vae_score_on_grid(codes.view(), f.view(), &kept, 3).expect("kept");
+    assert_eq!(unpruned.num_active_dims, 4);
+}

@@ -113,7 +113,7 @@ pub struct EvalFile {
     /// Samples vs test images in Inception-v3's pool3 space.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inception: Option<FeatureScores>,
-    /// FactorVAE and MIG scores (dSprites runs only).
+    /// FactorVAE, MIG and beta-VAE-metric scores (dSprites runs only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disentanglement: Option<Disentanglement>,
     /// Metrics not computed, with the reason.
@@ -138,27 +138,53 @@ pub struct Disentanglement {
     pub factor_vae_train: f64,
     /// Votes used to build the classifier and to evaluate it, and images per vote.
     pub factor_vae_votes: [usize; 3],
-    /// Code dimensions the FactorVAE metric kept (not constant).
+    /// Code dimensions the FactorVAE metric kept (global std above 0.05).
     pub active_dims: usize,
     /// Mutual information gap (Chen et al. 2018) on the evaluated test images, 20 bins.
     pub mig: f64,
     /// MIG's gap per factor: shape, scale, orientation, posX, posY.
     pub mig_per_factor: Vec<f64>,
+    /// The beta-VAE metric on the last 4 factors (scale, orientation, posX, posY).
+    pub beta_vae_4_factors: BetaVaeMetric,
+    /// The beta-VAE metric on all 5 factors.
+    pub beta_vae_5_factors: BetaVaeMetric,
+}
+
+/// The beta-VAE metric (Higgins et al. 2017) as Rubenstein et al.'s
+/// `disentanglement_metric.py` computes it (`wae_metrics::beta_vae_metric`): training
+/// accuracy of a linear softmax classifier that names the factor shared within pairs
+/// from the mean absolute code difference of 30 pairs of fresh images.
+#[derive(Debug, Clone, Serialize)]
+pub struct BetaVaeMetric {
+    /// Mean of the restarts' accuracies: the score (chance: 1 / number of factors).
+    pub accuracy: f64,
+    /// Each restart's training accuracy.
+    pub restart_accuracies: Vec<f64>,
+    /// Each restart's final mean cross-entropy (nats).
+    pub restart_losses: Vec<f64>,
+    /// The factors under test in label order (the reference's order: from the last).
+    pub factor_names: Vec<String>,
+    /// The settings used (the reference's).
+    pub settings: wae_metrics::BetaVaeConfig,
+    /// Seed of its `StdRng`.
+    pub seed: u64,
 }
 
 /// Settings of the FactorVAE metric here: fewer votes than `disentanglement_lib`'s
-/// 10,000 + 5,000 (which encode ~1M images) so that a CPU evaluation takes a minute.
+/// 10,000 + 5,000 (which encode ~1M images) so that a CPU evaluation takes a minute;
+/// dimensions pruned as in its study (global std not above 0.05).
 const FACTOR_VAE: wae_metrics::disentanglement::FactorVaeConfig =
     wae_metrics::disentanglement::FactorVaeConfig {
         batch_size: 64,
         num_train: 800,
         num_eval: 400,
         num_variance_estimate: 5000,
-        prune_std_threshold: 0.0,
+        prune_std_threshold: 0.05,
     };
 
-/// FactorVAE (fresh images from the dSprites generator, encoded) and MIG (the test
-/// images `indices` with their known factors).
+/// FactorVAE and the beta-VAE metric (fresh images from the dSprites generator, encoded;
+/// the beta-VAE metric with the reference's full settings) and MIG (the test images
+/// `indices` with their known factors).
 fn disentanglement(
     run: &LoadedRun,
     test_factors: &[wae_data::DspritesFactors],
@@ -168,6 +194,7 @@ fn disentanglement(
     use wae_metrics::disentanglement::{
         FnSampler, MigConfig, codes_from_tensor, factor_vae_score, mig,
     };
+    use wae_metrics::{BetaVaeConfig, beta_vae_score};
     let to_metrics = |e: anyhow::Error| wae_metrics::Error::InvalidInput(format!("{e:#}"));
     let encode =
         |factors: &[wae_data::DspritesFactors]| -> wae_metrics::Result<ndarray::Array2<f64>> {
@@ -199,6 +226,53 @@ fn disentanglement(
     let codes = codes_from_tensor(test_codes)?;
     let factors = classes(test_factors);
     let m = mig(codes.view(), factors.view(), &MigConfig::default())?;
+
+    // Pairs of images sharing factor `factor`, every other factor drawn uniformly.
+    type Codes = ndarray::Array2<f64>;
+    let pairs =
+        |factor: usize, n_pairs: usize, rng: &mut StdRng| -> wae_metrics::Result<(Codes, Codes)> {
+            let mut factors: Vec<wae_data::DspritesFactors> = (0..n_pairs)
+                .map(|_| wae_data::DspritesFactors::random(rng))
+                .collect();
+            for i in 0..n_pairs {
+                let shared = factors[i].to_array()[factor];
+                let mut second =
+                    wae_data::dsprites::sample_factors_with_fixed(factor, shared, 1, rng)
+                        .map_err(|e| wae_metrics::Error::InvalidInput(e.to_string()))?;
+                factors.append(&mut second);
+            }
+            let codes = encode(&factors)?;
+            Ok((
+                codes.slice(ndarray::s![..n_pairs, ..]).to_owned(),
+                codes.slice(ndarray::s![n_pairs.., ..]).to_owned(),
+            ))
+        };
+    let beta_vae = |settings: BetaVaeConfig, seed: u64| -> Result<BetaVaeMetric> {
+        let started = std::time::Instant::now();
+        let score = beta_vae_score(&pairs, &settings, seed)?;
+        println!(
+            "  beta-VAE metric on {} factors: {:.4} in {:.0} s",
+            settings.factors.len(),
+            score.accuracy,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(BetaVaeMetric {
+            accuracy: score.accuracy,
+            restart_accuracies: score.restart_accuracies,
+            restart_losses: score.restart_losses,
+            factor_names: settings
+                .factors
+                .iter()
+                .map(|&k| wae_data::dsprites::DSPRITES_FACTOR_NAMES[k].to_string())
+                .collect(),
+            settings,
+            seed,
+        })
+    };
+    let beta_vae_4_factors =
+        beta_vae(BetaVaeConfig::dsprites_four_factors(), seed.wrapping_add(1))?;
+    let beta_vae_5_factors =
+        beta_vae(BetaVaeConfig::dsprites_five_factors(), seed.wrapping_add(2))?;
     Ok(Disentanglement {
         factor_vae: fv.eval_accuracy,
         factor_vae_train: fv.train_accuracy,
@@ -210,6 +284,8 @@ fn disentanglement(
         active_dims: fv.num_active_dims,
         mig: m.mig,
         mig_per_factor: m.gaps,
+        beta_vae_4_factors,
+        beta_vae_5_factors,
     })
 }
 
@@ -354,6 +430,18 @@ fn print_table(e: &EvalFile) {
             format!("{:.4}", d.mig),
             "0 = entangled, 1 = disentangled",
         );
+        for (chance, b) in [(0.25, &d.beta_vae_4_factors), (0.2, &d.beta_vae_5_factors)] {
+            let restarts: Vec<String> = b
+                .restart_accuracies
+                .iter()
+                .map(|a| format!("{a:.4}"))
+                .collect();
+            row(
+                &format!("beta-VAE metric, {} factors", b.factor_names.len()),
+                format!("{:.4}", b.accuracy),
+                &format!("chance {chance}, restarts {}", restarts.join(" ")),
+            );
+        }
     }
     for s in &e.skipped {
         println!("  skipped {}: {}", s.metric, s.reason);
@@ -464,15 +552,26 @@ pub fn run(args: EvalArgs) -> Result<()> {
 
     let disentanglement = match wae_train::trainer::dsprites_test_factors(&run.cfg)? {
         Some(factors) if matches!(args.split, SplitArg::Test) => {
+            let beta = wae_metrics::BetaVaeConfig::default();
             println!(
-                "disentanglement: FactorVAE metric ({} + {} votes of {} generated images) and MIG ({n} test images)",
-                FACTOR_VAE.num_train, FACTOR_VAE.num_eval, FACTOR_VAE.batch_size
+                "disentanglement: FactorVAE metric ({} + {} votes of {} generated images), MIG \
+                 ({n} test images) and the beta-VAE metric on 4 and 5 factors (each {} points \
+                 of {} generated pairs, {} restarts of {} Adagrad steps: {} images encoded, \
+                 minutes on a CPU)",
+                FACTOR_VAE.num_train,
+                FACTOR_VAE.num_eval,
+                FACTOR_VAE.batch_size,
+                beta.num_points,
+                beta.pairs_per_point,
+                beta.restarts,
+                beta.iterations,
+                4 * beta.num_points * beta.pairs_per_point
             );
             Some(disentanglement(&run, &factors[..n], &codes, args.seed)?)
         }
         Some(_) => {
             skipped.push(Skipped {
-                metric: "disentanglement (FactorVAE, MIG)".into(),
+                metric: "disentanglement (FactorVAE, MIG, beta-VAE metric)".into(),
                 reason: "computed on the test split only".into(),
             });
             None
