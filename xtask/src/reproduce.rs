@@ -50,7 +50,7 @@ mod runner;
     cargo xtask reproduce mnist --profile smoke --seeds 0,1,2\n  \
     cargo xtask reproduce mnist --profile cpu --out docs/results/mnist-cpu-profile\n  \
     cargo xtask reproduce mnist --profile paper --device cuda\n  \
-    cargo xtask reproduce fading-squares --models wae-mmd-det,wae-mmd-gauss"
+    cargo xtask reproduce fading-squares --models wae-mmd-random,wae-mmd-det --seeds 0,1,2"
 )]
 pub struct ReproduceArgs {
     /// The experiment.
@@ -178,29 +178,29 @@ pub fn models(experiment: Experiment) -> Vec<ModelSpec> {
         ],
         Experiment::FadingSquares => vec![
             m(
-                "wae-mmd-det",
-                "WAE-MMD, deterministic encoder",
-                "fading-squares-wae-mmd",
+                "wae-mmd-random",
+                "WAE-MMD, uniform-noise random encoder",
+                "fading-squares-wae-mmd-random",
             ),
             m(
-                "wae-mmd-gauss",
-                "WAE-MMD, Gaussian encoder",
-                "fading-squares-wae-mmd-gauss",
+                "wae-mmd-det",
+                "WAE-MMD, deterministic encoder",
+                "fading-squares-wae-mmd-det",
             ),
         ],
         Experiment::Dsprites => vec![
             m(
-                "wae-mmd-det",
-                "WAE-MMD, deterministic encoder",
-                "dsprites-wae-mmd",
+                "wae-mmd-random",
+                "WAE-MMD, Gaussian random encoder",
+                "dsprites-wae-mmd-random",
             ),
             m(
-                "wae-mmd-gauss",
-                "WAE-MMD, Gaussian encoder",
-                "dsprites-wae-mmd-gauss",
+                "wae-mmd-det",
+                "WAE-MMD, deterministic encoder",
+                "dsprites-wae-mmd-det",
             ),
             m("beta-vae-1", "VAE (beta 1)", "dsprites-vae"),
-            m("beta-vae-4", "beta-VAE (beta 4)", "dsprites-beta-vae"),
+            m("beta-vae-4", "beta-VAE (beta 4)", "dsprites-beta-vae-4"),
             m("beta-vae-16", "beta-VAE (beta 16)", "dsprites-beta-vae-16"),
         ],
     }

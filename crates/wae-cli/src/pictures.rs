@@ -172,17 +172,13 @@ impl LoadedRun {
         })
     }
 
-    /// Codes drawn from a Gaussian encoder, `z = mean + exp(logvar / 2) * eps` with
-    /// `eps ~ N(0, I)` from `StdRng::seed_from_u64(seed)` (host, f32): samples of the
-    /// aggregated posterior Q_Z, which is what a random-encoder WAE matches to the prior.
-    pub fn sample_codes(mean: &Tensor, logvar: &Tensor, seed: u64) -> Result<Tensor> {
-        Self::sample_codes_of(EncoderKind::Gaussian, mean, logvar, seed)
-    }
-
     /// Codes drawn from a random encoder of `kind` (see
-    /// [`wae_nets::EncoderOutput::sample`]): `eps ~ N(0, I)` for a Gaussian encoder,
-    /// `u ~ U[0, 1]^d` for a uniform-noise one, from `StdRng::seed_from_u64(seed)`.
-    pub fn sample_codes_of(
+    /// [`wae_nets::EncoderOutput::sample`]): `z = mean + exp(logvar / 2) * eps` with
+    /// `eps ~ N(0, I)` for a Gaussian encoder, `z = mean + exp(logvar) * u` with
+    /// `u ~ U[0, 1]^d` for a uniform-noise one, from `StdRng::seed_from_u64(seed)` (host,
+    /// f32): samples of the aggregated posterior Q_Z, which is what a random-encoder WAE
+    /// matches to the prior.
+    pub fn sample_codes(
         kind: EncoderKind,
         mean: &Tensor,
         logvar: &Tensor,

@@ -8,7 +8,7 @@
 //! | `fading-squares-wae-mmd-random`, `fading-squares-wae-mmd-det` | Rubenstein et al.'s fading-squares config (`paruby/Wasserstein-Auto-Encoders`, `config.py`, `fading_squares_opts`; nets from `models.py`), see [`rubenstein`] for every value and the departures: uniform-noise random encoder or its deterministic twin, d_z 2, uniform prior on [-1, 1]^2, 40,000 steps |
 //! | `dsprites-wae-mmd-random`, `dsprites-wae-mmd-det`, `dsprites-vae`, `dsprites-beta-vae-4`, `dsprites-beta-vae-16` | Rubenstein et al.'s dSprites config (`dsprites_opts`): Gaussian random encoder with tanh mean and log-variance L1 3.0, or deterministic; beta-VAE baselines (beta 1, 4, 16) with the same fully connected nets; d_z 16, 60,000 steps |
 //! | `dsprites-wae-code-mmd`, `dsprites-wae-code-mmd-gauss` | dSprites with the `tolstikhin/wae` code's dSprites config (d_z 12, lambda 10, 256 filters, 4 conv layers, batch 100, lr 1e-3, plateau schedule): WAE-MMD deterministic, or Gaussian with log-variance L1 0.1 (our choice); 100,000 training images, 20 epochs |
-//! | `*-cpu` | the same sized for 2 CPU cores (MNIST: width / 4, 2 epochs; CelebA: width / 8, 1 epoch; fading squares: the full 40,000 steps; Rubenstein dSprites: full width, fewer steps on 100,000 images; WAE-code dSprites: width / 4, 20,000 images, 10 epochs), see [`cpu_variant`] and [`rubenstein::cpu_steps`] |
+//! | `*-cpu` | the same sized for 2 CPU cores (MNIST: width / 4, 2 epochs; CelebA: width / 8, 1 epoch; Rubenstein fading squares: 6,000 steps; Rubenstein dSprites: 4,000 steps on 100,000 images; WAE-code dSprites: width / 4, 20,000 images, 10 epochs), see [`cpu_variant`] and [`rubenstein::cpu_steps`] |
 //! | `mnist-wae-mmd-smoke` | a seconds-long run on 512 images with tiny networks, for tests and a first try |
 
 use wae_nets::{Activation, Architecture, EncoderKind};
@@ -101,11 +101,11 @@ pub const PRESETS: &[(&str, &str)] = &[
     ),
     (
         "fading-squares-wae-mmd-random-cpu",
-        "fading-squares-wae-mmd-random (unchanged: the full 40,000 steps fit a CPU)",
+        "fading-squares-wae-mmd-random for 6,000 steps",
     ),
     (
         "fading-squares-wae-mmd-det-cpu",
-        "fading-squares-wae-mmd-det (unchanged: the full 40,000 steps fit a CPU)",
+        "fading-squares-wae-mmd-det for 6,000 steps",
     ),
     (
         "dsprites-wae-mmd-random-cpu",

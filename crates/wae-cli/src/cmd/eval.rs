@@ -102,7 +102,7 @@ pub struct EvalFile {
     pub sharpness_reconstructions: f64,
     /// Laplace sharpness of the test images themselves.
     pub sharpness_test_images: f64,
-    /// Gaussian encoders only: MMD^2 between codes drawn from Q(z|x) (one per test image)
+    /// Random (Gaussian or uniform-noise) encoders only: MMD^2 between codes drawn from Q(z|x) (one per test image)
     /// and the prior, the quantity a random-encoder WAE matches (the field above uses
     /// the encoder means).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -499,7 +499,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let mmd_prior = wae_divergence::mmd_blockwise(&prior_b, &prior_a, &mmd_cfg, 1000)?;
     let mmd_sampled = match &logvar {
         Some(lv) => {
-            let drawn = pictures::LoadedRun::sample_codes(&codes, lv, args.seed.wrapping_add(1))?;
+            let drawn = pictures::LoadedRun::sample_codes(
+                run.cfg.model.encoder.kind,
+                &codes,
+                lv,
+                args.seed.wrapping_add(1),
+            )?;
             Some(wae_divergence::mmd_blockwise(
                 &drawn, &prior_a, &mmd_cfg, 1000,
             )?)

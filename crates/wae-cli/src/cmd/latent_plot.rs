@@ -71,7 +71,7 @@ pub fn run(args: LatentPlotArgs) -> Result<()> {
     let (means, logvar) = run.encode(&data, &indices)?;
     let (codes, what) = match &logvar {
         Some(lv) if !args.means => (
-            pictures::LoadedRun::sample_codes_of(
+            pictures::LoadedRun::sample_codes(
                 run.cfg.model.encoder.kind,
                 &means,
                 lv,

@@ -79,9 +79,16 @@ pub const DSPRITES_TRAIN: usize = 663_552;
 /// dSprites images the code keeps for testing: the other 10 %.
 pub const DSPRITES_TEST: usize = 73_728;
 
-/// Steps of the `-cpu` dSprites presets, sized so that three models x three seeds fit
-/// in about 2.5 hours on the project's 2-core machine (docs/results/dsprites-cpu).
-pub const DSPRITES_CPU_STEPS: u64 = 12_000;
+/// Steps of the `-cpu` fading-squares presets. Measured on the project's 2-core machine
+/// (Intel Xeon with AVX-512, idle, release build, 2026-12-06): about 0.10 s per step, so
+/// the reference's 40,000 steps take 67 minutes per model and the comparison (2 models x
+/// 3 seeds) 6.7 hours; 6,000 steps make it about an hour.
+pub const FADING_SQUARES_CPU_STEPS: u64 = 6_000;
+
+/// Steps of the `-cpu` dSprites presets. Measured as above: about 0.21 s per step, and
+/// about 2.5 minutes per model for `wae eval` (the beta-VAE metric encodes 600,000
+/// images), so three models x three seeds take about 2.5 hours.
+pub const DSPRITES_CPU_STEPS: u64 = 4_000;
 
 /// Training images of the `-cpu` dSprites presets.
 pub const DSPRITES_CPU_TRAIN: usize = 100_000;
@@ -237,13 +244,18 @@ fn dsprites_base(description: &str) -> TrainConfig {
 }
 
 /// The `-cpu` variant of a preset of this module, or `None` for other presets.
-/// Fading squares: unchanged (the full 40,000 steps fit a CPU). dSprites:
-/// [`DSPRITES_CPU_STEPS`] steps (the schedule's quarters scaled to them) on
-/// [`DSPRITES_CPU_TRAIN`] training and [`DSPRITES_CPU_TEST`] test images.
+/// Fading squares: [`FADING_SQUARES_CPU_STEPS`] steps. dSprites: [`DSPRITES_CPU_STEPS`]
+/// steps on [`DSPRITES_CPU_TRAIN`] training and [`DSPRITES_CPU_TEST`] test images. The
+/// schedule's four quarters are scaled to the shorter runs.
 pub fn cpu_variant(name: &str, full: TrainConfig) -> Option<TrainConfig> {
     let mut cfg = full;
     if name.starts_with("fading-squares-wae-mmd-") {
-        cfg.description = format!("{} (CPU profile: unchanged)", cfg.description);
+        let train = cfg.data.train_examples.unwrap_or(10_000);
+        cfg = with_steps(cfg, FADING_SQUARES_CPU_STEPS, train);
+        cfg.description = format!(
+            "{} (CPU profile: {FADING_SQUARES_CPU_STEPS} steps)",
+            cfg.description
+        );
     } else if matches!(
         name,
         "dsprites-wae-mmd-random"
@@ -279,7 +291,7 @@ pub fn with_steps(mut cfg: TrainConfig, steps: u64, train_examples: usize) -> Tr
 /// Steps of the `-cpu` profile of a preset of this module (`None` for other presets).
 pub fn cpu_steps(name: &str) -> Option<u64> {
     if name.starts_with("fading-squares-wae-mmd-") {
-        Some(FADING_SQUARES_STEPS)
+        Some(FADING_SQUARES_CPU_STEPS)
     } else if name.starts_with("dsprites-") && !name.starts_with("dsprites-wae-code") {
         Some(DSPRITES_CPU_STEPS)
     } else {
@@ -380,13 +392,9 @@ mod tests {
             }
         );
         assert_eq!(cfg.data.dataset, DatasetKind::FadingSquares);
-        assert_eq!(
-            preset("fading-squares-wae-mmd-random-cpu")
-                .unwrap()
-                .training
-                .max_steps,
-            Some(40_000)
-        );
+        let cpu = preset("fading-squares-wae-mmd-random-cpu").unwrap();
+        assert_shared(&cpu, FADING_SQUARES_CPU_STEPS, 2);
+        assert_eq!(cpu.data.train_examples, Some(10_000));
     }
 
     #[test]
