@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `mnist-wae-mmd`, `mnist-wae-gan` | the reference code's MNIST config (d_z 8, lambda 10, batch 100, 100 epochs, lr 1e-3 / 5e-4, /2 at epoch 30, /5 at 50, pretraining, input noise 0.01, N(0, 0.01) init) |
 //! | `mnist-vae`, `mnist-beta-vae` | the same networks with a Gaussian encoder and a Bernoulli decoder; beta 1 or 4; no pretraining or input noise |
-//! | `celeba-wae-mmd`, `celeba-wae-gan`, `celeba-vae` | the paper's CelebA settings (d_z 64, sigma_z^2 2, lambda 100 / 1, tanh output, pixels in [-1, 1]) with the reference code's optimiser (batch 100, 50 epochs, lr 1e-3 MMD / 3e-4 GAN, adversary 1e-3, smooth decay by 100, pretraining on 256 images, prior trick) |
+//! | `celeba-wae-mmd`, `celeba-wae-gan`, `celeba-vae` | `tolstikhin/wae` `configs.py` `config_celebA` at commit 6351565 with the paper's sigma_z^2 2 and lambda 100 / 1 (d_z 64, tanh output, pixels in [-1, 1], batch 100, 50 epochs, lr 1e-3 MMD / 3e-4 GAN as the code's comment, adversary 1e-3, smooth decay by 100, pretraining on 256 images, prior trick); see `celeba_base` |
 //! | `fading-squares-wae-mmd-random`, `fading-squares-wae-mmd-det` | Rubenstein et al.'s fading-squares config (`paruby/Wasserstein-Auto-Encoders`, `config.py`, `fading_squares_opts`; nets from `models.py`), see [`rubenstein`] for every value and the departures: uniform-noise random encoder or its deterministic twin, d_z 2, uniform prior on [-1, 1]^2, 40,000 steps |
 //! | `dsprites-wae-mmd-random`, `dsprites-wae-mmd-det`, `dsprites-vae`, `dsprites-beta-vae-4`, `dsprites-beta-vae-16` | Rubenstein et al.'s dSprites config (`dsprites_opts`): Gaussian random encoder with tanh mean and log-variance L1 3.0, or deterministic; beta-VAE baselines (beta 1, 4, 16) with the same fully connected nets; d_z 16, 60,000 steps |
 //! | `dsprites-wae-code-mmd`, `dsprites-wae-code-mmd-gauss` | dSprites with the `tolstikhin/wae` code's dSprites config (d_z 12, lambda 10, 256 filters, 4 conv layers, batch 100, lr 1e-3, plateau schedule): WAE-MMD deterministic, or Gaussian with log-variance L1 0.1 (our choice); 100,000 training images, 20 epochs |
@@ -160,6 +160,15 @@ fn mnist_vae(beta: f64, description: &str) -> TrainConfig {
     cfg
 }
 
+/// The CelebA presets follow `tolstikhin/wae`, `configs.py`, `config_celebA` at commit
+/// 6351565 (2018-06-28, the repository's last): batch 100, 50 epochs, adversary lr 1e-3,
+/// `manual_smooth` decay (by 100 over the run), pretraining on 256 images, input noise,
+/// N(0, 0.01) init, d_z 64, 1024 filters, `gan_p_trick`. They depart from it where the
+/// ICLR paper (section 4 and appendix) differs: sigma_z^2 = 2 (the code: `pz_scale` 1),
+/// lambda 1 for WAE-GAN (the code: 100 for both), and the learning rates of the code's
+/// own comment, 1e-3 for WAE-MMD and 3e-4 for WAE-GAN (its value: 5e-4). The VAE's
+/// Gaussian decoder variance 1 on [-1, 1] pixels is our choice (the code has no VAE):
+/// its negative log-likelihood is then half the squared L2 cost plus a constant.
 fn celeba_base(description: &str) -> TrainConfig {
     let mut model = ModelConfig::for_architecture(Architecture::CelebaDcgan);
     model.prior = PriorConfig::Normal { variance: 2.0 };
