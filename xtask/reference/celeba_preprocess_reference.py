@@ -6,7 +6,7 @@ of 0/255), crops it with PIL to (19, 39, 159, 179) and resizes it to 64x64 with
 Image.LANCZOS, as the paper's data pipeline does, and writes the result to
 `crates/wae-data/tests/data/celeba_pil_reference.png`.
 
-Run: /work/venv/bin/python xtask/reference/celeba_preprocess_reference.py
+Run: python3 xtask/reference/celeba_preprocess_reference.py
 (Pillow 13.0.0 made the committed file.)
 """
 from pathlib import Path

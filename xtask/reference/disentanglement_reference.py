@@ -11,7 +11,7 @@ Inputs are deterministic (no RNG shared between languages): the full factor grid
 sizes (3, 6, 40, 32, 4) in row-major order (last factor fastest), and codes built
 from the factor classes and a splitmix64 hash of (row, dim).
 
-Run: /work/venv/bin/python xtask/reference/disentanglement_reference.py
+Run: python3 xtask/reference/disentanglement_reference.py
 It also writes the numpy-made dSprites npz fixture of crates/wae-data/tests/dsprites.rs:
   ... disentanglement_reference.py --write-dsprites-fixture \
       crates/wae-data/tests/data/dsprites_numpy_tiny.npz

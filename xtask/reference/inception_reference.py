@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference features of pytorch-fid's FID Inception-v3, for wae-metrics' tests.
 
-Run:  /work/venv/bin/python xtask/reference/inception_reference.py [--bench]
+Run:  python3 xtask/reference/inception_reference.py [--bench]
 Writes crates/wae-metrics/tests/data/inception_reference_features.txt and
 prints the small op references pasted into crates/wae-metrics/tests/inception.rs.
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference numbers for wae-metrics: Laplace sharpness and the Frechet distance.
 
-Run:  /work/venv/bin/python xtask/reference/metrics_reference.py [--bench]
+Run:  python3 xtask/reference/metrics_reference.py [--bench]
 The printed numbers are pasted into crates/wae-metrics/tests/reference.rs;
 --bench times pytorch-fid's Frechet distance at D = 2048 for docs/performance.md.
 

@@ -21,7 +21,7 @@ flat row-major index i, t = sin(0.731*i + 1.13*(k+1))):
 Inputs: images x[i] = 0.5 + 0.5*sin(0.37*i + 0.1) (flat over (N,C,H,W)),
 codes z[i] = 1.5*sin(0.53*i + 0.3), implicit-encoder noise eps[i] = sin(0.91*i + 0.2).
 
-Usage: /work/venv/bin/python xtask/reference/nets_reference.py > /tmp/nets_ref.rs
+Usage: python3 xtask/reference/nets_reference.py > /tmp/nets_ref.rs
 """
 
 import math

@@ -53,12 +53,8 @@ pub struct BenchArgs {
     /// Print a per-op profile of one training step per width (no comparison).
     #[arg(long)]
     profile: bool,
-    /// Python interpreter with torch installed, for the peer.
-    #[arg(
-        long,
-        env = "WAE_TORCH_PYTHON",
-        default_value = "/work/venv/bin/python"
-    )]
+    /// Python interpreter with torch installed, for the peer (found on PATH by default).
+    #[arg(long, env = "WAE_TORCH_PYTHON", default_value = "python3")]
     torch_python: PathBuf,
     /// The PyTorch peer script [default: <workspace>/../shared/peers/torch_wae_mmd.py].
     #[arg(long)]

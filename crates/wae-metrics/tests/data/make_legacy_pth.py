@@ -2,7 +2,7 @@
 """Makes tests/data/legacy_state_dict.pth: a tiny state_dict in torch's legacy
 (non-zip) format, the format of pt_inception-2015-12-05-6726825d.pth.
 
-Run:  /work/venv/bin/python crates/wae-metrics/tests/data/make_legacy_pth.py
+Run:  python3 crates/wae-metrics/tests/data/make_legacy_pth.py
 The Rust test (tests/pth.rs) checks every value from the same formulas:
 - block.conv.weight   (4, 3, 3, 3) f32  k / 100 - 0.5      (k = flat index)
 - block.bn.weight     (4,)         f32  1 + k / 10
