@@ -54,6 +54,10 @@ pub struct EvalArgs {
     /// Output JSON (default: RUN/eval.json).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Skip the disentanglement scores of dSprites runs (FactorVAE, MIG, the beta-VAE
+    /// metric: minutes on a CPU), e.g. for an untrained baseline.
+    #[arg(long)]
+    pub no_disentanglement: bool,
 }
 
 /// A metric left out, and why.
@@ -556,6 +560,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
 
     let disentanglement = match wae_train::trainer::dsprites_test_factors(&run.cfg)? {
+        Some(_) if args.no_disentanglement => {
+            skipped.push(Skipped {
+                metric: "disentanglement (FactorVAE, MIG, beta-VAE metric)".into(),
+                reason: "--no-disentanglement".into(),
+            });
+            None
+        }
         Some(factors) if matches!(args.split, SplitArg::Test) => {
             let beta = wae_metrics::BetaVaeConfig::default();
             println!(

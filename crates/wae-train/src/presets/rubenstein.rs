@@ -34,7 +34,7 @@
 //!   16-pixel square (`wae_data::FadingSquares`);
 //! - dSprites: our split draws the training and test rows with the fixed data seed 1
 //!   (`wae_data`), not numpy's seed-0 shuffle; the `-cpu` profiles train on 100,000 of
-//!   them and for fewer steps ([`cpu_steps`]);
+//!   them and for fewer steps ([`cpu_variant`]);
 //! - Adam: candle's update puts epsilon outside the bias correction (PyTorch's form);
 //!   TF1's puts it inside (`epsilon_hat`); with epsilon 1e-8 the two differ only while
 //!   the second moment is about 1e-16;
@@ -286,17 +286,6 @@ pub fn with_steps(mut cfg: TrainConfig, steps: u64, train_examples: usize) -> Tr
     cfg.training.epochs = steps.div_ceil(steps_per_epoch);
     cfg.training.max_steps = Some(steps);
     cfg
-}
-
-/// Steps of the `-cpu` profile of a preset of this module (`None` for other presets).
-pub fn cpu_steps(name: &str) -> Option<u64> {
-    if name.starts_with("fading-squares-wae-mmd-") {
-        Some(FADING_SQUARES_CPU_STEPS)
-    } else if name.starts_with("dsprites-") && !name.starts_with("dsprites-wae-code") {
-        Some(DSPRITES_CPU_STEPS)
-    } else {
-        None
-    }
 }
 
 #[cfg(test)]
