@@ -426,14 +426,36 @@ impl Default for DiscriminatorConfig {
 impl DiscriminatorConfig {
     /// Checks ranges; called by [`crate::Discriminator::new`].
     pub fn validate(&self) -> Result<()> {
-        if self.latent_dim == 0 {
-            return Err(Error::Config("latent_dim must be at least 1".into()));
+        check_latent_dim(self.latent_dim)?;
+        if self.hidden_units > MAX_HIDDEN_UNITS {
+            return Err(Error::Config(format!(
+                "discriminator hidden_units = {} is too large: at most {MAX_HIDDEN_UNITS}",
+                self.hidden_units
+            )));
         }
-        check_width(
+        if self.hidden_layers > MAX_HIDDEN_LAYERS {
+            return Err(Error::Config(format!(
+                "discriminator hidden_layers = {} is too large: at most {MAX_HIDDEN_LAYERS}",
+                self.hidden_layers
+            )));
+        }
+        let units = check_width(
             self.hidden_units,
             self.width_div,
             "discriminator hidden_units",
-        )?;
+        )? as u128;
+        let layers = self.hidden_layers as u128;
+        let weights = (self.latent_dim as u128 + 1) * units
+            + layers.saturating_sub(1) * (units + 1) * units
+            + units
+            + 1;
+        if weights > MAX_NETWORK_PARAMETERS {
+            return Err(Error::Config(format!(
+                "discriminator hidden_units = {} with hidden_layers = {} makes {weights} weights, \
+                 more than the {MAX_NETWORK_PARAMETERS} a network may have",
+                self.hidden_units, self.hidden_layers
+            )));
+        }
         if let Some(v) = self.prior_trick_variance
             && !(v.is_finite() && v > 0.0)
         {
@@ -451,6 +473,28 @@ fn paper_init(architecture: Architecture) -> WeightInit {
         Architecture::FadingSquares | Architecture::DspritesFc => WeightInit::GlorotUniform,
         _ => PAPER_INIT,
     }
+}
+
+/// Largest latent dimension d_z a config may ask for (the papers use 2 to 64).
+pub const MAX_LATENT_DIM: usize = 4096;
+/// Largest `hidden_units` of a discriminator (the papers use 512 and 1024).
+pub const MAX_HIDDEN_UNITS: usize = 16_384;
+/// Largest `hidden_layers` of a discriminator (the papers use 4 to 6).
+pub const MAX_HIDDEN_LAYERS: usize = 64;
+/// Most weights one network built from a config may have (2^28: 1 GiB of f32, before
+/// Adam's two moments), so that a slip in a width is an error, not an allocation abort.
+pub const MAX_NETWORK_PARAMETERS: u128 = 1 << 28;
+
+fn check_latent_dim(latent_dim: usize) -> Result<()> {
+    if latent_dim == 0 {
+        return Err(Error::Config("latent_dim must be at least 1".into()));
+    }
+    if latent_dim > MAX_LATENT_DIM {
+        return Err(Error::Config(format!(
+            "latent_dim = {latent_dim} is too large: at most {MAX_LATENT_DIM}"
+        )));
+    }
+    Ok(())
 }
 
 /// `full / width_div`, or an error when `width_div` is 0 or leaves no channel.
@@ -485,9 +529,7 @@ fn validate_common(
     bn: &BatchNormConfig,
     init: &WeightInit,
 ) -> Result<()> {
-    if latent_dim == 0 {
-        return Err(Error::Config("latent_dim must be at least 1".into()));
-    }
+    check_latent_dim(latent_dim)?;
     let smallest = match (architecture.dcgan(), architecture.fully_connected()) {
         (Some(spec), _) => spec.filters >> (spec.encoder_layers - 1).max(spec.decoder_upsamplings),
         (None, Some((units, _, _))) => units,
@@ -507,4 +549,38 @@ fn validate_common(
         )));
     }
     validate_init(init)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_widths_are_errors_naming_the_value() {
+        for units in [1_000_000_000_000usize, usize::MAX, MAX_HIDDEN_UNITS + 1] {
+            let cfg = DiscriminatorConfig {
+                hidden_units: units,
+                ..DiscriminatorConfig::default()
+            };
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("hidden_units = {units}")), "{err}");
+        }
+        let cfg = DiscriminatorConfig {
+            hidden_units: MAX_HIDDEN_UNITS,
+            hidden_layers: MAX_HIDDEN_LAYERS,
+            ..DiscriminatorConfig::default()
+        };
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("weights"), "{err}");
+        assert!(DiscriminatorConfig::default().validate().is_ok());
+        let enc = EncoderConfig {
+            latent_dim: usize::MAX,
+            ..EncoderConfig::default()
+        };
+        let err = enc.validate().unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("latent_dim = {}", usize::MAX)),
+            "{err}"
+        );
+    }
 }

@@ -151,6 +151,12 @@ impl ModelConfig {
     /// Checks that the parts fit together and with `objective`.
     pub fn validate(&self, objective: &ObjectiveConfig) -> Result<()> {
         self.prior.validate()?;
+        // Widths and ranges first: a config is refused before anything is allocated.
+        self.encoder.validate()?;
+        self.decoder.validate()?;
+        if objective.is_adversarial() {
+            self.discriminator.validate()?;
+        }
         let d = self.encoder.latent_dim;
         if self.decoder.latent_dim != d {
             return Err(Error::Config(format!(
