@@ -61,6 +61,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => cmd::train::run(args),
+        other => run_other(other).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every command but `train`, which has its own exit codes (130 / 143 when stopped by a signal).
+fn run_other(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Train(args) => cmd::train::run(args).map(|_| ()),
         Command::Sample(args) => cmd::sample::run(args),
         Command::Reconstruct(args) => cmd::reconstruct::run(args),
         Command::Interpolate(args) => cmd::interpolate::run(args),
@@ -69,12 +84,5 @@ fn main() -> ExitCode {
         Command::LatentPlot(args) => cmd::latent_plot::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Plot(args) => cmd::plot::run(args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
     }
 }

@@ -13,7 +13,7 @@ use wae_data::Dataset;
 use wae_nets::{Activation, EncoderKind};
 use wae_objectives::{Model, PriorConfig};
 use wae_train::checkpoint::{self, CONFIG_FILE, MODEL_FILE, STATE_FILE};
-use wae_train::{BuiltModel, TrainConfig};
+use wae_train::{BuiltModel, RunLock, TrainConfig};
 
 use crate::cmd::DeviceArg;
 
@@ -374,10 +374,39 @@ pub fn load_run(args: &RunArgs, command: &str, needs: &[Network]) -> Result<Load
     })
 }
 
-/// Checks `path` can be written before any work starts.
-pub fn check_output(path: &Path) -> Result<()> {
+/// Before any work starts: locks `run_dir` when `path` lies inside it (another
+/// process writing there, e.g. `wae train`, makes this fail naming its PID), then
+/// checks `path` can be written. Hold the returned lock until the output is saved.
+pub fn claim_output(run_dir: &Path, path: &Path, command: &str) -> Result<Option<RunLock>> {
+    let lock = if is_inside(path, run_dir) {
+        Some(RunLock::acquire(run_dir, command).with_context(|| {
+            format!(
+                "`{command}` writes {} into the run directory; give --out FILE elsewhere \
+                 to write while another process holds the run",
+                path.display()
+            )
+        })?)
+    } else {
+        None
+    };
     wae_viz::ensure_writable(path)
-        .with_context(|| format!("the output {} cannot be written", path.display()))
+        .with_context(|| format!("the output {} cannot be written", path.display()))?;
+    Ok(lock)
+}
+
+/// Whether `path` (which may not exist yet) lies inside the existing directory `dir`,
+/// symbolic links resolved.
+fn is_inside(path: &Path, dir: &Path) -> bool {
+    let Ok(dir) = dir.canonicalize() else {
+        return false;
+    };
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    // The nearest ancestor that exists, resolved; what is below it cannot be a link.
+    absolute
+        .ancestors()
+        .skip(1)
+        .find_map(|a| a.canonicalize().ok())
+        .is_some_and(|a| a.starts_with(&dir))
 }
 
 /// Saves a picture and says so.
@@ -401,6 +430,48 @@ pub fn grid_config(run: &LoadedRun, columns: usize, scale: u32) -> wae_viz::Grid
         value_range: run.value_range(),
         ..wae_viz::GridConfig::default()
     }
+}
+
+/// Most pixels a picture may have (67 million: 200 MB of RGB), so that a slip such
+/// as `--n 100000000` or `--scale 100000` is an error instead of an allocation abort.
+pub const MAX_PICTURE_PIXELS: u128 = 1 << 26;
+/// Largest `--scale`.
+pub const MAX_SCALE: u32 = 64;
+
+/// Checks, before anything is decoded, that a grid of `cells` images of this run in
+/// `columns` columns at `scale` stays within [`MAX_PICTURE_PIXELS`]; `flags` names
+/// the options that set its size (e.g. `--n 100 --columns 10 --scale 2`) for the error.
+pub fn check_picture_size(
+    run: &LoadedRun,
+    cells: u128,
+    columns: u128,
+    scale: u32,
+    flags: &str,
+) -> Result<()> {
+    if scale > MAX_SCALE {
+        bail!("--scale {scale} is too large: at most {MAX_SCALE}");
+    }
+    let (_, h, w) = run.cfg.model.decoder.architecture.image_shape();
+    let border = u128::from(wae_viz::GridConfig::default().border);
+    let scale = u128::from(scale.max(1));
+    let columns = columns.max(1);
+    let rows = cells.div_ceil(columns);
+    let width = columns
+        .saturating_mul(w as u128 * scale + border)
+        .saturating_add(border);
+    let height = rows
+        .saturating_mul(h as u128 * scale + border)
+        .saturating_add(border);
+    let pixels = width.saturating_mul(height);
+    if pixels > MAX_PICTURE_PIXELS || width > u128::from(u32::MAX) || height > u128::from(u32::MAX)
+    {
+        bail!(
+            "{flags} asks for a picture of {width} x {height} pixels, more than the {} million \
+             a picture may have; ask for fewer images, fewer columns or a smaller --scale",
+            MAX_PICTURE_PIXELS / 1_000_000
+        );
+    }
+    Ok(())
 }
 
 /// `count` distinct indices below `len`: the first ones, or a seeded random

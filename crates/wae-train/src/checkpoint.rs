@@ -11,13 +11,21 @@
 //!     optimizer.safetensors           Adam moments and step counts ("ae." / "disc." prefixes)
 //!     config.toml                     the configuration that made it
 //!     state.json                      TrainState: step, epoch, data position, schedule, digests
+//!     manifest.json                   size and SHA-256 of each of the four files above
 //! ```
 //!
 //! Every file is written to a temporary name, synced and renamed; a checkpoint
 //! directory is filled under a `.partial` name and renamed when complete; only
 //! then is `latest` switched to it. A crash at any point leaves the previous
-//! checkpoint intact. `state.json` records the SHA-256 and size of the two
-//! tensor files, so any damage (truncation, flipped bytes) is detected on load.
+//! checkpoint intact, and the `.partial` folder it may leave is removed when the
+//! next checkpoint is written.
+//!
+//! `manifest.json` records the SHA-256 and size of every other file of the
+//! checkpoint, so any damage or edit (truncation, flipped bytes, a changed
+//! `lambda` in `config.toml`) is refused on load, naming the file. Checkpoints
+//! written before the manifest existed are still read: their tensor files are
+//! verified against the digests in `state.json`, and a warning says that
+//! `config.toml` and `state.json` are not.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -45,6 +53,22 @@ pub const STATE_FILE: &str = "state.json";
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// Pointer file naming the newest checkpoint.
 pub const LATEST_FILE: &str = "latest";
+/// File of a checkpoint listing the digest of every other file in it.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// Format version written into `manifest.json`.
+pub const MANIFEST_FORMAT: u32 = 1;
+/// The files every checkpoint holds (besides its manifest).
+pub const CHECKPOINT_FILES: [&str; 4] = [MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE, STATE_FILE];
+
+/// The content of `manifest.json`: a digest for each file of the checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`MANIFEST_FORMAT`].
+    pub format: u32,
+    /// Size and SHA-256 of every file of the checkpoint, keyed by file name.
+    pub files: BTreeMap<String, FileDigest>,
+}
 
 /// Size and SHA-256 of a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,11 +207,9 @@ pub struct CheckpointData<'a> {
 pub fn save_checkpoint(run_dir: &Path, data: CheckpointData<'_>, keep: usize) -> Result<PathBuf> {
     let root = run_dir.join(CHECKPOINTS_DIR);
     fs::create_dir_all(&root).map_err(io_err(&root))?;
+    remove_partials(&root)?;
     let name = step_dir_name(data.state.step);
     let partial = root.join(format!("{name}.partial"));
-    if partial.exists() {
-        fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
-    }
     fs::create_dir_all(&partial).map_err(io_err(&partial))?;
 
     let model_bytes = safetensors_bytes(data.model)?;
@@ -200,12 +222,25 @@ pub fn save_checkpoint(run_dir: &Path, data: CheckpointData<'_>, keep: usize) ->
     state
         .files
         .insert(OPTIMIZER_FILE.into(), FileDigest::of(&optim_bytes));
-    write_atomic(&partial.join(MODEL_FILE), &model_bytes)?;
-    write_atomic(&partial.join(OPTIMIZER_FILE), &optim_bytes)?;
-    write_atomic(&partial.join(CONFIG_FILE), data.config_text.as_bytes())?;
     let state_json = serde_json::to_string_pretty(&state)
         .map_err(|e| Error::InvalidConfig(format!("cannot serialise state: {e}")))?;
-    write_atomic(&partial.join(STATE_FILE), state_json.as_bytes())?;
+    let files: [(&str, &[u8]); 4] = [
+        (MODEL_FILE, &model_bytes),
+        (OPTIMIZER_FILE, &optim_bytes),
+        (CONFIG_FILE, data.config_text.as_bytes()),
+        (STATE_FILE, state_json.as_bytes()),
+    ];
+    let mut manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        files: BTreeMap::new(),
+    };
+    for (file, bytes) in files {
+        write_atomic(&partial.join(file), bytes)?;
+        manifest.files.insert(file.into(), FileDigest::of(bytes));
+    }
+    let manifest_json = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| Error::InvalidConfig(format!("cannot serialise the manifest: {e}")))?;
+    write_atomic(&partial.join(MANIFEST_FILE), manifest_json.as_bytes())?;
 
     let final_dir = root.join(&name);
     if final_dir.exists() {
@@ -236,6 +271,112 @@ pub fn save_checkpoint(run_dir: &Path, data: CheckpointData<'_>, keep: usize) ->
     Ok(final_dir)
 }
 
+/// Removes the `step-*.partial` folders a crash mid-write left in `root` (a run's
+/// `checkpoints` folder).
+fn remove_partials(root: &Path) -> Result<()> {
+    let entries = fs::read_dir(root).map_err(io_err(root))?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("step-") && name.ends_with(".partial") {
+            let path = e.path();
+            tracing::info!(path = %path.display(), "removing a checkpoint left half-written by an earlier crash");
+            fs::remove_dir_all(&path).map_err(io_err(&path))?;
+        }
+    }
+    Ok(())
+}
+
+/// The step of a checkpoint folder name `step-NNNNNNNN` (`None` for anything else,
+/// `.partial` folders included).
+pub fn step_of_dir_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("step-")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The complete checkpoints of a run, oldest first: `step-*` folders (not `.partial`)
+/// holding every file a checkpoint has. Their contents are verified only on load.
+pub fn complete_checkpoints(run_dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir(run_dir.join(CHECKPOINTS_DIR)) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            if let Some(step) = step_of_dir_name(&name)
+                && CHECKPOINT_FILES.iter().all(|f| path.join(f).is_file())
+            {
+                out.push((step, path));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// If `path` is a checkpoint folder `RUN/checkpoints/step-N`, returns `RUN`.
+pub fn run_dir_of_checkpoint(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    step_of_dir_name(&name)?;
+    let parent = path.parent()?;
+    if parent.file_name()? != CHECKPOINTS_DIR || !path.join(STATE_FILE).is_file() {
+        return None;
+    }
+    parent.parent().map(Path::to_path_buf)
+}
+
+/// The checkpoint to resume a run from: the one `latest` names. When `latest` is
+/// missing or damaged but complete checkpoints exist, the error lists them and the
+/// command that resumes from the newest.
+pub fn resume_checkpoint_dir(run_dir: &Path) -> Result<PathBuf> {
+    let problem = match latest_checkpoint_dir(run_dir) {
+        Ok(Some(dir)) => return Ok(dir),
+        Ok(None) => format!("{CHECKPOINTS_DIR}/{LATEST_FILE} is missing"),
+        Err(e) => e.to_string(),
+    };
+    let complete = complete_checkpoints(run_dir);
+    let Some((_, newest)) = complete.last() else {
+        return Err(Error::Io {
+            path: run_dir.join(CHECKPOINTS_DIR).join(LATEST_FILE),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no checkpoint to resume from (was the run started with `wae train`?)",
+            ),
+        });
+    };
+    Err(Error::NoLatestCheckpoint {
+        run_dir: run_dir.to_path_buf(),
+        problem,
+        complete: complete
+            .iter()
+            .map(|(_, p)| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        newest: newest.clone(),
+    })
+}
+
+/// Makes the checkpoint `dir` of `run_dir` the newest: points `latest` at it, then
+/// removes the checkpoints of later steps (they continue the run from a point it is
+/// being resumed before). Returns the removed folders.
+pub fn rewind_to(run_dir: &Path, dir: &Path, step: u64) -> Result<Vec<PathBuf>> {
+    let root = run_dir.join(CHECKPOINTS_DIR);
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| step_dir_name(step));
+    write_atomic(&root.join(LATEST_FILE), format!("{name}\n").as_bytes())?;
+    let mut removed = Vec::new();
+    for (s, path) in complete_checkpoints(run_dir) {
+        if s > step {
+            fs::remove_dir_all(&path).map_err(io_err(&path))?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
 /// The newest complete checkpoint of a run, if any.
 pub fn latest_checkpoint_dir(run_dir: &Path) -> Result<Option<PathBuf>> {
     let pointer = run_dir.join(CHECKPOINTS_DIR).join(LATEST_FILE);
@@ -260,6 +401,34 @@ pub fn latest_checkpoint_dir(run_dir: &Path) -> Result<Option<PathBuf>> {
     Ok(Some(dir))
 }
 
+/// Checks `bytes` (the content of `path`) against `expected`, the digest recorded in
+/// `recorded_in`.
+fn verify(path: &Path, bytes: &[u8], expected: &FileDigest, recorded_in: &str) -> Result<()> {
+    let got = FileDigest::of(bytes);
+    if got.bytes != expected.bytes {
+        return Err(Error::CorruptCheckpoint {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it has {} bytes, {} were written (truncated, overwritten or edited; \
+                 sizes recorded in {recorded_in})",
+                got.bytes, expected.bytes
+            ),
+        });
+    }
+    if got.sha256 != expected.sha256 {
+        return Err(Error::CorruptCheckpoint {
+            path: path.to_path_buf(),
+            reason: format!(
+                "SHA-256 {} does not match the recorded {} (in {recorded_in}): the file was \
+                 changed after it was written. A checkpoint is not edited: resume it with \
+                 --config to change what may change, or start a new run",
+                got.sha256, expected.sha256
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn read_verified(dir: &Path, file: &str, state: &TrainState) -> Result<Vec<u8>> {
     let path = dir.join(file);
     let bytes = fs::read(&path).map_err(io_err(&path))?;
@@ -270,26 +439,58 @@ fn read_verified(dir: &Path, file: &str, state: &TrainState) -> Result<Vec<u8>> 
             path: dir.join(STATE_FILE),
             reason: format!("no digest recorded for {file}"),
         })?;
-    let got = FileDigest::of(&bytes);
-    if got.bytes != expected.bytes {
-        return Err(Error::CorruptCheckpoint {
-            path,
-            reason: format!(
-                "it has {} bytes, {} were written (truncated or overwritten)",
-                got.bytes, expected.bytes
-            ),
-        });
-    }
-    if got.sha256 != expected.sha256 {
-        return Err(Error::CorruptCheckpoint {
-            path,
-            reason: format!(
-                "SHA-256 {} does not match the recorded {}",
-                got.sha256, expected.sha256
-            ),
-        });
-    }
+    verify(&path, &bytes, expected, STATE_FILE)?;
     Ok(bytes)
+}
+
+/// The checkpoint's files as verified bytes, keyed by name: against `manifest.json`
+/// when there is one (every file), else against `state.json` (the tensor files
+/// only, with a warning).
+fn read_checkpoint_files(dir: &Path) -> Result<HashMap<&'static str, Vec<u8>>> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let read = |file: &str| -> Result<Vec<u8>> {
+        let path = dir.join(file);
+        fs::read(&path).map_err(io_err(&path))
+    };
+    let mut out = HashMap::new();
+    if manifest_path.is_file() {
+        let text = fs::read_to_string(&manifest_path).map_err(io_err(&manifest_path))?;
+        let manifest: Manifest =
+            serde_json::from_str(&text).map_err(|e| Error::CorruptCheckpoint {
+                path: manifest_path.clone(),
+                reason: format!("cannot parse: {e}"),
+            })?;
+        if manifest.format != MANIFEST_FORMAT {
+            return Err(Error::CorruptCheckpoint {
+                path: manifest_path,
+                reason: format!(
+                    "format {} is not the supported format {MANIFEST_FORMAT}",
+                    manifest.format
+                ),
+            });
+        }
+        for file in CHECKPOINT_FILES {
+            let expected = manifest
+                .files
+                .get(file)
+                .ok_or_else(|| Error::CorruptCheckpoint {
+                    path: manifest_path.clone(),
+                    reason: format!("it records no digest for {file}"),
+                })?;
+            let bytes = read(file)?;
+            verify(&dir.join(file), &bytes, expected, MANIFEST_FILE)?;
+            out.insert(file, bytes);
+        }
+        return Ok(out);
+    }
+    tracing::warn!(
+        checkpoint = %dir.display(),
+        "this checkpoint has no {MANIFEST_FILE} (it was written by an older wae): its tensor \
+         files are verified, its {CONFIG_FILE} and {STATE_FILE} are not"
+    );
+    out.insert(STATE_FILE, read(STATE_FILE)?);
+    out.insert(CONFIG_FILE, read(CONFIG_FILE)?);
+    Ok(out)
 }
 
 fn parse_tensors(path: &Path, bytes: &[u8], device: &Device) -> Result<HashMap<String, Tensor>> {
@@ -301,8 +502,15 @@ fn parse_tensors(path: &Path, bytes: &[u8], device: &Device) -> Result<HashMap<S
 
 /// Reads and verifies the checkpoint in `dir` (a `step-*` directory), loading tensors to `device`.
 pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
+    let mut files = read_checkpoint_files(dir)?;
     let state_path = dir.join(STATE_FILE);
-    let state_text = fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
+    let text = |file: &str, bytes: Option<Vec<u8>>| -> Result<String> {
+        String::from_utf8(bytes.unwrap_or_default()).map_err(|_| Error::CorruptCheckpoint {
+            path: dir.join(file),
+            reason: "it is not UTF-8 text".into(),
+        })
+    };
+    let state_text = text(STATE_FILE, files.remove(STATE_FILE))?;
     let state: TrainState =
         serde_json::from_str(&state_text).map_err(|e| Error::CorruptCheckpoint {
             path: state_path.clone(),
@@ -317,11 +525,16 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
             ),
         });
     }
-    let config_path = dir.join(CONFIG_FILE);
-    let config_text = fs::read_to_string(&config_path).map_err(io_err(&config_path))?;
-    let model_bytes = read_verified(dir, MODEL_FILE, &state)?;
+    let config_text = text(CONFIG_FILE, files.remove(CONFIG_FILE))?;
+    let model_bytes = match files.remove(MODEL_FILE) {
+        Some(b) => b,
+        None => read_verified(dir, MODEL_FILE, &state)?,
+    };
     let model = parse_tensors(&dir.join(MODEL_FILE), &model_bytes, device)?;
-    let optim_bytes = read_verified(dir, OPTIMIZER_FILE, &state)?;
+    let optim_bytes = match files.remove(OPTIMIZER_FILE) {
+        Some(b) => b,
+        None => read_verified(dir, OPTIMIZER_FILE, &state)?,
+    };
     let optimizer = parse_tensors(&dir.join(OPTIMIZER_FILE), &optim_bytes, device)?;
     Ok(Checkpoint {
         dir: dir.to_path_buf(),
@@ -523,6 +736,155 @@ mod tests {
             err.contains("a.weight") && err.contains("model.safetensors"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn every_file_is_covered_by_the_manifest() {
+        for (file, edit) in [
+            (CONFIG_FILE, "seed = 7\n"),
+            (STATE_FILE, "{}"),
+            (MODEL_FILE, "x"),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = saved(tmp.path());
+            let manifest: Manifest =
+                serde_json::from_str(&fs::read_to_string(dir.join(MANIFEST_FILE)).unwrap())
+                    .unwrap();
+            let covered: Vec<&str> = manifest.files.keys().map(String::as_str).collect();
+            let mut all = CHECKPOINT_FILES.to_vec();
+            all.sort_unstable();
+            assert_eq!(covered, all);
+            fs::write(dir.join(file), edit).unwrap();
+            let err = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
+            assert!(err.contains(&dir.join(file).display().to_string()), "{err}");
+            assert!(err.contains(MANIFEST_FILE), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_edit_of_the_same_length_is_refused_too() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tensors();
+        let dir = save_checkpoint(
+            tmp.path(),
+            CheckpointData {
+                state: state(5),
+                config_text: "seed = 1\n",
+                model: &t,
+                optimizer: &t,
+            },
+            1,
+        )
+        .unwrap();
+        fs::write(dir.join(CONFIG_FILE), "seed = 2\n").unwrap();
+        let err = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
+        assert!(
+            err.contains("config.toml") && err.contains("SHA-256"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_without_manifest_is_still_read() {
+        // Written before manifests existed: the tensor files are still verified
+        // through state.json, config.toml and state.json are read as they are.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = saved(tmp.path());
+        fs::remove_file(dir.join(MANIFEST_FILE)).unwrap();
+        fs::write(dir.join(CONFIG_FILE), "seed = 7\n").unwrap();
+        let ck = load_checkpoint(&dir, &Device::Cpu).unwrap();
+        assert_eq!(ck.config_text, "seed = 7\n");
+        let model = dir.join(MODEL_FILE);
+        let bytes = fs::read(&model).unwrap();
+        fs::write(&model, &bytes[..bytes.len() - 1]).unwrap();
+        let err = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("model.safetensors"), "{err}");
+    }
+
+    #[test]
+    fn partial_folders_are_removed_by_the_next_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let left = tmp
+            .path()
+            .join(CHECKPOINTS_DIR)
+            .join("step-00000003.partial");
+        fs::create_dir_all(&left).unwrap();
+        fs::write(left.join(MODEL_FILE), b"half").unwrap();
+        saved(tmp.path());
+        assert!(!left.exists());
+        let names: Vec<String> = fs::read_dir(tmp.path().join(CHECKPOINTS_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".partial")), "{names:?}");
+    }
+
+    fn three_checkpoints(run: &Path) {
+        let t = tensors();
+        for step in [2, 4, 6] {
+            save_checkpoint(
+                run,
+                CheckpointData {
+                    state: state(step),
+                    config_text: "",
+                    model: &t,
+                    optimizer: &t,
+                },
+                5,
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn missing_or_damaged_latest_lists_the_complete_checkpoints() {
+        let tmp = tempfile::tempdir().unwrap();
+        three_checkpoints(tmp.path());
+        // A crash mid-write leaves a .partial folder: not listed.
+        fs::create_dir_all(tmp.path().join("checkpoints/step-00000008.partial")).unwrap();
+        let latest = tmp.path().join(CHECKPOINTS_DIR).join(LATEST_FILE);
+        assert!(
+            resume_checkpoint_dir(tmp.path())
+                .unwrap()
+                .ends_with("step-00000006")
+        );
+        for damage in [None, Some("step-00000099\n"), Some("../../etc\n")] {
+            match damage {
+                None => fs::remove_file(&latest).unwrap(),
+                Some(text) => fs::write(&latest, text).unwrap(),
+            }
+            let err = resume_checkpoint_dir(tmp.path()).unwrap_err().to_string();
+            for step in ["step-00000002", "step-00000004", "step-00000006"] {
+                assert!(err.contains(step), "{err}");
+            }
+            assert!(!err.contains("step-00000008"), "{err}");
+            let newest = tmp.path().join("checkpoints/step-00000006");
+            assert!(
+                err.contains(&format!("wae train --resume {}", newest.display())),
+                "{err}"
+            );
+        }
+        // Without any checkpoint, the error says there is none.
+        let empty = tempfile::tempdir().unwrap();
+        let err = resume_checkpoint_dir(empty.path()).unwrap_err().to_string();
+        assert!(err.contains("no checkpoint"), "{err}");
+    }
+
+    #[test]
+    fn rewind_points_latest_at_the_step_and_removes_newer_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        three_checkpoints(tmp.path());
+        let four = tmp.path().join("checkpoints/step-00000004");
+        assert_eq!(run_dir_of_checkpoint(&four).as_deref(), Some(tmp.path()));
+        assert_eq!(run_dir_of_checkpoint(tmp.path()), None);
+        let removed = rewind_to(tmp.path(), &four, 4).unwrap();
+        assert_eq!(removed, vec![tmp.path().join("checkpoints/step-00000006")]);
+        assert_eq!(latest_checkpoint_dir(tmp.path()).unwrap(), Some(four));
+        let steps: Vec<u64> = complete_checkpoints(tmp.path())
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        assert_eq!(steps, vec![2, 4]);
     }
 
     #[test]

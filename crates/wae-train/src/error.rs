@@ -67,6 +67,32 @@ pub enum Error {
         /// What differs.
         reason: String,
     },
+    /// `checkpoints/latest` is missing or damaged although complete checkpoints exist.
+    #[error(
+        "{run_dir} has no usable pointer to its newest checkpoint ({problem}); its complete \
+         checkpoints are: {complete}. Resume from the newest with: wae train --resume {newest}"
+    )]
+    NoLatestCheckpoint {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// What is wrong with `latest`.
+        problem: String,
+        /// The complete checkpoint folders, oldest first, comma-separated.
+        complete: String,
+        /// The newest of them.
+        newest: PathBuf,
+    },
+    /// Another process holds the run directory's lock.
+    #[error(
+        "run directory {dir} is in use by {holder}; wait for it to finish or stop it \
+         (two writers would overwrite each other's checkpoints and metrics)"
+    )]
+    RunDirInUse {
+        /// The run directory.
+        dir: PathBuf,
+        /// Who holds it, e.g. "process 1234 (`wae train`)".
+        holder: String,
+    },
     /// A loss part or gradient became NaN or infinite.
     #[error(
         "training diverged: {part} is {value} at step {step}; stopped without saving. \

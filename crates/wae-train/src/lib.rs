@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod presets;
 pub mod progress;
 pub mod rng;
+pub mod run_lock;
 pub mod schedule;
 pub mod trainer;
 
@@ -43,6 +44,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use presets::{PRESETS, preset};
+pub use run_lock::RunLock;
 pub use schedule::{Milestone, Schedule, ScheduleState, StepMilestone};
 pub use trainer::{
     BuiltModel, EVAL_FILE, EvalReport, ResumeOverrides, TrainOptions, TrainSummary, build_model,

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
+use tracing::warn;
 
 use crate::checkpoint::write_atomic;
 use crate::{Error, Result};
@@ -36,7 +37,9 @@ impl MetricsLog {
             Some(limit) if path.exists() => {
                 let reader = BufReader::new(File::open(path).map_err(io)?);
                 let mut kept = String::new();
-                for line in reader.lines() {
+                let mut damaged = Vec::new();
+                let mut previous_step = None;
+                for (i, line) in reader.lines().enumerate() {
                     let line = line.map_err(|source| Error::Io {
                         path: path.to_path_buf(),
                         source,
@@ -47,11 +50,27 @@ impl MetricsLog {
                     let step = serde_json::from_str::<Value>(&line)
                         .ok()
                         .and_then(|v| v.get("step").and_then(Value::as_u64));
-                    // A line that does not parse (a crash mid-write) is dropped too.
-                    if matches!(step, Some(s) if s <= limit) {
-                        kept.push_str(&line);
-                        kept.push('\n');
+                    match step {
+                        Some(s) => {
+                            if s <= limit {
+                                kept.push_str(&line);
+                                kept.push('\n');
+                            }
+                            previous_step = Some(s);
+                        }
+                        // A line that does not parse (a crash mid-write) is dropped too.
+                        None => damaged.push(damaged_line_text(i + 1, previous_step)),
                     }
+                }
+                if !damaged.is_empty() {
+                    warn!(
+                        file = %path.display(),
+                        "dropping {} damaged line(s) of the metrics log: {} (a crash or \
+                         another writer cut them); the steps they held are logged again \
+                         only if they come after the checkpoint resumed from",
+                        damaged.len(),
+                        damaged.join("; ")
+                    );
                 }
                 write_atomic(path, kept.as_bytes())?;
             }
@@ -83,6 +102,14 @@ impl MetricsLog {
                 path: self.path.clone(),
                 source,
             })
+    }
+}
+
+/// "line 7 (after step 6)": where a damaged line of the log was.
+fn damaged_line_text(line: usize, previous_step: Option<u64>) -> String {
+    match previous_step {
+        Some(s) => format!("line {line} (after step {s})"),
+        None => format!("line {line} (before any step)"),
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -21,6 +23,7 @@ use crate::init::SeededVarMap;
 use crate::metrics::{METRICS_FILE, MetricsLog};
 use crate::progress::step_bar;
 use crate::rng::{Stream, derived_rng};
+use crate::run_lock::RunLock;
 use crate::schedule::ScheduleState;
 use crate::{Error, Result};
 
@@ -46,6 +49,12 @@ pub struct TrainOptions {
     pub max_steps: Option<u64>,
     /// Draw a progress bar (only when stdout is a terminal).
     pub progress: bool,
+    /// A stop request the trainer polls between steps: once it holds a non-zero value
+    /// (the binary stores the number of the signal it received), the current step is
+    /// finished, a checkpoint is written at it and the run returns with
+    /// [`TrainSummary::stopped_by`] set to that value. The library installs no signal
+    /// handler itself.
+    pub stop: Option<Arc<AtomicUsize>>,
 }
 
 impl TrainOptions {
@@ -57,6 +66,7 @@ impl TrainOptions {
             data_dir: None,
             max_steps: None,
             progress: true,
+            stop: None,
         }
     }
 }
@@ -94,6 +104,11 @@ pub struct TrainSummary {
     pub checkpoint: PathBuf,
     /// The evaluation, when the run reached its end and `eval_examples > 0`.
     pub eval: Option<EvalReport>,
+    /// The value of [`TrainOptions::stop`] when the run stopped because it was asked to
+    /// (`None` when it ran to its target).
+    pub stopped_by: Option<usize>,
+    /// The run directory (the parent of the checkpoint folder when resuming from one).
+    pub run_dir: PathBuf,
 }
 
 /// The training and test sets of a config (u8 images on the host).
@@ -305,6 +320,11 @@ struct Run {
     state: TrainState,
     run_dir: PathBuf,
     last_checkpoint: Option<PathBuf>,
+    /// Step of the newest checkpoint this process wrote or resumed from.
+    saved_step: Option<u64>,
+    /// The stop request this run was given, and the value it held when the run stopped.
+    stop: Option<Arc<AtomicUsize>>,
+    stopped_by: Option<usize>,
 }
 
 fn optimiser_for(built: &BuiltModel, prefixes: &[&str], cfg: AdamConfig) -> Result<Adam> {
@@ -378,6 +398,9 @@ impl Run {
             state,
             run_dir: opts.run_dir.clone(),
             last_checkpoint: None,
+            saved_step: None,
+            stop: opts.stop.clone(),
+            stopped_by: None,
         })
     }
 
@@ -439,7 +462,16 @@ impl Run {
             self.cfg.training.keep_checkpoints,
         )?;
         self.last_checkpoint = Some(dir.clone());
+        self.saved_step = Some(self.state.step);
         Ok(dir)
+    }
+
+    /// The value of the stop request, when one was made.
+    fn stop_requested(&self) -> Option<usize> {
+        self.stop
+            .as_ref()
+            .map(|s| s.load(Ordering::SeqCst))
+            .filter(|&v| v != 0)
     }
 
     fn pretrain(&mut self) -> Result<()> {
@@ -508,6 +540,15 @@ impl Run {
         let mut order: Option<(u64, Vec<usize>)> = None;
         let mut last_losses = BTreeMap::new();
         while self.state.step < target {
+            if let Some(value) = self.stop_requested() {
+                // Between steps: the last one is finished; save it unless just saved.
+                if self.saved_step != Some(self.state.step) {
+                    let elapsed = elapsed_before + started.elapsed().as_secs_f64();
+                    self.save(elapsed)?;
+                }
+                self.stopped_by = Some(value);
+                break;
+            }
             let step = self.state.step;
             let epoch = step / bpe;
             let pos = (step % bpe) as usize;
@@ -693,7 +734,7 @@ impl Run {
             self.save(self.state.elapsed_seconds)?;
         }
         let full = self.cfg.training.epochs * self.state.batches_per_epoch;
-        let finished = self.state.step >= target;
+        let finished = self.state.step >= target && self.stopped_by.is_none();
         let eval = if finished && self.cfg.training.eval_examples >= 2 && self.test.len() >= 2 {
             let report = self.evaluate()?;
             info!(
@@ -711,7 +752,13 @@ impl Run {
         } else {
             None
         };
-        if self.state.step < full {
+        if self.stopped_by.is_some() {
+            info!(
+                step = self.state.step,
+                checkpoint = %self.last_checkpoint_text(),
+                "stopped on request; continue with --resume"
+            );
+        } else if self.state.step < full {
             info!(
                 step = self.state.step,
                 of = full,
@@ -728,6 +775,8 @@ impl Run {
             last_losses,
             checkpoint,
             eval,
+            stopped_by: self.stopped_by,
+            run_dir: self.run_dir.clone(),
         })
     }
 }
@@ -743,6 +792,12 @@ fn prepare_run_dir(run_dir: &Path, config_text: &str) -> Result<()> {
 /// Starts a new run of `cfg` in `opts.run_dir`. Refuses a directory that already
 /// holds a checkpoint (continue it with [`resume`] instead).
 pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
+    cfg.validate()?;
+    std::fs::create_dir_all(&opts.run_dir).map_err(|source| Error::Io {
+        path: opts.run_dir.clone(),
+        source,
+    })?;
+    let _lock = RunLock::acquire(&opts.run_dir, "wae train")?;
     if let Some(existing) = checkpoint::latest_checkpoint_dir(&opts.run_dir)? {
         return Err(Error::InvalidConfig(format!(
             "{} already holds a run (checkpoint {}); continue it with --resume {} or choose another output directory",
@@ -789,20 +844,35 @@ fn differing_sections(a: &TrainConfig, b: &TrainConfig) -> Vec<&'static str> {
     out
 }
 
-/// Continues the run in `opts.run_dir` from its newest checkpoint, exactly: the
-/// same steps, data order and noise as a run that never stopped. `metrics.jsonl`
-/// is appended to (lines logged after the checkpoint are dropped first).
+/// Continues a run exactly: the same steps, data order and noise as a run that
+/// never stopped. `opts.run_dir` is the run directory (resumed from its newest
+/// checkpoint) or one of its checkpoint folders `RUN/checkpoints/step-N` (resumed
+/// from that step: the newer checkpoints are removed, with a warning naming them,
+/// once it has loaded). `metrics.jsonl` is appended to (lines logged after the
+/// checkpoint are dropped first). Holds the run directory's [`RunLock`] throughout.
 pub fn resume(opts: &TrainOptions, overrides: &ResumeOverrides) -> Result<TrainSummary> {
-    let dir = checkpoint::latest_checkpoint_dir(&opts.run_dir)?.ok_or_else(|| Error::Io {
-        path: opts
-            .run_dir
-            .join(checkpoint::CHECKPOINTS_DIR)
-            .join(checkpoint::LATEST_FILE),
-        source: std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "no checkpoint to resume from (was the run started with `wae train`?)",
-        ),
-    })?;
+    let from_step_dir = checkpoint::run_dir_of_checkpoint(&opts.run_dir);
+    let run_dir = from_step_dir
+        .clone()
+        .unwrap_or_else(|| opts.run_dir.clone());
+    if !run_dir.is_dir() {
+        return Err(Error::Io {
+            path: run_dir.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no checkpoint to resume from: the directory does not exist",
+            ),
+        });
+    }
+    let _lock = RunLock::acquire(&run_dir, "wae train --resume")?;
+    let dir = match &from_step_dir {
+        Some(_) => opts.run_dir.clone(),
+        None => checkpoint::resume_checkpoint_dir(&run_dir)?,
+    };
+    let opts = &TrainOptions {
+        run_dir: run_dir.clone(),
+        ..opts.clone()
+    };
     let ck = checkpoint::load_checkpoint(&dir, &opts.device)?;
     let ck_config_path = dir.join(CONFIG_FILE);
     let ck_cfg = TrainConfig::from_toml_str(&ck.config_text, &ck_config_path)?;
@@ -884,6 +954,23 @@ pub fn resume(opts: &TrainOptions, overrides: &ResumeOverrides) -> Result<TrainS
     }
     run.state = st;
     run.last_checkpoint = Some(dir.clone());
+    run.saved_step = Some(run.state.step);
+    if from_step_dir.is_some() {
+        let newer: Vec<String> = checkpoint::complete_checkpoints(&run_dir)
+            .into_iter()
+            .filter(|(s, _)| *s > run.state.step)
+            .map(|(_, p)| p.display().to_string())
+            .collect();
+        if !newer.is_empty() {
+            warn!(
+                "resuming from step {}: removing the newer checkpoints {} (they continue the \
+                 run past the step it now restarts from)",
+                run.state.step,
+                newer.join(", ")
+            );
+        }
+        checkpoint::rewind_to(&run_dir, &dir, run.state.step)?;
+    }
     prepare_run_dir(&opts.run_dir, &run.config_text)?;
     let metrics = MetricsLog::open(&opts.run_dir.join(METRICS_FILE), Some(run.state.step))?;
     info!(checkpoint = %dir.display(), step = run.state.step, "resuming");

@@ -34,6 +34,7 @@ fn opts(dir: &Path, max_steps: u64) -> TrainOptions {
         data_dir: None,
         max_steps: Some(max_steps),
         progress: false,
+        stop: None,
     }
 }
 
@@ -244,12 +245,22 @@ fn mismatched_architecture_on_resume_is_refused() {
         msg.contains("model") && msg.contains("config.toml"),
         "{msg}"
     );
-    // 2. The checkpoint's own config edited to another width: the weights do not fit.
+    // 2. The checkpoint's own config edited to another width: refused by name, since
+    // the manifest covers it.
     let cfg_path = ck.join("config.toml");
     let text = fs::read_to_string(&cfg_path).unwrap();
     let edited = text.replace("width_div = 32", "width_div = 8");
     assert_ne!(text, edited);
-    fs::write(&cfg_path, edited).unwrap();
+    fs::write(&cfg_path, &edited).unwrap();
+    let err = resume(&opts(&run, 4), &ResumeOverrides::default()).unwrap_err();
+    assert!(matches!(err, Error::CorruptCheckpoint { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&cfg_path.display().to_string()), "{msg}");
+    // A checkpoint of an older version (no manifest) edited the same way: the weights
+    // do not fit the edited width.
+    let manifest = ck.join(wae_train::checkpoint::MANIFEST_FILE);
+    let kept_manifest = fs::read(&manifest).unwrap();
+    fs::remove_file(&manifest).unwrap();
     let msg = resume(&opts(&run, 4), &ResumeOverrides::default())
         .unwrap_err()
         .to_string();
@@ -259,6 +270,7 @@ fn mismatched_architecture_on_resume_is_refused() {
     );
     // 3. A different seed.
     fs::write(&cfg_path, text).unwrap();
+    fs::write(&manifest, kept_manifest).unwrap();
     let msg = resume(
         &opts(&run, 4),
         &ResumeOverrides {
@@ -339,4 +351,107 @@ fn celeba_trains_from_a_cache_with_tanh_pixels() {
     o.data_dir = Some(tmp.path().join("nothing-here"));
     let msg = train(&cfg, &o).unwrap_err().to_string();
     assert!(msg.contains("nothing-here"), "{msg}");
+}
+
+/// Asserts that two run directories end with bit-identical weights, optimiser state
+/// and logged losses (the wall-clock `seconds` aside).
+fn assert_same_run(a: &Path, b: &Path) {
+    let da = latest_checkpoint_dir(a).unwrap().unwrap();
+    let db = latest_checkpoint_dir(b).unwrap().unwrap();
+    assert_eq!(da.file_name(), db.file_name());
+    for file in [MODEL_FILE, OPTIMIZER_FILE] {
+        assert!(
+            tensor_bytes(&da, file) == tensor_bytes(&db, file),
+            "{file} differs"
+        );
+    }
+    assert_eq!(metrics_without_time(a), metrics_without_time(b));
+}
+
+#[test]
+fn a_stop_request_saves_the_step_it_stopped_at_and_resumes_exactly() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut cfg = smoke();
+    cfg.pretrain.enabled = false;
+    cfg.training.epochs = 20;
+    // Checkpoints only at epoch ends (every 16 steps): the one at the stop is the stop's.
+    cfg.training.checkpoint_every_steps = 0;
+    let tmp = tempfile::tempdir().unwrap();
+    let stopped = tmp.path().join("stopped");
+    let stop = Arc::new(AtomicUsize::new(0));
+    let mut o = opts(&stopped, 300);
+    o.stop = Some(Arc::clone(&stop));
+    // Ask for the stop once 5 steps are logged (mid-epoch), as a signal handler would.
+    let metrics = stopped.join(METRICS_FILE);
+    let watcher = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            for _ in 0..60_000 {
+                let lines = fs::read_to_string(&metrics).map_or(0, |t| t.lines().count());
+                if lines >= 5 {
+                    stop.store(15, Ordering::SeqCst);
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    let s = train(&cfg, &o).expect("stopped run");
+    watcher.join().unwrap();
+    assert_eq!(s.stopped_by, Some(15));
+    let at = s.steps;
+    assert!((5..300).contains(&at), "stopped at {at}");
+    assert!(s.eval.is_none(), "no evaluation when stopped");
+    assert!(
+        s.checkpoint.ends_with(format!("step-{at:08}")),
+        "{}",
+        s.checkpoint.display()
+    );
+    assert_eq!(metrics_without_time(&stopped).len() as u64, at);
+    // Resumed to `at + 5` it equals a run that went there straight.
+    let total = at + 5;
+    let r = resume(&opts(&stopped, total), &ResumeOverrides::default()).expect("resume");
+    assert_eq!((r.steps, r.stopped_by), (total, None));
+    let straight = tmp.path().join("straight");
+    train(&cfg, &opts(&straight, total)).expect("straight run");
+    assert_same_run(&straight, &stopped);
+}
+
+#[test]
+fn resume_from_a_step_folder_drops_the_newer_checkpoints_and_is_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    run_to(&run, 6);
+    let four = run.join("checkpoints").join("step-00000004");
+    assert!(four.is_dir() && run.join("checkpoints/step-00000006").is_dir());
+    let s = resume(&opts(&four, 8), &ResumeOverrides::default()).expect("resume from step 4");
+    assert_eq!(s.steps, 8);
+    assert_eq!(s.run_dir, run);
+    let straight = tmp.path().join("straight");
+    run_to(&straight, 8);
+    assert_same_run(&straight, &run);
+}
+
+#[test]
+fn a_second_writer_is_refused_with_the_holders_pid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    run_to(&run, 2);
+    let lock = wae_train::RunLock::acquire(&run, "wae train").unwrap();
+    for err in [
+        resume(&opts(&run, 4), &ResumeOverrides::default()).unwrap_err(),
+        train(&smoke(), &opts(&tmp.path().join("run"), 4)).unwrap_err(),
+    ] {
+        assert!(matches!(err, Error::RunDirInUse { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&std::process::id().to_string()) && msg.contains(run.to_str().unwrap()),
+            "{msg}"
+        );
+    }
+    // Nothing was touched: the run still resumes once the lock is gone.
+    drop(lock);
+    let s = resume(&opts(&run, 4), &ResumeOverrides::default()).unwrap();
+    assert_eq!(s.steps, 4);
 }

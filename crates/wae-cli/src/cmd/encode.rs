@@ -70,7 +70,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         args.out.as_deref(),
         &format!("codes-{}.safetensors", args.split.name()),
     );
-    pictures::check_output(&out)?;
+    let _lock = pictures::claim_output(&run.run_dir, &out, "wae encode")?;
     let data = run.dataset(args.split, args.run.data_dir.as_deref(), args.n)?;
     let indices: Vec<usize> = (0..data.len()).collect();
     let (codes, logvar) = run.encode(&data, &indices)?;

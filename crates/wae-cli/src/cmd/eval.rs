@@ -469,7 +469,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let run = pictures::load_run(&args.run, "eval", &[Network::Encoder, Network::Decoder])?;
     let out = run.output_path(args.out.as_deref(), "eval.json");
-    pictures::check_output(&out)?;
+    let _lock = pictures::claim_output(&run.run_dir, &out, "wae eval")?;
     let data = run.dataset(args.split, args.run.data_dir.as_deref(), Some(args.n))?;
     let n = data.len();
     if n < 4 {

@@ -73,13 +73,31 @@ pub fn run(args: InterpolateArgs) -> Result<()> {
         "interpolate",
         &[Network::Encoder, Network::Decoder],
     )?;
+    let (cells, columns, flags) = match args.grid {
+        Some(size) => {
+            let outer = size as u128 + 2;
+            (outer * outer, outer, format!("--grid {size}"))
+        }
+        None => (
+            args.pairs as u128 * (args.steps as u128 + 2),
+            args.steps as u128 + 2,
+            format!("--pairs {} --steps {}", args.pairs, args.steps),
+        ),
+    };
+    pictures::check_picture_size(
+        &run,
+        cells,
+        columns,
+        args.scale,
+        &format!("{flags} --scale {}", args.scale),
+    )?;
     let default_name = if args.grid.is_some() {
         "interpolation-grid.png"
     } else {
         "interpolations.png"
     };
     let out = run.output_path(args.out.as_deref(), default_name);
-    pictures::check_output(&out)?;
+    let _lock = pictures::claim_output(&run.run_dir, &out, "wae interpolate")?;
     let data = run.dataset(args.split, args.run.data_dir.as_deref(), None)?;
     let wanted = match args.grid {
         Some(_) => 4,

@@ -85,7 +85,7 @@ pub fn run(args: PlotArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| args.run.join("losses.png"));
-    crate::pictures::check_output(&out)?;
+    let _lock = crate::pictures::claim_output(&args.run, &out, "wae plot")?;
     let records = read_metrics(&metrics_path)
         .with_context(|| format!("while reading {}", metrics_path.display()))?;
     let mut curves: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();

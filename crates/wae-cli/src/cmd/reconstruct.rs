@@ -49,8 +49,18 @@ pub fn run(args: ReconstructArgs) -> Result<()> {
         "reconstruct",
         &[Network::Encoder, Network::Decoder],
     )?;
+    pictures::check_picture_size(
+        &run,
+        2 * args.n as u128,
+        args.columns.min(args.n) as u128,
+        args.scale,
+        &format!(
+            "--n {} --columns {} --scale {}",
+            args.n, args.columns, args.scale
+        ),
+    )?;
     let out = run.output_path(args.out.as_deref(), "reconstructions.png");
-    pictures::check_output(&out)?;
+    let _lock = pictures::claim_output(&run.run_dir, &out, "wae reconstruct")?;
     let data = run.dataset(args.split, args.run.data_dir.as_deref(), None)?;
     let wanted = args.n.min(data.len());
     let columns = args.columns.min(wanted);

@@ -45,14 +45,21 @@ pub fn run(args: SampleArgs) -> Result<()> {
         bail!("--n must be at least 1");
     }
     let run = pictures::load_run(&args.run, "sample", &[Network::Decoder])?;
+    let columns = args.columns.unwrap_or_else(|| square_columns(args.n));
+    pictures::check_picture_size(
+        &run,
+        args.n as u128,
+        columns as u128,
+        args.scale,
+        &format!("--n {} --columns {columns} --scale {}", args.n, args.scale),
+    )?;
     let out = run.output_path(args.out.as_deref(), "samples.png");
-    pictures::check_output(&out)?;
+    let _lock = pictures::claim_output(&run.run_dir, &out, "wae sample")?;
     let mut rng = StdRng::seed_from_u64(args.seed);
     let codes = run
         .model()
         .sample_prior(args.n, &mut rng, &candle_core::Device::Cpu)?;
     let images = run.decode(&codes)?;
-    let columns = args.columns.unwrap_or_else(|| square_columns(args.n));
     let grid = wae_viz::image_grid(&images, &pictures::grid_config(&run, columns, args.scale))?;
     pictures::save_picture(
         &grid,

@@ -1,6 +1,9 @@
 //! `wae train`: start or resume a training run.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -10,11 +13,16 @@ use super::DeviceArg;
 
 /// Arguments of `wae train`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
+#[command(
+    after_help = "Ctrl-C (SIGINT), SIGTERM or SIGUSR1 finish the current step, write a \
+    checkpoint and exit with 128 + the signal (130, 143; 138 for SIGUSR1 on Linux); a second one exits at once.\n\n\
+    Examples:\n  \
     wae train --preset mnist-wae-mmd-cpu --out runs/mmd\n  \
     wae train --config my.toml --max-steps 200\n  \
     wae train --resume runs/mmd            # continue exactly where it stopped\n  \
-    wae train --list-presets")]
+    wae train --resume runs/mmd/checkpoints/step-00000200   # from an earlier step\n  \
+    wae train --list-presets"
+)]
 pub struct TrainArgs {
     /// A named configuration (see --list-presets).
     #[arg(long, value_name = "NAME", conflicts_with = "config")]
@@ -41,7 +49,8 @@ pub struct TrainArgs {
     /// ../shared/data/mnist). CelebA: the cache file or its directory (default data/celeba).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Continue the run in DIR from its newest checkpoint.
+    /// Continue the run in DIR from its newest checkpoint, or from the checkpoint
+    /// DIR/checkpoints/step-N given instead (newer checkpoints are then removed).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     /// Print the presets and exit.
@@ -64,6 +73,69 @@ fn given_config(args: &TrainArgs) -> Result<Option<(TrainConfig, String)>> {
         return Ok(Some((cfg, stem)));
     }
     Ok(None)
+}
+
+/// Signals that stop training gracefully: the first sets the stop flag (the trainer
+/// finishes its step and saves), a second one of any of them exits at once with
+/// 128 + its number.
+#[cfg(unix)]
+fn stop_on_signals() -> Result<Arc<AtomicUsize>> {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    use signal_hook::flag;
+    use std::sync::atomic::AtomicBool;
+    let stop = Arc::new(AtomicUsize::new(0));
+    let armed = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM, SIGUSR1] {
+        // Order matters: the exit is checked before the flag is armed.
+        flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&armed))
+            .and_then(|_| flag::register_usize(signal, Arc::clone(&stop), signal as usize))
+            .and_then(|_| flag::register(signal, Arc::clone(&armed)))
+            .with_context(|| format!("while installing the handler of signal {signal}"))?;
+    }
+    Ok(stop)
+}
+
+#[cfg(not(unix))]
+fn stop_on_signals() -> Result<Arc<AtomicUsize>> {
+    Ok(Arc::new(AtomicUsize::new(0)))
+}
+
+/// The name of a signal `stop_on_signals` handles.
+fn signal_name(signal: usize) -> String {
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+        for (number, name) in [
+            (SIGINT, "SIGINT (Ctrl-C)"),
+            (SIGTERM, "SIGTERM"),
+            (SIGUSR1, "SIGUSR1"),
+        ] {
+            if signal == number as usize {
+                return name.into();
+            }
+        }
+    }
+    format!("signal {signal}")
+}
+
+/// Prints the summary, and for a run stopped by a signal, how to continue it; the
+/// exit code is 128 + the signal then.
+fn finish(s: &TrainSummary) -> ExitCode {
+    print_summary(&s.run_dir, s);
+    match s.stopped_by {
+        None => ExitCode::SUCCESS,
+        Some(signal) => {
+            println!(
+                "stopped by {} after step {}; the checkpoint {} holds it. Continue with:\n  \
+                 wae train --resume {}",
+                signal_name(signal),
+                s.steps,
+                s.checkpoint.display(),
+                s.run_dir.display()
+            );
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
+        }
+    }
 }
 
 fn print_summary(run_dir: &Path, s: &TrainSummary) {
@@ -91,15 +163,16 @@ fn print_summary(run_dir: &Path, s: &TrainSummary) {
     }
 }
 
-/// Runs `wae train`.
-pub fn run(args: TrainArgs) -> Result<()> {
+/// Runs `wae train`: success, or 128 + the signal that stopped it.
+pub fn run(args: TrainArgs) -> Result<ExitCode> {
     if args.list_presets {
         for (name, what) in PRESETS {
             println!("{name:<22} {what}");
         }
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     let device = args.device.device()?;
+    let stop = Some(stop_on_signals()?);
     let given = given_config(&args)?;
     if let Some(run_dir) = &args.resume {
         let opts = TrainOptions {
@@ -108,6 +181,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             data_dir: args.data_dir.clone(),
             max_steps: args.max_steps,
             progress: true,
+            stop,
         };
         let overrides = ResumeOverrides {
             config: given.map(|(mut cfg, _)| {
@@ -121,8 +195,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         };
         let summary = wae_train::resume(&opts, &overrides)
             .with_context(|| format!("while resuming the run in {}", run_dir.display()))?;
-        print_summary(run_dir, &summary);
-        return Ok(());
+        return Ok(finish(&summary));
     }
     let Some((mut cfg, name)) = given else {
         bail!(
@@ -150,9 +223,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         data_dir: args.data_dir.clone(),
         max_steps: args.max_steps,
         progress: true,
+        stop,
     };
     let summary = wae_train::train(&cfg, &opts)
         .with_context(|| format!("while training into {}", run_dir.display()))?;
-    print_summary(&run_dir, &summary);
-    Ok(())
+    Ok(finish(&summary))
 }

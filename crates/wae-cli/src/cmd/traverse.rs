@@ -79,8 +79,20 @@ pub fn run(args: TraverseArgs) -> Result<()> {
     let run = pictures::load_run(&args.run, "traverse", needs)?;
     let d = run.latent_dim();
     let dims = parse_dims(&args.dim, d)?;
+    pictures::check_picture_size(
+        &run,
+        dims.len() as u128 * args.steps as u128,
+        args.steps as u128,
+        args.scale,
+        &format!(
+            "--steps {} over {} dimensions at --scale {}",
+            args.steps,
+            dims.len(),
+            args.scale
+        ),
+    )?;
     let out = run.output_path(args.out.as_deref(), "traverse.png");
-    pictures::check_output(&out)?;
+    let _lock = pictures::claim_output(&run.run_dir, &out, "wae traverse")?;
     let (base, base_text) = match args.from_image {
         None => (vec![0f32; d], "the prior's centre".to_string()),
         Some(index) => {
