@@ -302,19 +302,32 @@ fn locate(path: &Path) -> Result<(PathBuf, PathBuf)> {
         };
         return Ok((path.to_path_buf(), run_dir));
     }
-    match checkpoint::latest_checkpoint_dir(path).with_context(|| {
-        format!(
-            "while looking for the newest checkpoint of {}",
-            path.display()
-        )
-    })? {
-        Some(dir) => Ok((dir, path.to_path_buf())),
-        None => bail!(
-            "{} holds no checkpoint (no {}/{}): it is not a run directory of `wae train`, \
-             or the run stopped before its first checkpoint",
-            path.display(),
+    let problem = match checkpoint::latest_checkpoint_dir(path) {
+        Ok(Some(dir)) => return Ok((dir, path.to_path_buf())),
+        Ok(None) => format!(
+            "no {}/{}",
             checkpoint::CHECKPOINTS_DIR,
             checkpoint::LATEST_FILE
+        ),
+        Err(e) => e.to_string(),
+    };
+    let complete = checkpoint::complete_checkpoints(path);
+    match complete.last() {
+        Some((_, newest)) => bail!(
+            "{} has no usable pointer to its newest checkpoint ({problem}); its complete \
+             checkpoints are: {}. Give one of them as RUN, e.g. {}",
+            path.display(),
+            complete
+                .iter()
+                .map(|(_, p)| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            newest.display()
+        ),
+        None => bail!(
+            "{} holds no checkpoint ({problem}): it is not a run directory of `wae train`, \
+             or the run stopped before its first checkpoint",
+            path.display()
         ),
     }
 }

@@ -313,6 +313,12 @@ fn resume_from_a_step_folder_and_without_latest() {
             && t.contains(&format!("wae train --resume {}", thirty_two.display())),
         "{t}"
     );
+    // The picture commands list them too.
+    let png = tmp.path().join("x.png");
+    let o = wae(&["sample", s(&run), "--n", "4", "--out", s(&png)]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains(s(&sixteen)) && t.contains(s(&thirty_two)), "{t}");
     // Damaged: the same.
     fs::write(&latest, "step-00000099\n").unwrap();
     let t = text(&wae(&["train", "--resume", s(&run)]));
