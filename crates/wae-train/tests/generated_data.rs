@@ -8,7 +8,7 @@ use wae_train::{DatasetKind, preset};
 
 #[test]
 fn fading_squares_load_with_decile_labels_and_fixed_seeds() {
-    let mut cfg = preset("fading-squares-wae-mmd").unwrap();
+    let mut cfg = preset("fading-squares-wae-mmd-det").unwrap();
     cfg.data.train_examples = Some(300);
     cfg.data.test_examples = Some(50);
     let (train, test) = load_data(&cfg, None).unwrap();
@@ -43,7 +43,7 @@ fn fading_squares_load_with_decile_labels_and_fixed_seeds() {
 
 #[test]
 fn dsprites_splits_are_disjoint_and_test_factors_match_the_images() {
-    let mut cfg = preset("dsprites-wae-mmd").unwrap();
+    let mut cfg = preset("dsprites-wae-mmd-det").unwrap();
     assert_eq!(cfg.data.dataset, DatasetKind::Dsprites);
     cfg.data.train_examples = Some(200);
     cfg.data.test_examples = Some(40);
@@ -85,7 +85,7 @@ fn dsprites_splits_are_disjoint_and_test_factors_match_the_images() {
 
 #[test]
 fn a_missing_dsprites_file_is_a_clear_error() {
-    let mut cfg = preset("dsprites-wae-mmd").unwrap();
+    let mut cfg = preset("dsprites-wae-mmd-det").unwrap();
     cfg.data.train_examples = Some(10);
     cfg.data.test_examples = Some(10);
     let dir = tempfile::tempdir().unwrap();
