@@ -21,7 +21,6 @@
 //! `--profile` instead times one step of ours per width, per op kind, in the forward
 //! pass, the backward pass and the optimiser (see [`print_profile`]).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -599,14 +598,9 @@ fn run_worker_with(exe: &Path, args: &[String]) -> Result<Value> {
 }
 
 fn write_json(path: &Path, value: &Value) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let mut file =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    serde_json::to_writer_pretty(&mut file, value)?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+    let mut text = serde_json::to_vec_pretty(value)?;
+    text.push(b'\n');
+    wae_io::write_atomic(path, &text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// `model name, N cores` of this machine.

@@ -28,7 +28,7 @@ use wae_data::celeba::{
 use wae_data::{MNIST_FILES, Mnist, MnistSource, Verify};
 use wae_download::{Checksum, Options, Outcome};
 use wae_metrics::inception::{
-    FID_WEIGHTS_FILE_NAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL, convert_pth, sha256_file,
+    FID_WEIGHTS_FILE_NAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL, convert_pth,
 };
 
 /// The hub dataset holding the aligned CelebA images.
@@ -228,7 +228,7 @@ fn inception(
         Some(path) => {
             ensure!(path.is_file(), "--weights {}: no such file", path.display());
             if check {
-                let actual = sha256_file(path)
+                let actual = wae_io::sha256_file(path)
                     .with_context(|| format!("while hashing {}", path.display()))?;
                 ensure!(
                     actual == FID_WEIGHTS_SHA256,

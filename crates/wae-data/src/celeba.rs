@@ -420,7 +420,7 @@ impl CacheWriter {
         for (slot, &source_index) in order.iter().enumerate() {
             slot_of_source[source_index] = slot as u32;
         }
-        let tmp = crate::atomic::temp_path(dest);
+        let tmp = wae_io::temp_path(dest);
         let io_err = |source| Error::Io {
             path: tmp.clone(),
             source,

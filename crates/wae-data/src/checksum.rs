@@ -9,11 +9,10 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
-use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
+use wae_io::md5_hex;
 
 use crate::error::{Error, Result};
 
@@ -43,11 +42,6 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
         _ => dirs::cache_dir().map(|d| d.join("wae")),
     }
-}
-
-/// MD5 of `bytes` as lowercase hex.
-pub fn md5_hex(bytes: &[u8]) -> String {
-    hex::encode(Md5::digest(bytes))
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -169,20 +163,11 @@ impl ChecksumCache {
 }
 
 fn write_atomically(file: &Path, entries: &BTreeMap<String, Entry>) -> std::io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     if let Some(dir) = file.parent() {
         fs::create_dir_all(dir)?;
     }
     let json = serde_json::to_vec_pretty(entries).map_err(std::io::Error::other)?;
-    let tmp = file.with_extension(format!(
-        "json.tmp.{}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    fs::write(&tmp, json)?;
-    fs::rename(&tmp, file).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
+    wae_io::write_atomic(file, &json).map_err(|e| e.into_parts().1)
 }
 
 #[cfg(test)]

@@ -219,3 +219,11 @@ use the IDX files instead. {HOW_TO_GET_MNIST}"
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
+
+impl From<wae_io::Error> for Error {
+    /// A failed atomic write or file digest: the file the failing step touched.
+    fn from(e: wae_io::Error) -> Self {
+        let (path, source) = e.into_parts();
+        Error::Io { path, source }
+    }
+}

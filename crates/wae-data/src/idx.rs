@@ -171,7 +171,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let is_gz = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    crate::atomic::write_atomically(path, |out| {
+    wae_io::write_atomic_with(path, |out| {
         if is_gz {
             let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::default());
             std::io::Write::write_all(&mut enc, bytes)?;
@@ -181,6 +181,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
             std::io::Write::write_all(out, bytes)
         }
     })
+    .map_err(Error::from)
 }
 
 /// Writes the images of `data` (one channel, `rows x cols`) as an IDX image file at

@@ -62,7 +62,6 @@
 //! ```
 #![deny(missing_docs)]
 
-mod atomic;
 pub mod celeba;
 mod checksum;
 mod dataset;
@@ -76,7 +75,7 @@ mod mnist;
 mod source;
 
 pub use celeba::CelebA;
-pub use checksum::{CACHE_DIR_ENV, CACHE_FILE, Verify, default_cache_dir, md5_hex};
+pub use checksum::{CACHE_DIR_ENV, CACHE_FILE, Verify, default_cache_dir};
 pub use dataset::{Batch, Dataset, EpochIter, Summary, epoch_permutation, seeded_permutation};
 pub use dsprites::{DSPRITES_FACTOR_SIZES, Dsprites, DspritesFactors, DspritesShape};
 pub use error::{Error, HOW_TO_GET_CELEBA, HOW_TO_GET_MNIST, Result};
@@ -85,3 +84,5 @@ pub use mnist::{
     FILES as MNIST_FILES, MNIST_CLASSES, MNIST_SIDE, Mnist, PAPER_SPLIT_SEED, Split, TEST_SIZE,
 };
 pub use source::{DATA_DIR_ENV, MnistSource};
+/// MD5 of bytes as lowercase hex (re-exported from `wae-io`, which owns file digests).
+pub use wae_io::md5_hex;

@@ -30,8 +30,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use md5::Md5;
-use sha2::{Digest, Sha256};
 
 /// Everything that can go wrong while fetching a file.
 #[derive(Debug, thiserror::Error)]
@@ -140,63 +138,31 @@ impl Checksum {
     pub fn md5(hex: &str) -> Self {
         Self::Md5(hex.to_ascii_lowercase())
     }
-    fn algorithm(&self) -> &'static str {
+    fn digest(&self) -> wae_io::Algorithm {
         match self {
-            Self::Sha256(_) => "sha256",
-            Self::Md5(_) => "md5",
+            Self::Sha256(_) => wae_io::Algorithm::Sha256,
+            Self::Md5(_) => wae_io::Algorithm::Md5,
         }
+    }
+    fn algorithm(&self) -> &'static str {
+        self.digest().name()
     }
     fn expected(&self) -> &str {
         match self {
             Self::Sha256(h) | Self::Md5(h) => h,
         }
     }
-    /// The checksum of a file on disk, in this checksum's algorithm.
+    /// The checksum of a file on disk, in this checksum's algorithm ([`wae_io::hash_file`]).
     pub fn of_file(&self, path: &Path) -> Result<String> {
-        let mut file =
-            File::open(path).map_err(io_err(format!("while opening {}", path.display())))?;
-        let mut hasher = Hasher::new(self);
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = file
-                .read(&mut buf)
-                .map_err(io_err(format!("while reading {}", path.display())))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        Ok(hasher.finish())
+        wae_io::hash_file(self.digest(), path).map_err(|e| {
+            let context = format!("while reading {}", e.path().display());
+            let (_, source) = e.into_parts();
+            Error::Io { context, source }
+        })
     }
     /// Whether the file at `path` has this checksum.
     pub fn matches(&self, path: &Path) -> Result<bool> {
         Ok(self.of_file(path)? == self.expected())
-    }
-}
-
-enum Hasher {
-    Sha256(Sha256),
-    Md5(Md5),
-}
-
-impl Hasher {
-    fn new(c: &Checksum) -> Self {
-        match c {
-            Checksum::Sha256(_) => Self::Sha256(Sha256::new()),
-            Checksum::Md5(_) => Self::Md5(Md5::new()),
-        }
-    }
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Self::Sha256(h) => h.update(bytes),
-            Self::Md5(h) => h.update(bytes),
-        }
-    }
-    fn finish(self) -> String {
-        match self {
-            Self::Sha256(h) => hex::encode(h.finalize()),
-            Self::Md5(h) => hex::encode(h.finalize()),
-        }
     }
 }
 

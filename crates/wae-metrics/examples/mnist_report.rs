@@ -78,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!(
                 "saved {} (sha256 {})",
                 out.display(),
-                wae_metrics::inception::sha256_file(&out)?
+                wae_io::sha256_file(&out)?
             );
         }
         trained.model

@@ -96,3 +96,11 @@ impl Error {
         }
     }
 }
+
+impl From<wae_io::Error> for Error {
+    /// A failed atomic write or file digest: the file the failing step touched.
+    fn from(e: wae_io::Error) -> Self {
+        let (path, source) = e.into_parts();
+        Error::Io { path, source }
+    }
+}

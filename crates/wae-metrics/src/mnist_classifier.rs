@@ -24,7 +24,6 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use wae_data::{Dataset, EpochIter};
 
-use crate::inception::pth::write_atomically;
 use crate::{Error, Result};
 
 /// Architecture of [`MnistClassifier`].
@@ -304,7 +303,7 @@ impl TrainedMnistClassifier {
             "wae-metrics-mnist-classifier-v1".to_string(),
         );
         let bytes = safetensors::serialize(views, Some(metadata))?;
-        write_atomically(path, &bytes)
+        Ok(wae_io::write_atomic(path, &bytes)?)
     }
 }
 

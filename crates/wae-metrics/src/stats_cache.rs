@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array1, Array2};
 use safetensors::{Dtype, SafeTensors};
 
-use crate::inception::pth::write_atomically;
 use crate::{Error, GaussianStats, Result};
 
 const FORMAT: &str = "wae-metrics-gaussian-stats-v1";
@@ -26,7 +25,7 @@ pub struct StatsKey {
     /// Split, e.g. `test` or `paper-test`.
     pub split: String,
     /// sha256 (hex) of the feature extractor's weights file
-    /// (see [`crate::inception::sha256_file`]).
+    /// (see [`wae_io::sha256_file`]).
     pub weights_sha256: String,
 }
 
@@ -100,7 +99,7 @@ pub fn save_stats(path: &Path, key: &StatsKey, stats: &GaussianStats) -> Result<
     metadata.insert("weights_sha256".to_string(), key.weights_sha256.clone());
     metadata.insert("count".to_string(), stats.count().to_string());
     let bytes = safetensors::serialize(views, Some(metadata))?;
-    write_atomically(path, &bytes)
+    Ok(wae_io::write_atomic(path, &bytes)?)
 }
 
 /// Reads statistics saved by [`save_stats`], checking that they were made for `key`

@@ -29,12 +29,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::schedule::ScheduleState;
 use crate::{Error, Result};
@@ -84,7 +82,7 @@ impl FileDigest {
     pub fn of(data: &[u8]) -> Self {
         Self {
             bytes: data.len() as u64,
-            sha256: hex::encode(Sha256::digest(data)),
+            sha256: wae_io::sha256_hex(data),
         }
     }
 }
@@ -142,33 +140,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.to_path_buf(),
         source,
-    }
-}
-
-/// Writes `data` to `path` atomically: a temporary file in the same directory,
-/// fsync, rename over `path`, fsync of the directory.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let dir = dir.unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    {
-        let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(data).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-    }
-    fs::rename(&tmp, path).map_err(io_err(path))?;
-    sync_dir(dir);
-    Ok(())
-}
-
-fn sync_dir(dir: &Path) {
-    // Best effort: directories cannot be opened for syncing on every platform.
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
     }
 }
 
@@ -235,20 +206,20 @@ pub fn save_checkpoint(run_dir: &Path, data: CheckpointData<'_>, keep: usize) ->
         files: BTreeMap::new(),
     };
     for (file, bytes) in files {
-        write_atomic(&partial.join(file), bytes)?;
+        wae_io::write_atomic(&partial.join(file), bytes)?;
         manifest.files.insert(file.into(), FileDigest::of(bytes));
     }
     let manifest_json = serde_json::to_string_pretty(&manifest)
         .map_err(|e| Error::InvalidConfig(format!("cannot serialise the manifest: {e}")))?;
-    write_atomic(&partial.join(MANIFEST_FILE), manifest_json.as_bytes())?;
+    wae_io::write_atomic(&partial.join(MANIFEST_FILE), manifest_json.as_bytes())?;
 
     let final_dir = root.join(&name);
     if final_dir.exists() {
         fs::remove_dir_all(&final_dir).map_err(io_err(&final_dir))?;
     }
     fs::rename(&partial, &final_dir).map_err(io_err(&final_dir))?;
-    sync_dir(&root);
-    write_atomic(&root.join(LATEST_FILE), format!("{name}\n").as_bytes())?;
+    wae_io::sync_dir(&root);
+    wae_io::write_atomic(&root.join(LATEST_FILE), format!("{name}\n").as_bytes())?;
 
     // Prune: keep the newest `keep` step directories (by step number).
     let mut steps: Vec<(u64, PathBuf)> = Vec::new();
@@ -366,7 +337,7 @@ pub fn rewind_to(run_dir: &Path, dir: &Path, step: u64) -> Result<Vec<PathBuf>> 
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| step_dir_name(step));
-    write_atomic(&root.join(LATEST_FILE), format!("{name}\n").as_bytes())?;
+    wae_io::write_atomic(&root.join(LATEST_FILE), format!("{name}\n").as_bytes())?;
     let mut removed = Vec::new();
     for (s, path) in complete_checkpoints(run_dir) {
         if s > step {
@@ -885,16 +856,5 @@ mod tests {
             .map(|c| c.0)
             .collect();
         assert_eq!(steps, vec![2, 4]);
-    }
-
-    #[test]
-    fn write_atomic_leaves_no_temp_files() {
-        let tmp = tempfile::tempdir().unwrap();
-        let p = tmp.path().join("f.txt");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(fs::read_to_string(&p).unwrap(), "two");
-        let n = fs::read_dir(tmp.path()).unwrap().count();
-        assert_eq!(n, 1);
     }
 }

@@ -112,3 +112,11 @@ pub enum Error {
 
 /// The crate's result type.
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<wae_io::Error> for Error {
+    /// A failed atomic write: the file the failing step touched.
+    fn from(e: wae_io::Error) -> Self {
+        let (path, source) = e.into_parts();
+        Error::Io { path, source }
+    }
+}

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use tracing::warn;
 
-use crate::checkpoint::write_atomic;
 use crate::{Error, Result};
 
 /// Name of the metrics file in a run directory.
@@ -32,7 +31,7 @@ impl MetricsLog {
         };
         match keep_up_to_step {
             None => {
-                write_atomic(path, b"")?;
+                wae_io::write_atomic(path, b"")?;
             }
             Some(limit) if path.exists() => {
                 let reader = BufReader::new(File::open(path).map_err(io)?);
@@ -72,7 +71,7 @@ impl MetricsLog {
                         damaged.join("; ")
                     );
                 }
-                write_atomic(path, kept.as_bytes())?;
+                wae_io::write_atomic(path, kept.as_bytes())?;
             }
             Some(_) => {}
         }

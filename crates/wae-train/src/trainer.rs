@@ -16,7 +16,6 @@ use wae_objectives::{CostKind, LossParts, Model, per_image_cost};
 use crate::adam::{Adam, AdamConfig};
 use crate::checkpoint::{
     self, CONFIG_FILE, CheckpointData, MODEL_FILE, OPTIMIZER_FILE, STATE_FORMAT, TrainState,
-    write_atomic,
 };
 use crate::config::{DatasetKind, SplitKind, TrainConfig};
 use crate::init::SeededVarMap;
@@ -747,7 +746,7 @@ impl Run {
             );
             let text = serde_json::to_string_pretty(&report)
                 .map_err(|e| Error::InvalidConfig(format!("cannot write eval report: {e}")))?;
-            write_atomic(&self.run_dir.join(EVAL_FILE), text.as_bytes())?;
+            wae_io::write_atomic(&self.run_dir.join(EVAL_FILE), text.as_bytes())?;
             Some(report)
         } else {
             None
@@ -786,7 +785,10 @@ fn prepare_run_dir(run_dir: &Path, config_text: &str) -> Result<()> {
         path: run_dir.to_path_buf(),
         source,
     })?;
-    write_atomic(&run_dir.join(CONFIG_FILE), config_text.as_bytes())
+    Ok(wae_io::write_atomic(
+        &run_dir.join(CONFIG_FILE),
+        config_text.as_bytes(),
+    )?)
 }
 
 /// Starts a new run of `cfg` in `opts.run_dir`. Refuses a directory that already

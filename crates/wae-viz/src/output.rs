@@ -1,8 +1,8 @@
-//! Writing pictures and other result files: a temporary name in the target
-//! directory, then a rename, so a crash never leaves half a file.
+//! Writing pictures and other result files: their directory is created, then the file is
+//! written with `wae_io::write_atomic` (a temporary name, then a rename), so a crash never
+//! leaves half a file.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use image::{ImageFormat, RgbImage};
@@ -23,14 +23,6 @@ fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
-fn temp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "output".into());
-    parent_of(path).join(format!(".{name}.tmp-{}", std::process::id()))
-}
-
 /// Checks, before any work is done, that `path` can be written: creates its
 /// directory if needed, refuses an existing directory, and creates and removes
 /// the temporary file the final write will use.
@@ -46,32 +38,22 @@ pub fn ensure_writable(path: &Path) -> Result<()> {
     }
     let dir = parent_of(path);
     fs::create_dir_all(&dir).map_err(write_err(&dir))?;
-    let tmp = temp_name(path);
+    let tmp = wae_io::temp_path(path);
     fs::File::create(&tmp).map_err(write_err(path))?;
     fs::remove_file(&tmp).map_err(write_err(&tmp))?;
     Ok(())
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory
-/// (created if needed) and a rename.
+/// Writes `bytes` to `path`, creating its directory if needed, with
+/// [`wae_io::write_atomic`] (a temporary file in the same directory, then a rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_of(path);
     fs::create_dir_all(&dir).map_err(write_err(&dir))?;
-    let tmp = temp_name(path);
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(source) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::Write {
-            path: path.to_path_buf(),
-            source,
-        });
-    }
-    Ok(())
+    wae_io::write_atomic(path, bytes).map_err(|e| {
+        let path = e.destination().to_path_buf();
+        let (_, source) = e.into_parts();
+        Error::Write { path, source }
+    })
 }
 
 /// The PNG encoding of `image`.

@@ -26,7 +26,7 @@ use candle_nn::var_builder::SimpleBackend;
 
 use crate::{Error, Result};
 
-pub use pth::{PthTensor, convert_pth, read_pth, read_pth_raw, sha256_file, verify_sha256};
+pub use pth::{PthTensor, convert_pth, read_pth, read_pth_raw, verify_sha256};
 
 /// File name of the original weights (TTUR's TensorFlow graph ported by pytorch-fid).
 pub const FID_WEIGHTS_FILE_NAME: &str = "pt_inception-2015-12-05-6726825d.pth";

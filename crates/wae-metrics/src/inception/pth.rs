@@ -21,12 +21,10 @@
 //! decoding overflows on the 10-byte magic number, hence this reader.)
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use safetensors::Dtype;
-use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
@@ -704,45 +702,14 @@ pub fn convert_pth(pth: &Path, out: &Path) -> Result<usize> {
             .unwrap_or_default(),
     );
     let bytes = safetensors::serialize(views, Some(metadata))?;
-    write_atomically(out, &bytes)?;
+    wae_io::write_atomic(out, &bytes)?;
     Ok(tensors.len())
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidInput(format!("{} is not a file path", path.display())))?;
-    let mut tmp_name = file_name.to_os_string();
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp: PathBuf = path.with_file_name(tmp_name);
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
-/// sha256 of a file, lowercase hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Checks that the file's sha256 is `expected` (hex, any case), e.g.
 /// [`super::FID_WEIGHTS_SHA256`] for the downloaded Inception weights.
 pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
-    let actual = sha256_file(path)?;
+    let actual = wae_io::sha256_file(path)?;
     if actual.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {
