@@ -327,11 +327,14 @@ fn check_dsprites_npz(path: &Path, images: usize) -> Result<()> {
         ("latents_values", vec![images, 6]),
     ];
     for (name, shape) in expected {
-        let entry = archive
+        let mut entry = archive
             .by_name(&format!("{name}.npy"))
             .with_context(|| format!("no array `{name}`"))?;
-        let (descr, found) =
-            npy_header(entry).with_context(|| format!("array `{name}`: bad .npy header"))?;
+        let wae_data::npy::NpyHeader {
+            descr,
+            shape: found,
+            ..
+        } = wae_data::npy::read_header(&mut entry).with_context(|| format!("array `{name}`"))?;
         ensure!(
             found == shape,
             "array `{name}` has shape {found:?}, expected {shape:?}"
@@ -344,54 +347,6 @@ fn check_dsprites_npz(path: &Path, images: usize) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Reads a `.npy` header: the dtype descriptor and the shape.
-fn npy_header(mut reader: impl Read) -> Result<(String, Vec<usize>)> {
-    let mut magic = [0u8; 8];
-    reader.read_exact(&mut magic)?;
-    ensure!(&magic[..6] == b"\x93NUMPY", "no .npy magic");
-    let len = if magic[6] == 1 {
-        let mut b = [0u8; 2];
-        reader.read_exact(&mut b)?;
-        usize::from(u16::from_le_bytes(b))
-    } else {
-        let mut b = [0u8; 4];
-        reader.read_exact(&mut b)?;
-        u32::from_le_bytes(b) as usize
-    };
-    ensure!(len < 1 << 16, "header of {len} bytes");
-    let mut header = vec![0u8; len];
-    reader.read_exact(&mut header)?;
-    let header = String::from_utf8_lossy(&header);
-    let value_after = |key: &str| -> Result<&str> {
-        let at = header
-            .find(&format!("'{key}'"))
-            .with_context(|| format!("no `{key}` in {header:?}"))?;
-        let rest = &header[at + key.len() + 2..];
-        Ok(rest.trim_start().trim_start_matches(':').trim_start())
-    };
-    let descr = value_after("descr")?;
-    let descr = descr
-        .strip_prefix('\'')
-        .and_then(|d| d.split('\'').next())
-        .context("unreadable descr")?
-        .to_string();
-    let shape = value_after("shape")?;
-    let shape = shape
-        .strip_prefix('(')
-        .and_then(|s| s.split(')').next())
-        .context("unreadable shape")?;
-    let shape = shape
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .with_context(|| format!("shape entry {s:?}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok((descr, shape))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ use rand::rngs::StdRng;
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
+use crate::npy::{NpyHeader, read_header_message};
 
 /// Side of a dSprites image in pixels.
 pub const DSPRITES_SIDE: usize = 64;
@@ -484,6 +485,12 @@ impl Dsprites {
 }
 
 /// A file-format error, reported as invalid data on `path`.
+/// Reads the header of array `name` of the archive at `path` ([`crate::npy::read_header`]),
+/// leaving `reader` at the first data byte; a bad header names the file and the array.
+fn read_header_in(reader: &mut impl Read, path: &Path, name: &str) -> Result<NpyHeader> {
+    read_header_message(reader).map_err(|message| bad_file(path, format!("{name}.npy: {message}")))
+}
+
 fn bad_file(path: &Path, message: String) -> Error {
     Error::Io {
         path: path.to_path_buf(),
@@ -540,8 +547,8 @@ fn read_entry<R: Read + std::io::Seek>(
     item_size: usize,
 ) -> Result<(NpyHeader, Vec<u8>)> {
     let mut entry = open_entry(archive, path, name)?;
-    let header = read_npy_header(&mut entry, path, name)?;
-    header.expect(path, name, descr)?;
+    let header = read_header_in(&mut entry, path, name)?;
+    expect_npy(&header, path, name, descr)?;
     let len = header.shape.iter().product::<usize>() * item_size;
     let mut raw = vec![0u8; len];
     entry.read_exact(&mut raw).map_err(|e| {
@@ -577,8 +584,8 @@ fn read_images<R: Read + std::io::Seek>(
     indices: &[usize],
 ) -> Result<Vec<u8>> {
     let mut entry = open_entry(archive, path, "imgs")?;
-    let header = read_npy_header(&mut entry, path, "imgs")?;
-    header.expect(path, "imgs", "|u1")?;
+    let header = read_header_in(&mut entry, path, "imgs")?;
+    expect_npy(&header, path, "imgs", "|u1")?;
     let n_images = check_rows(path, "imgs", &header.shape, &[DSPRITES_SIDE, DSPRITES_SIDE])?;
     if n_images != n {
         return Err(bad_file(
@@ -625,157 +632,32 @@ fn read_images<R: Read + std::io::Seek>(
     Ok(pixels)
 }
 
-/// The parsed header of a `.npy` array.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct NpyHeader {
-    descr: String,
-    fortran_order: bool,
-    shape: Vec<usize>,
-}
-
-impl NpyHeader {
-    fn expect(&self, path: &Path, name: &str, descr: &str) -> Result<()> {
-        // A one-byte type has no byte order: numpy writes '|u1', some writers '<u1'.
-        let same = self.descr == descr
-            || (descr.len() == 3
-                && self.descr.len() == 3
-                && descr.ends_with("u1")
-                && self.descr.ends_with("u1"));
-        if !same {
-            return Err(bad_file(
-                path,
-                format!("{name} has dtype '{}', expected '{descr}'", self.descr),
-            ));
-        }
-        if self.fortran_order {
-            return Err(bad_file(
-                path,
-                format!("{name} is stored in Fortran order; only C order is supported"),
-            ));
-        }
-        Ok(())
+/// The dSprites checks of a `.npy` header: its dtype and its memory order.
+fn expect_npy(header: &NpyHeader, path: &Path, name: &str, descr: &str) -> Result<()> {
+    // A one-byte type has no byte order: numpy writes '|u1', some writers '<u1'.
+    let same = header.descr == descr
+        || (descr.len() == 3
+            && header.descr.len() == 3
+            && descr.ends_with("u1")
+            && header.descr.ends_with("u1"));
+    if !same {
+        return Err(bad_file(
+            path,
+            format!("{name} has dtype '{}', expected '{descr}'", header.descr),
+        ));
     }
-}
-
-/// Reads the magic, version and header dictionary of a `.npy` stream, leaving the
-/// reader at the first data byte.
-fn read_npy_header(reader: &mut impl Read, path: &Path, name: &str) -> Result<NpyHeader> {
-    let bad = |message: String| bad_file(path, format!("{name}.npy: {message}"));
-    let mut prefix = [0u8; 8];
-    reader
-        .read_exact(&mut prefix)
-        .map_err(|e| bad(format!("cannot read the npy header: {e}")))?;
-    if &prefix[..6] != b"\x93NUMPY" {
-        return Err(bad("not a .npy array (bad magic)".into()));
+    if header.fortran_order {
+        return Err(bad_file(
+            path,
+            format!("{name} is stored in Fortran order; only C order is supported"),
+        ));
     }
-    let header_len = match prefix[6] {
-        1 => {
-            let mut len = [0u8; 2];
-            reader
-                .read_exact(&mut len)
-                .map_err(|e| bad(format!("cannot read the npy header: {e}")))?;
-            usize::from(u16::from_le_bytes(len))
-        }
-        2 | 3 => {
-            let mut len = [0u8; 4];
-            reader
-                .read_exact(&mut len)
-                .map_err(|e| bad(format!("cannot read the npy header: {e}")))?;
-            u32::from_le_bytes(len) as usize
-        }
-        v => return Err(bad(format!("unsupported npy format version {v}"))),
-    };
-    if header_len > 1 << 20 {
-        return Err(bad(format!(
-            "npy header of {header_len} bytes is implausible"
-        )));
-    }
-    let mut text = vec![0u8; header_len];
-    reader
-        .read_exact(&mut text)
-        .map_err(|e| bad(format!("cannot read the npy header: {e}")))?;
-    let text = String::from_utf8_lossy(&text);
-    parse_npy_dict(&text).map_err(|message| bad(format!("{message} in header {text:?}")))
-}
-
-/// Parses `{'descr': '<f8', 'fortran_order': False, 'shape': (3, 6), }`.
-fn parse_npy_dict(text: &str) -> std::result::Result<NpyHeader, String> {
-    let value_after = |key: &str| -> std::result::Result<&str, String> {
-        let quoted = [format!("'{key}'"), format!("\"{key}\"")];
-        let at = quoted
-            .iter()
-            .find_map(|q| text.find(q.as_str()).map(|i| i + q.len()))
-            .ok_or_else(|| format!("no key '{key}'"))?;
-        let rest = text[at..].trim_start();
-        rest.strip_prefix(':')
-            .map(str::trim_start)
-            .ok_or_else(|| format!("no ':' after '{key}'"))
-    };
-    let descr_text = value_after("descr")?;
-    let quote = descr_text
-        .chars()
-        .next()
-        .filter(|c| *c == '\'' || *c == '"')
-        .ok_or("descr is not a string")?;
-    let descr_end = descr_text[1..]
-        .find(quote)
-        .ok_or("unterminated descr string")?;
-    let descr = descr_text[1..1 + descr_end].to_string();
-
-    let fortran_text = value_after("fortran_order")?;
-    let fortran_order = if fortran_text.starts_with("True") {
-        true
-    } else if fortran_text.starts_with("False") {
-        false
-    } else {
-        return Err("fortran_order is neither True nor False".into());
-    };
-
-    let shape_text = value_after("shape")?;
-    let inner = shape_text
-        .strip_prefix('(')
-        .and_then(|s| s.find(')').map(|end| &s[..end]))
-        .ok_or("shape is not a tuple")?;
-    let shape = inner
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.trim_end_matches('L')
-                .parse::<usize>()
-                .map_err(|_| format!("bad dimension {s:?} in shape"))
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(NpyHeader {
-        descr,
-        fortran_order,
-        shape,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn npy_dict_parses_numpy_headers() {
-        let h =
-            parse_npy_dict("{'descr': '|u1', 'fortran_order': False, 'shape': (737280, 64, 64), }")
-                .expect("parse");
-        assert_eq!(h.descr, "|u1");
-        assert!(!h.fortran_order);
-        assert_eq!(h.shape, vec![737_280, 64, 64]);
-        let h = parse_npy_dict("{'descr': '<f8', 'fortran_order': True, 'shape': (5,), }")
-            .expect("parse");
-        assert_eq!(
-            (h.descr.as_str(), h.fortran_order, h.shape),
-            ("<f8", true, vec![5])
-        );
-        assert!(parse_npy_dict("{'descr': '<f8', 'shape': (5,), }").is_err());
-        assert!(
-            parse_npy_dict("{'descr': '<f8', 'fortran_order': False, 'shape': (a,), }").is_err()
-        );
-    }
 
     #[test]
     fn heart_constants_bound_the_curve_tightly() {

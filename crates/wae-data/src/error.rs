@@ -211,6 +211,13 @@ use the IDX files instead. {HOW_TO_GET_MNIST}"
         len: usize,
     },
 
+    /// A `.npy` array header is unreadable (see [`crate::npy::read_header`]).
+    #[error("bad .npy header: {message}")]
+    NpyHeader {
+        /// What is wrong with it.
+        message: String,
+    },
+
     /// A caller passed an invalid argument (e.g. a batch size of zero).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -72,6 +72,7 @@ pub mod fading_squares;
 pub mod hub;
 pub mod idx;
 mod mnist;
+pub mod npy;
 mod source;
 
 pub use celeba::CelebA;
