@@ -574,8 +574,9 @@ impl CelebaSource {
                     for (row_number, row) in iter.enumerate() {
                         let row =
                             row.with_context(|| format!("{}: row {row_number}", shard.display()))?;
-                        let (path, bytes) = parquet_image(&row)
+                        let image = wae_data::hub::image_column(&row)
                             .with_context(|| format!("{}: row {row_number}", shard.display()))?;
+                        let (path, bytes) = (image.path.map(str::to_owned), image.bytes.to_vec());
                         let name =
                             path.unwrap_or_else(|| format!("{}#{row_number}", shard.display()));
                         sink(Encoded { index, name, bytes })?;
@@ -591,39 +592,6 @@ impl CelebaSource {
             }
         }
         Ok(())
-    }
-}
-
-/// The `image` column of a row written by Hugging Face `datasets`: a struct
-/// `{bytes: binary, path: string}` (or plain binary). Returns `(path, bytes)`.
-fn parquet_image(row: &parquet::record::Row) -> Result<(Option<String>, Vec<u8>)> {
-    use parquet::record::Field;
-    let column = |row: &parquet::record::Row, name: &str| -> Option<Field> {
-        row.get_column_iter()
-            .find(|(n, _)| n.as_str() == name)
-            .map(|(_, f)| f.clone())
-    };
-    let columns = || {
-        row.get_column_iter()
-            .map(|(n, _)| n.clone())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match column(row, "image") {
-        Some(Field::Group(image)) => {
-            let bytes = match column(&image, "bytes") {
-                Some(Field::Bytes(b)) => b.data().to_vec(),
-                other => bail!("`image.bytes` is {other:?}, expected binary image bytes"),
-            };
-            let path = match column(&image, "path") {
-                Some(Field::Str(p)) if !p.is_empty() => Some(p),
-                _ => None,
-            };
-            Ok((path, bytes))
-        }
-        Some(Field::Bytes(b)) => Ok((None, b.data().to_vec())),
-        Some(other) => bail!("`image` is {other:?}, expected a struct {{bytes, path}}"),
-        None => bail!("no `image` column; the columns are: {}", columns()),
     }
 }
 

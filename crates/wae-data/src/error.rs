@@ -211,6 +211,14 @@ use the IDX files instead. {HOW_TO_GET_MNIST}"
         len: usize,
     },
 
+    /// A Hugging Face parquet row lacks a readable image (see
+    /// `hub::image_column`, feature `hub`; MNIST files report [`Error::Parquet`] with the path).
+    #[error("Hub parquet row: {message}")]
+    HubRow {
+        /// What is wrong with it.
+        message: String,
+    },
+
     /// A `.npy` array header is unreadable (see [`crate::npy::read_header`]).
     #[error("bad .npy header: {message}")]
     NpyHeader {

@@ -41,7 +41,9 @@ pub fn read_parquet(path: &Path) -> Result<Dataset> {
     let iter = reader.get_row_iter(None).map_err(|e| perr(e.to_string()))?;
     for (index, row) in iter.enumerate() {
         let row = row.map_err(|e| perr(format!("row {index}: {e}")))?;
-        let png = image_bytes(&row).map_err(|m| perr(format!("row {index}: {m}")))?;
+        let png = image_cell(&row)
+            .map_err(|m| perr(format!("row {index}: {m}")))?
+            .bytes;
         let grey = image::load_from_memory_with_format(png, image::ImageFormat::Png)
             .map_err(|e| perr(format!("row {index}: cannot decode the PNG: {e}")))?
             .to_luma8();
@@ -75,20 +77,56 @@ fn column<'r>(row: &'r Row, name: &str) -> Option<&'r Field> {
         .map(|(_, f)| f)
 }
 
-fn image_bytes(row: &Row) -> std::result::Result<&[u8], String> {
+/// The image cell of a parquet row written by Hugging Face `datasets`: its encoded
+/// bytes (PNG, JPEG, ...) and the original file name when the row records one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubImage<'r> {
+    /// The encoded image file.
+    pub bytes: &'r [u8],
+    /// `image.path`, when present and not empty.
+    pub path: Option<&'r str>,
+}
+
+/// Reads the `image` column of `row`: a struct `{bytes: binary, path: string}` (the
+/// `datasets` export) or plain binary. The one reader of Hub image rows: MNIST here and
+/// the CelebA shards of `cargo xtask download celeba` use it. A row without it is
+/// [`Error::HubRow`].
+pub fn image_column(row: &Row) -> Result<HubImage<'_>> {
+    image_cell(row).map_err(|message| Error::HubRow { message })
+}
+
+fn image_cell(row: &Row) -> std::result::Result<HubImage<'_>, String> {
     match column(row, "image") {
-        Some(Field::Group(image)) => match column(image, "bytes") {
-            Some(Field::Bytes(bytes)) => Ok(bytes.data()),
-            Some(other) => Err(format!(
-                "`image.bytes` is {other:?}, expected binary PNG bytes"
-            )),
-            None => Err("no `image.bytes` field".into()),
-        },
-        Some(Field::Bytes(bytes)) => Ok(bytes.data()),
+        Some(Field::Group(image)) => {
+            let bytes = match column(image, "bytes") {
+                Some(Field::Bytes(bytes)) => bytes.data(),
+                Some(other) => {
+                    return Err(format!(
+                        "`image.bytes` is {other:?}, expected binary image bytes"
+                    ));
+                }
+                None => return Err("no `image.bytes` field".into()),
+            };
+            let path = match column(image, "path") {
+                Some(Field::Str(p)) if !p.is_empty() => Some(p.as_str()),
+                _ => None,
+            };
+            Ok(HubImage { bytes, path })
+        }
+        Some(Field::Bytes(bytes)) => Ok(HubImage {
+            bytes: bytes.data(),
+            path: None,
+        }),
         Some(other) => Err(format!(
             "`image` is {other:?}, expected a struct {{bytes, path}}"
         )),
-        None => Err("no `image` column".into()),
+        None => Err(format!(
+            "no `image` column; the columns are: {}",
+            row.get_column_iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }
 
