@@ -4,13 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use wae_data::{Mnist, MnistSource};
 use wae_metrics::mnist_classifier::{
     MnistClassifier, MnistClassifierConfig, MnistTrainConfig, MnistTrainReport,
     train_mnist_classifier,
 };
+use wae_train::DeviceChoice;
 
 /// Arguments of `cargo xtask train-mnist-classifier`.
 #[derive(Args, Debug, Clone)]
@@ -30,19 +31,14 @@ pub struct TrainClassifierArgs {
     /// Seed of the initialisation and the batch order.
     #[arg(long, default_value_t = MnistTrainConfig::default().seed)]
     pub seed: u64,
-    /// `cpu`, or `cuda` (needs a build with `--features cuda`).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// Device to train on (`cuda` needs a build with `--features cuda`).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceChoice,
 }
 
 /// Runs `cargo xtask train-mnist-classifier`.
 pub fn run(args: &TrainClassifierArgs) -> Result<()> {
-    let device = match args.device.as_str() {
-        "cpu" => candle_core::Device::Cpu,
-        "cuda" => candle_core::Device::new_cuda(0)
-            .context("--device cuda: no CUDA device (build xtask with --features cuda)")?,
-        other => bail!("unknown --device {other}: expected cpu or cuda"),
-    };
+    let device = args.device.open()?;
     let source = MnistSource::locate(args.data_dir.clone())?;
     let mnist = Mnist::load(&source)
         .with_context(|| format!("while loading MNIST from {}", source.dir.display()))?;

@@ -29,6 +29,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+pub(crate) use wae_train::DeviceChoice;
 use wae_train::{TrainConfig, preset};
 
 use crate::workspace::workspace_root;
@@ -61,7 +62,7 @@ pub struct ReproduceArgs {
     pub profile: Profile,
     /// Where the networks run.
     #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceArg,
+    pub device: DeviceChoice,
     /// Which models (comma-separated; default: all of the experiment's).
     #[arg(long, value_delimiter = ',')]
     pub models: Option<Vec<String>>,
@@ -128,24 +129,6 @@ impl Profile {
             Self::Smoke => "smoke",
             Self::Cpu => "cpu",
             Self::Paper => "paper",
-        }
-    }
-}
-
-/// Where the networks run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DeviceArg {
-    /// The CPU.
-    Cpu,
-    /// The first CUDA GPU (builds `wae` with `--features cuda`).
-    Cuda,
-}
-
-impl DeviceArg {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Cpu => "cpu",
-            Self::Cuda => "cuda",
         }
     }
 }
@@ -424,7 +407,7 @@ pub(crate) mod tests {
         ReproduceArgs {
             experiment: Experiment::Mnist,
             profile: Profile::Smoke,
-            device: DeviceArg::Cpu,
+            device: DeviceChoice::Cpu,
             models: None,
             out: None,
             data_dir: None,

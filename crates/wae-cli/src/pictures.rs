@@ -15,7 +15,7 @@ use wae_objectives::{Model, PriorConfig};
 use wae_train::checkpoint::{self, CONFIG_FILE, MODEL_FILE, STATE_FILE};
 use wae_train::{BuiltModel, RunLock, TrainConfig};
 
-use crate::cmd::DeviceArg;
+use wae_train::DeviceChoice;
 
 /// Images (and codes) pushed through the networks at once.
 pub const BATCH: usize = 250;
@@ -29,7 +29,7 @@ pub struct RunArgs {
     pub run: PathBuf,
     /// Device to run the networks on.
     #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceArg,
+    pub device: DeviceChoice,
     /// Directory holding the MNIST files (default: WAE_DATA_DIR, data/mnist, ../shared/data/mnist).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -335,7 +335,7 @@ fn locate(path: &Path) -> Result<(PathBuf, PathBuf)> {
 /// Loads the run or checkpoint at `args.run` for `command`, after checking that
 /// its checkpoint holds the networks in `needs`.
 pub fn load_run(args: &RunArgs, command: &str, needs: &[Network]) -> Result<LoadedRun> {
-    let device = args.device.device()?;
+    let device = args.device.open()?;
     let (checkpoint_dir, run_dir) = locate(&args.run)?;
     let ck = checkpoint::load_checkpoint(&checkpoint_dir, &device)
         .with_context(|| format!("while loading checkpoint {}", checkpoint_dir.display()))?;

@@ -24,6 +24,24 @@ pub enum Error {
     /// A fused CPU kernel (the Adam update) failed.
     #[error(transparent)]
     Kernel(#[from] wae_kernels::Error),
+    /// `--device cuda` in a build without CUDA support.
+    #[error(
+        "--device cuda: this build has no CUDA support; rebuild with `--features cuda` \
+         (e.g. `cargo build --release --features cuda`)"
+    )]
+    NoCuda,
+    /// CUDA device 0 could not be opened.
+    #[error(
+        "while opening CUDA device 0 (this needs an NVIDIA GPU and its driver: \
+         `nvidia-smi` should list the GPU; or run with --device cpu): {source}"
+    )]
+    CudaDevice {
+        /// candle's error.
+        source: candle_core::Error,
+    },
+    /// A device name other than `cpu` or `cuda`.
+    #[error("unknown --device {0}: expected cpu or cuda")]
+    InvalidDevice(String),
     /// A configuration file could not be parsed or has an unknown key.
     #[error("configuration {path}: {message}")]
     ConfigFile {

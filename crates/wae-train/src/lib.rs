@@ -27,6 +27,7 @@
 pub mod adam;
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 mod error;
 pub mod init;
 pub mod metrics;
@@ -42,6 +43,7 @@ pub use config::{
     DataConfig, DatasetKind, OptimizerConfig, PretrainConfig, SplitKind, TrainConfig,
     TrainingConfig,
 };
+pub use device::DeviceChoice;
 pub use error::{Error, Result};
 pub use presets::{PRESETS, preset};
 pub use run_lock::RunLock;

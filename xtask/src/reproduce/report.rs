@@ -415,7 +415,7 @@ pub fn fmt_stats(stats: Option<Stats>, several_seeds: bool, fmt: impl Fn(f64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reproduce::{DeviceArg, Profile, models};
+    use crate::reproduce::{DeviceChoice, Profile, models};
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-12 * b.abs().max(1.0)
@@ -527,7 +527,7 @@ mod tests {
         let args = ReproduceArgs {
             experiment: Experiment::Mnist,
             profile: Profile::Smoke,
-            device: DeviceArg::Cpu,
+            device: DeviceChoice::Cpu,
             models: None,
             out: None,
             data_dir: None,

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use wae_train::TrainConfig;
 
-use super::{DeviceArg, Experiment, ModelSpec, Profile, ReproduceArgs, eval_examples};
+use super::{DeviceChoice, Experiment, ModelSpec, Profile, ReproduceArgs, eval_examples};
 use crate::workspace::{target_dir, workspace_root};
 
 /// The folder names of one (model, seed) under the output folder, relative to it.
@@ -98,7 +98,7 @@ impl Runner<'_> {
                 epochs: wae_metrics::mnist_classifier::MnistTrainConfig::default().epochs,
                 steps: None,
                 seed: wae_metrics::mnist_classifier::MnistTrainConfig::default().seed,
-                device: self.args.device.name().to_string(),
+                device: self.args.device,
             })?;
         }
         Ok(Some(path))
@@ -339,14 +339,14 @@ fn run_cmd(mut cmd: Command) -> Result<()> {
 /// Builds the `wae` binary (with CUDA for `--device cuda`) and returns its path: in
 /// release mode, or for the smoke profile in the dev profile, whose build `cargo test`
 /// has usually made already (its kernels and dependencies are optimised too).
-pub fn build_wae(device: DeviceArg, release: bool) -> Result<PathBuf> {
+pub fn build_wae(device: DeviceChoice, release: bool) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut args = vec!["build"];
     if release {
         args.push("--release");
     }
     args.extend(["-p", "wae-cli"]);
-    if device == DeviceArg::Cuda {
+    if device == DeviceChoice::Cuda {
         args.extend(["--features", "cuda"]);
     }
     eprintln!("building wae: cargo {}", args.join(" "));

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use wae_train::{PRESETS, ResumeOverrides, TrainConfig, TrainOptions, TrainSummary};
 
-use super::DeviceArg;
+use wae_train::DeviceChoice;
 
 /// Arguments of `wae train`.
 #[derive(Debug, Args)]
@@ -44,7 +44,7 @@ pub struct TrainArgs {
     pub epochs: Option<u64>,
     /// Device to train on.
     #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceArg,
+    pub device: DeviceChoice,
     /// MNIST: the directory of the IDX files (default: WAE_DATA_DIR, data/mnist,
     /// ../shared/data/mnist). CelebA: the cache file or its directory (default data/celeba).
     #[arg(long, value_name = "DIR")]
@@ -171,7 +171,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let device = args.device.device()?;
+    let device = args.device.open()?;
     let stop = Some(stop_on_signals()?);
     let given = given_config(&args)?;
     if let Some(run_dir) = &args.resume {
