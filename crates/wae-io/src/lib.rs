@@ -7,8 +7,11 @@
 //! - [`hash_file`], [`sha256_file`], [`md5_file`] (streamed) and [`sha256_hex`],
 //!   [`md5_hex`] (in memory): lowercase hex digests.
 //!
-//! It depends on no other wae crate, so every crate, down to `wae-data` and
-//! `wae-download`, can use it.
+//! - [`heavy_tests`]: the one reading of the `WAE_HEAVY_TESTS=1` switch that turns on the
+//!   opt-in heavy tests of every crate (a dev-dependency where only tests use it).
+//!
+//! It depends on no other wae crate, so every crate, down to `wae-data`,
+//! `wae-download` and (for its tests) `wae-divergence`, can use it.
 //!
 //! ```
 //! let dir = tempfile::tempdir()?;
@@ -148,6 +151,20 @@ pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
+}
+
+/// The environment variable that turns on the heavy (slow or data-hungry) tests.
+pub const HEAVY_TESTS_ENV: &str = "WAE_HEAVY_TESTS";
+
+/// Whether the heavy tests are asked for: `WAE_HEAVY_TESTS=1` exactly. When not, says
+/// so on stderr (`skipped: WHAT (set WAE_HEAVY_TESTS=1 to run it)`), so a skipped test
+/// is never silent. A test starts with `if !wae_io::heavy_tests("...") { return; }`.
+pub fn heavy_tests(what: &str) -> bool {
+    let on = std::env::var(HEAVY_TESTS_ENV).is_ok_and(|v| v == "1");
+    if !on {
+        eprintln!("skipped: {what} (set {HEAVY_TESTS_ENV}=1 to run it)");
+    }
+    on
 }
 
 /// A digest algorithm.

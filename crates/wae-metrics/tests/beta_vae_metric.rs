@@ -419,10 +419,7 @@ fn full_default_evaluation_time() {
     use std::time::Instant;
     use wae_data::{Dsprites, DspritesFactors};
 
-    if std::env::var("WAE_HEAVY_TESTS").as_deref() != Ok("1") {
-        eprintln!(
-            "skipped full_default_evaluation_time: set WAE_HEAVY_TESTS=1 (and use --release)"
-        );
+    if !wae_io::heavy_tests("full_default_evaluation_time (use --release)") {
         return;
     }
     let device = Device::Cpu;

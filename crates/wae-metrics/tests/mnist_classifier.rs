@@ -131,8 +131,7 @@ fn mnist_dir() -> Option<PathBuf> {
 #[test]
 fn trains_on_real_mnist() {
     // About 30-70 s on a shared 2-core CPU: opt-in.
-    if std::env::var("WAE_HEAVY_TESTS").as_deref() != Ok("1") {
-        eprintln!("skipped: set WAE_HEAVY_TESTS=1 to train the classifier on real MNIST");
+    if !wae_io::heavy_tests("training the classifier on real MNIST") {
         return;
     }
     let Some(dir) = mnist_dir() else {

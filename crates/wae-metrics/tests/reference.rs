@@ -201,8 +201,7 @@ fn covariance_over_several_row_blocks_matches_direct_sums() {
 fn frechet_distance_at_2048_matches_pytorch_fid() {
     // The benchmark's inputs (4096 samples per set, D = 2048); pytorch-fid's value from
     // `metrics_reference.py --bench`. About 10 s on a shared 2-core CPU: opt-in.
-    if std::env::var("WAE_HEAVY_TESTS").as_deref() != Ok("1") {
-        eprintln!("skipped: set WAE_HEAVY_TESTS=1 for the D = 2048 Frechet distance");
+    if !wae_io::heavy_tests("the D = 2048 Frechet distance") {
         return;
     }
     let a = GaussianStats::from_features(&features(1, 4096, 2048, 0.0)).unwrap();

@@ -13,11 +13,7 @@ use wae_train::metrics::{METRICS_FILE, read_metrics};
 use wae_train::{TrainOptions, TrainSummary, load_data, preset, train};
 
 fn heavy() -> bool {
-    let on = std::env::var("WAE_HEAVY_TESTS").is_ok_and(|v| v == "1");
-    if !on {
-        eprintln!("skipped: set WAE_HEAVY_TESTS=1 to run the CPU-scale MNIST trainings");
-    }
-    on
+    wae_io::heavy_tests("the CPU-scale MNIST trainings")
 }
 
 fn run(name: &str, steps: u64, dir: &Path) -> TrainSummary {

@@ -68,10 +68,7 @@ fn peak_rss_bytes() -> Option<u64> {
 
 #[test]
 fn blockwise_handles_twenty_thousand_codes_in_bounded_memory() {
-    if std::env::var("WAE_HEAVY_TESTS").as_deref() != Ok("1") {
-        eprintln!(
-            "skipped blockwise_handles_twenty_thousand_codes_in_bounded_memory (set WAE_HEAVY_TESTS=1 to run it)"
-        );
+    if !wae_io::heavy_tests("blockwise_handles_twenty_thousand_codes_in_bounded_memory") {
         return;
     }
     let (n, d) = (20_000, 64);
