@@ -94,11 +94,15 @@ pub struct DownloadArgs {
 
 /// Runs `cargo xtask download`.
 pub fn run(args: &DownloadArgs) -> Result<()> {
-    let dir = |default: &str| args.dir.clone().unwrap_or_else(|| PathBuf::from(default));
+    let dir = |name: &str| {
+        args.dir
+            .clone()
+            .unwrap_or_else(|| wae_data::data_dir::default_dir(name))
+    };
     match args.what {
-        Target::Mnist => mnist(&dir("data/mnist"), args.force, !args.quiet),
+        Target::Mnist => mnist(&dir("mnist"), args.force, !args.quiet),
         Target::Inception => {
-            let dir = dir("data/weights");
+            let dir = dir("weights");
             let report = inception(
                 FID_WEIGHTS_URL,
                 &dir,
@@ -111,7 +115,7 @@ pub fn run(args: &DownloadArgs) -> Result<()> {
             Ok(())
         }
         Target::Dsprites => {
-            let dest = dsprites(DSPRITES_URL, &dir("data/dsprites"), !args.quiet)?;
+            let dest = dsprites(DSPRITES_URL, &dir("dsprites"), !args.quiet)?;
             println!(
                 "dSprites: {} ({DSPRITES_IMAGES} images of 64x64; arrays and shapes checked, \
                  no checksum is published)",
@@ -120,7 +124,7 @@ pub fn run(args: &DownloadArgs) -> Result<()> {
             Ok(())
         }
         Target::Celeba => celeba(
-            &dir("data/celeba"),
+            &dir("celeba"),
             args.from.as_deref(),
             args.test_size,
             args.force,

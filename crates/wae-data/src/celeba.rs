@@ -248,24 +248,18 @@ impl CelebA {
     /// and how to build the cache.
     pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
         if let Some(p) = explicit {
-            let path = if p.is_dir() {
-                p.join(CACHE_FILE_NAME)
-            } else {
-                p.to_path_buf()
-            };
+            let path = crate::data_dir::file_or_folder(p, CACHE_FILE_NAME);
             return if path.is_file() {
                 Ok(path)
             } else {
                 Err(Error::CelebaCacheMissing { path })
             };
         }
-        let relative = Path::new("data").join("celeba").join(CACHE_FILE_NAME);
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let candidates = [relative.clone(), workspace.join(&relative)];
-        candidates
-            .iter()
+        let relative = crate::data_dir::default_dir("celeba").join(CACHE_FILE_NAME);
+        let workspace = crate::data_dir::build_workspace();
+        crate::data_dir::search_places(std::slice::from_ref(&relative), None, &workspace)
+            .into_iter()
             .find(|p| p.is_file())
-            .cloned()
             .ok_or(Error::CelebaCacheMissing { path: relative })
     }
 

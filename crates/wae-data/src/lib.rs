@@ -64,6 +64,7 @@
 
 pub mod celeba;
 mod checksum;
+pub mod data_dir;
 mod dataset;
 pub mod dsprites;
 mod error;

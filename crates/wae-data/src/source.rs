@@ -3,11 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::checksum::{Verify, default_cache_dir};
+pub use crate::data_dir::DATA_DIR_ENV;
+use crate::data_dir::{build_workspace, default_dir, search_places};
 use crate::error::{Error, Result};
 use crate::mnist::FILES;
-
-/// Environment variable naming the MNIST directory (used when no directory is given).
-pub const DATA_DIR_ENV: &str = "WAE_DATA_DIR";
 
 /// Where to read MNIST from, and how to check it.
 ///
@@ -74,8 +73,7 @@ impl MnistSource {
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
         let cwd = std::env::current_dir().ok();
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        resolve_in(explicit, env, cwd.as_deref(), &workspace)
+        resolve_in(explicit, env, cwd.as_deref(), &build_workspace())
     }
 }
 
@@ -96,16 +94,9 @@ pub(crate) fn resolve_in(
     if let Some(dir) = env {
         return strict(dir, "from the environment variable WAE_DATA_DIR", &shown);
     }
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    for rel in ["data/mnist", "../shared/data/mnist"] {
-        candidates.push(match cwd {
-            Some(c) => c.join(rel),
-            None => PathBuf::from(rel),
-        });
-    }
-    for rel in ["data/mnist", "../shared/data/mnist"] {
-        candidates.push(workspace.join(rel));
-    }
+    let mnist = default_dir("mnist");
+    let shared = Path::new("..").join("shared").join(&mnist);
+    let candidates = search_places(&[mnist, shared], cwd, workspace);
     let mut searched = Vec::new();
     let mut seen = Vec::new();
     for dir in candidates {

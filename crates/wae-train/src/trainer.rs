@@ -235,11 +235,7 @@ fn dsprites_npz(dir: Option<&Path>) -> Result<Option<PathBuf>> {
     let Some(dir) = dir else {
         return Ok(None);
     };
-    let path = if dir.is_dir() {
-        dir.join(wae_data::dsprites::DSPRITES_FILE)
-    } else {
-        dir.to_path_buf()
-    };
+    let path = wae_data::data_dir::file_or_folder(dir, wae_data::dsprites::DSPRITES_FILE);
     if !path.is_file() {
         return Err(Error::InvalidConfig(format!(
             "dSprites: {} does not exist; give the official {} (or its folder) with \
