@@ -237,10 +237,16 @@ fn stream<D: Digest>(path: &Path) -> Result<String> {
 mod tests {
     use super::*;
 
+    /// A fresh directory and the path `f.bin` in it.
+    fn scratch() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.bin");
+        (dir, file)
+    }
+
     #[test]
     fn write_atomic_replaces_and_leaves_no_temp_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f.bin");
+        let (dir, p) = scratch();
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
@@ -249,8 +255,7 @@ mod tests {
 
     #[test]
     fn a_failing_fill_keeps_the_old_file_and_removes_the_temporary() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f.bin");
+        let (dir, p) = scratch();
         write_atomic(&p, b"old").unwrap();
         let err = write_atomic_with(&p, |out| {
             out.write_all(b"half")?;
