@@ -415,7 +415,7 @@ pub fn fmt_stats(stats: Option<Stats>, several_seeds: bool, fmt: impl Fn(f64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reproduce::{DeviceChoice, Profile, models};
+    use crate::reproduce::models;
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-12 * b.abs().max(1.0)
@@ -524,18 +524,7 @@ mod tests {
 
     #[test]
     fn results_md_shows_mean_sd_n_and_the_seeds() {
-        let args = ReproduceArgs {
-            experiment: Experiment::Mnist,
-            profile: Profile::Smoke,
-            device: DeviceChoice::Cpu,
-            models: None,
-            out: None,
-            data_dir: None,
-            classifier: None,
-            inception: None,
-            seeds: vec![0, 1],
-            wae_bin: None,
-        };
+        let args = crate::reproduce::tests::smoke_args(vec![0, 1]);
         let run = |recon: f64| {
             json!({"steps": 60, "training_seconds": 10.0, "untrained_reconstruction_sq_l2": 180.0,
                 "eval": {"reconstruction_sq_l2": recon, "mmd_codes_vs_prior": 0.5,
