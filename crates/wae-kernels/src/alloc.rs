@@ -202,22 +202,22 @@ impl Evicted {
 // to `System` exactly once.
 unsafe impl GlobalAlloc for LargeBlockCache {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if self.cacheable(&layout) {
-            if let Some(ptr) = self.take(&layout) {
-                return ptr;
-            }
+        if self.cacheable(&layout)
+            && let Some(ptr) = self.take(&layout)
+        {
+            return ptr;
         }
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if self.cacheable(&layout) {
-            if let Some(ptr) = self.take(&layout) {
-                // SAFETY: the block is `layout.size()` bytes, owned by us until returned.
-                unsafe { std::ptr::write_bytes(ptr, 0, layout.size()) };
-                return ptr;
-            }
+        if self.cacheable(&layout)
+            && let Some(ptr) = self.take(&layout)
+        {
+            // SAFETY: the block is `layout.size()` bytes, owned by us until returned.
+            unsafe { std::ptr::write_bytes(ptr, 0, layout.size()) };
+            return ptr;
         }
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.alloc_zeroed(layout) }

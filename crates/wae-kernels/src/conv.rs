@@ -206,10 +206,10 @@ impl ConvOp {
             Direction::Conv => geo.cb,
             Direction::Transposed => geo.ca,
         };
-        if let Some((_, bl)) = bias {
-            if bl.shape().dims() != [bias_len] {
-                candle_core::bail!("convolution bias {:?} should be ({bias_len})", bl.shape());
-            }
+        if let Some((_, bl)) = bias
+            && bl.shape().dims() != [bias_len]
+        {
+            candle_core::bail!("convolution bias {:?} should be ({bias_len})", bl.shape());
         }
         let out = match (x.0, w.0) {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(self.forward(

@@ -606,9 +606,13 @@ impl Run {
             self.state.step += 1;
             self.state.epoch = self.state.step / bpe;
             self.state.batch_in_epoch = self.state.step % bpe;
-            let epoch_done = self.state.step % bpe == 0;
+            let epoch_done = self.state.step.is_multiple_of(bpe);
             let elapsed = elapsed_before + started.elapsed().as_secs_f64();
-            if self.state.step % self.cfg.training.log_every_steps == 0 || self.state.step == target
+            if self
+                .state
+                .step
+                .is_multiple_of(self.cfg.training.log_every_steps)
+                || self.state.step == target
             {
                 let mut rec = Map::new();
                 rec.insert("step".into(), Value::from(self.state.step));
@@ -648,7 +652,7 @@ impl Run {
             let due = if every == 0 {
                 epoch_done
             } else {
-                self.state.step % every == 0
+                self.state.step.is_multiple_of(every)
             };
             if due || self.state.step == target {
                 let dir = self.save(elapsed)?;

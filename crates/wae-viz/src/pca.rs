@@ -30,7 +30,7 @@ impl Pca {
     /// # Ok::<(), wae_viz::Error>(())
     /// ```
     pub fn fit(points: &[f32], d: usize, k: usize) -> Result<Self> {
-        if d == 0 || points.len() % d != 0 {
+        if d == 0 || !points.len().is_multiple_of(d) {
             return Err(Error::InvalidInput(format!(
                 "PCA: {} values are not rows of dimension {d}",
                 points.len()
@@ -97,7 +97,7 @@ impl Pca {
     /// Projects points `(n, d)` row-major onto the components: `(n, k)` row-major.
     pub fn transform(&self, points: &[f32]) -> Result<Vec<f64>> {
         let d = self.mean.len();
-        if points.len() % d != 0 {
+        if !points.len().is_multiple_of(d) {
             return Err(Error::InvalidInput(format!(
                 "PCA transform: {} values are not rows of dimension {d}",
                 points.len()

@@ -373,7 +373,7 @@ fn unpickle(cur: &mut Cursor<'_>) -> Result<Value> {
 }
 
 fn pairs(items: Vec<Value>, cur: &Cursor<'_>) -> Result<Vec<(Value, Value)>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(cur.err("odd number of items for a dict"));
     }
     let mut out = Vec::with_capacity(items.len() / 2);
@@ -502,10 +502,10 @@ fn tensor_ref(name: &str, value: &Value) -> Option<TensorRef> {
             };
             let mut offset = usize::try_from(args[1].as_int()?).ok()?;
             // Pre-1.0 files: a view of a root storage, (view_key, view_offset, view_size).
-            if let Some(Value::Tuple(view)) = pid.get(5) {
-                if let (Some(Value::Int(view_offset)), Some(_)) = (view.get(1), view.get(2)) {
-                    offset = offset.checked_add(usize::try_from(*view_offset).ok()?)?;
-                }
+            if let Some(Value::Tuple(view)) = pid.get(5)
+                && let (Some(Value::Int(view_offset)), Some(_)) = (view.get(1), view.get(2))
+            {
+                offset = offset.checked_add(usize::try_from(*view_offset).ok()?)?;
             }
             Some(TensorRef {
                 name: name.to_string(),
