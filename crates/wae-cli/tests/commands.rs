@@ -4,35 +4,21 @@
 //! pictures hold what they claim (test images, codes and labels); eval.json
 //! has finite numbers; bad inputs give errors that name the problem.
 
+mod common;
+
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor};
+use common::{text, wae};
 use serde_json::Value;
 use wae_train::checkpoint::{CheckpointData, latest_checkpoint_dir, load_checkpoint};
 use wae_train::{TrainConfig, preset};
 
 /// Pixels of a 28x28 image at the default scale 2.
 const CELL: u32 = 56;
-
-fn wae(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wae"))
-        .args(args)
-        .env("WAE_LOG", "warn")
-        .output()
-        .expect("run wae")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn ok(args: &[&str]) -> String {
     let o = wae(args);

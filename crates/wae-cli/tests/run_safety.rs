@@ -3,23 +3,18 @@
 //! resuming from a step folder or without `latest`, damaged metrics lines, and sizes
 //! too large for memory.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
+use common::{text, wae};
 use serde_json::Value;
 use wae_train::checkpoint::{MODEL_FILE, OPTIMIZER_FILE, latest_checkpoint_dir, load_checkpoint};
 use wae_train::preset;
-
-fn wae(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wae"))
-        .args(args)
-        .env("WAE_LOG", "warn")
-        .output()
-        .expect("run wae")
-}
 
 fn spawn(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_wae"))
@@ -29,14 +24,6 @@ fn spawn(args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start wae")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn s(p: &Path) -> &str {

@@ -1,8 +1,10 @@
 //! `wae train` end to end through the binary, on a tiny config.
 
+mod common;
+
+use common::{text, wae};
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
 
 const TINY: &str = r#"
 description = "cli test"
@@ -23,22 +25,6 @@ eval_examples = 32
 [pretrain]
 enabled = false
 "#;
-
-fn wae(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wae"))
-        .args(args)
-        .env("WAE_LOG", "warn")
-        .output()
-        .expect("run wae")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn lines(p: &Path) -> usize {
     fs::read_to_string(p).unwrap().lines().count()
