@@ -145,13 +145,11 @@ fn base(
     let mut model = ModelConfig::for_architecture(architecture);
     model.encoder.logvar_clip = LOGVAR_CLIP;
     model.decoder.activation = Activation::Sigmoid;
-    let batch = 100;
     let mut cfg = TrainConfig {
         description: description.into(),
         data: DataConfig {
             dataset,
             split: SplitKind::Paper,
-            train_examples: Some(train_examples),
             ..DataConfig::default()
         },
         model,
@@ -159,15 +157,11 @@ fn base(
         ..TrainConfig::default()
     };
     cfg.optimizer.autoencoder = tf_adam();
-    cfg.optimizer.schedule = quarter_schedule(steps);
     cfg.pretrain.enabled = false;
-    cfg.training.batch_size = batch;
-    let steps_per_epoch = (train_examples / batch).max(1) as u64;
-    cfg.training.epochs = steps.div_ceil(steps_per_epoch);
-    cfg.training.max_steps = Some(steps);
+    cfg.training.batch_size = 100;
     cfg.training.log_every_steps = 100;
     cfg.training.checkpoint_every_steps = 2000;
-    cfg
+    with_steps(cfg, steps, train_examples)
 }
 
 /// `fading-squares-wae-mmd-random` (`random`) or `fading-squares-wae-mmd-det`.
@@ -276,8 +270,9 @@ pub fn cpu_variant(name: &str, full: TrainConfig) -> Option<TrainConfig> {
     Some(cfg)
 }
 
-/// `cfg` shortened to `steps` steps on `train_examples` images, the schedule's quarters
-/// scaled with it.
+/// `cfg` set to `steps` steps of its batch size on `train_examples` images, with the
+/// code's four learning-rate quarters over those steps (the presets' length, and the
+/// shorter `-cpu` runs).
 pub fn with_steps(mut cfg: TrainConfig, steps: u64, train_examples: usize) -> TrainConfig {
     let batch = cfg.training.batch_size;
     cfg.data.train_examples = Some(train_examples);
