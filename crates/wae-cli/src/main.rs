@@ -29,6 +29,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a commented config for your own data (or print a preset as TOML).
+    Init(cmd::init::InitArgs),
     /// Train a model from a preset or a TOML config, or resume a run.
     Train(cmd::train::TrainArgs),
     /// Decode random draws of the prior into a PNG grid.
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
 fn run_other(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Train(args) => cmd::train::run(args).map(|_| ()),
+        Command::Init(args) => cmd::init::run(args),
         Command::Sample(args) => cmd::sample::run(args),
         Command::Reconstruct(args) => cmd::reconstruct::run(args),
         Command::Interpolate(args) => cmd::interpolate::run(args),

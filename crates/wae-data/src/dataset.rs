@@ -1,6 +1,7 @@
 //! An in-memory image dataset (u8 pixels on the host), batches and epochs.
 
 use std::fmt;
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
@@ -37,18 +38,68 @@ pub fn epoch_permutation(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     order
 }
 
+/// Where a dataset's pixels live: in memory, or in a memory-mapped file (the image
+/// caches of [`crate::images`]), so a data set larger than RAM can be trained on.
+#[derive(Clone)]
+enum Pixels {
+    Owned(Vec<u8>),
+    Mapped {
+        map: Arc<memmap2::Mmap>,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl Pixels {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Pixels::Owned(v) => v,
+            Pixels::Mapped { map, start, len } => &map[*start..*start + *len],
+        }
+    }
+
+    /// After rows `[offset, offset + len)` were copied out of a mapped file, drops their
+    /// pages from this process's mapping (the OS page cache keeps them), so touching a
+    /// whole large file over an epoch does not grow the resident set by its size.
+    fn release(&self, offset: usize, len: usize) {
+        #[cfg(unix)]
+        if let Pixels::Mapped { map, start, .. } = self {
+            // SAFETY: the mapping is a read-only view of a file this crate wrote and
+            // never modifies; MADV_DONTNEED on it only drops page-table entries, and a
+            // later read faults the same bytes back in from the file.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start + offset, len)
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = (offset, len);
+    }
+}
+
 /// Images (u8, kept on the host) with one u8 class label each.
 ///
 /// Images are stored contiguously, example-major, each `channels x height x width`
 /// row-major; a batch gathers only its own rows and converts them to f32 in `[0, 1]`.
-#[derive(Clone, PartialEq, Eq)]
+/// The pixels are in memory ([`Dataset::new`]) or in a memory-mapped file
+/// ([`Dataset::from_mapped`]); both behave the same.
+#[derive(Clone)]
 pub struct Dataset {
-    images: Vec<u8>,
+    images: Pixels,
     labels: Vec<u8>,
     channels: usize,
     height: usize,
     width: usize,
 }
+
+impl PartialEq for Dataset {
+    fn eq(&self, other: &Self) -> bool {
+        self.image_shape() == other.image_shape()
+            && self.labels == other.labels
+            && self.images() == other.images()
+    }
+}
+
+impl Eq for Dataset {}
 
 impl fmt::Debug for Dataset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -85,12 +136,51 @@ impl Dataset {
             )));
         }
         Ok(Self {
-            images,
+            images: Pixels::Owned(images),
             labels,
             channels,
             height,
             width,
         })
+    }
+
+    /// A dataset whose pixels are bytes `[start, start + labels.len() * C * H * W)` of a
+    /// memory-mapped file (example-major, as [`Dataset::new`]). Only the rows a batch
+    /// reads are paged in, and their pages are released again after the copy.
+    pub fn from_mapped(
+        map: Arc<memmap2::Mmap>,
+        start: usize,
+        labels: Vec<u8>,
+        channels: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Self> {
+        let len = labels.len() * channels * height * width;
+        if channels * height * width == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "image shape {channels}x{height}x{width} has no pixels"
+            )));
+        }
+        if start.checked_add(len).is_none_or(|end| end > map.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "{} images of {channels}x{height}x{width} from byte {start} do not fit in a \
+                 mapped file of {} bytes",
+                labels.len(),
+                map.len()
+            )));
+        }
+        Ok(Self {
+            images: Pixels::Mapped { map, start, len },
+            labels,
+            channels,
+            height,
+            width,
+        })
+    }
+
+    /// Whether the pixels are in a memory-mapped file rather than in memory.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.images, Pixels::Mapped { .. })
     }
 
     /// Number of examples.
@@ -115,14 +205,14 @@ impl Dataset {
 
     /// All pixels, u8, example-major: length `len() * pixels_per_image()`.
     pub fn images(&self) -> &[u8] {
-        &self.images
+        self.images.as_slice()
     }
 
     /// The pixels of example `index` (u8, `channels x height x width` row-major).
     pub fn image(&self, index: usize) -> Result<&[u8]> {
         self.check_index(index)?;
         let n = self.pixels_per_image();
-        Ok(&self.images[index * n..(index + 1) * n])
+        Ok(&self.images.as_slice()[index * n..(index + 1) * n])
     }
 
     /// All labels, one u8 class per example.
@@ -154,6 +244,7 @@ impl Dataset {
         for &index in indices {
             let image = self.image(index)?;
             data.extend(image.iter().map(|&p| f32::from(p) / 255.0));
+            self.images.release(index * n, n);
         }
         Ok(Tensor::from_vec(
             data,
@@ -200,9 +291,9 @@ impl Dataset {
                 other.image_shape()
             )));
         }
-        let mut images = Vec::with_capacity(self.images.len() + other.images.len());
-        images.extend_from_slice(&self.images);
-        images.extend_from_slice(&other.images);
+        let mut images = Vec::with_capacity(self.images().len() + other.images().len());
+        images.extend_from_slice(self.images());
+        images.extend_from_slice(other.images());
         let mut labels = Vec::with_capacity(self.len() + other.len());
         labels.extend_from_slice(&self.labels);
         labels.extend_from_slice(&other.labels);
@@ -227,19 +318,30 @@ impl Dataset {
         for &l in &self.labels {
             class_counts[usize::from(l)] += 1;
         }
-        let sum: u64 = self.images.iter().map(|&p| u64::from(p)).sum();
-        let mean_pixel = if self.images.is_empty() {
+        // In chunks, releasing each from a mapped file once read (see `Pixels::release`).
+        let pixels = self.images();
+        const CHUNK: usize = 1 << 22;
+        let (mut sum, mut min_pixel, mut max_pixel) = (0u64, u8::MAX, 0u8);
+        for (i, chunk) in pixels.chunks(CHUNK).enumerate() {
+            for &p in chunk {
+                sum += u64::from(p);
+                min_pixel = min_pixel.min(p);
+                max_pixel = max_pixel.max(p);
+            }
+            self.images.release(i * CHUNK, chunk.len());
+        }
+        let mean_pixel = if pixels.is_empty() {
             0.0
         } else {
-            sum as f64 / self.images.len() as f64 / 255.0
+            sum as f64 / pixels.len() as f64 / 255.0
         };
         Summary {
             len: self.len(),
             image_shape: self.image_shape(),
             class_counts,
             mean_pixel,
-            min_pixel: self.images.iter().copied().min().unwrap_or(0),
-            max_pixel: self.images.iter().copied().max().unwrap_or(0),
+            min_pixel: if pixels.is_empty() { 0 } else { min_pixel },
+            max_pixel,
         }
     }
 }

@@ -193,12 +193,22 @@ use the IDX files instead. {HOW_TO_GET_MNIST}"
         reason: String,
     },
 
-    /// A source image could not be decoded or is not an aligned CelebA image.
-    #[error("CelebA image {name}: {message}")]
+    /// A source image could not be decoded, is too small, or (CelebA) is not an aligned
+    /// CelebA image.
+    #[error("image {name}: {message}")]
     BadImage {
         /// The image's name (file or archive entry) or position.
         name: String,
         /// What is wrong with it.
+        message: String,
+    },
+
+    /// An image array (`.npy` / `.npz`) of the wrong dtype, rank or shape, or truncated.
+    #[error("{}: {message}", path.display())]
+    BadArray {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
         message: String,
     },
 

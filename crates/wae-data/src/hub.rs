@@ -96,7 +96,15 @@ pub fn image_column(row: &Row) -> Result<HubImage<'_>> {
 }
 
 fn image_cell(row: &Row) -> std::result::Result<HubImage<'_>, String> {
-    match column(row, "image") {
+    image_cell_in(row, "image")
+}
+
+/// The encoded image in column `name` of `row` (see [`image_column`]).
+pub(crate) fn image_cell_in<'r>(
+    row: &'r Row,
+    name: &str,
+) -> std::result::Result<HubImage<'r>, String> {
+    match column(row, name) {
         Some(Field::Group(image)) => {
             let bytes = match column(image, "bytes") {
                 Some(Field::Bytes(bytes)) => bytes.data(),
@@ -118,10 +126,10 @@ fn image_cell(row: &Row) -> std::result::Result<HubImage<'_>, String> {
             path: None,
         }),
         Some(other) => Err(format!(
-            "`image` is {other:?}, expected a struct {{bytes, path}}"
+            "`{name}` is {other:?}, expected a struct {{bytes, path}} or binary"
         )),
         None => Err(format!(
-            "no `image` column; the columns are: {}",
+            "no `{name}` column (set data.column); the columns are: {}",
             row.get_column_iter()
                 .map(|(n, _)| n.as_str())
                 .collect::<Vec<_>>()
@@ -130,7 +138,7 @@ fn image_cell(row: &Row) -> std::result::Result<HubImage<'_>, String> {
     }
 }
 
-fn label(row: &Row) -> std::result::Result<i64, String> {
+pub(crate) fn label(row: &Row) -> std::result::Result<i64, String> {
     match column(row, "label") {
         Some(Field::Long(v)) => Ok(*v),
         Some(Field::Int(v)) => Ok(i64::from(*v)),

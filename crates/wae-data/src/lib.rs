@@ -72,6 +72,8 @@ pub mod fading_squares;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod idx;
+#[cfg(feature = "images")]
+pub mod images;
 mod mnist;
 pub mod npy;
 mod source;

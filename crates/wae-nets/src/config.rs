@@ -39,6 +39,27 @@ pub enum Architecture {
     /// (`paruby/Wasserstein-Auto-Encoders`, `models.py`), without BatchNorm: encoder
     /// 2 x [Linear 1200, ReLU] -> Linear; decoder 3 x [Linear 1200, tanh] -> Linear 4096.
     DspritesFc,
+    /// Your own square images, `channels x side x side` (`side` a multiple of 16, 1 or 3
+    /// channels): the CelebA layout at that size. Encoder 4 x [Conv 5x5 s2, BN, ReLU]
+    /// with 128..1024 channels; decoder Linear -> (side/8)x(side/8)x1024,
+    /// 3 x [ConvT 5x5 s2, BN, ReLU] (512, 256, 128), ConvT 5x5 s1 -> `channels`.
+    /// In TOML: `architecture = { dcgan = { channels = 3, side = 32 } }`.
+    Dcgan {
+        /// 1 (grey) or 3 (RGB).
+        channels: usize,
+        /// Image side in pixels, a multiple of 16.
+        side: usize,
+    },
+    /// Your own small images, `channels x side x side`: the fully connected nets of the
+    /// fading-squares / dSprites configs (encoder 2 x [Linear 1200, ReLU] -> Linear;
+    /// decoder 3 x [Linear 1200, tanh] -> Linear C*side*side), no BatchNorm.
+    /// In TOML: `architecture = { fc = { channels = 1, side = 28 } }`.
+    Fc {
+        /// 1 (grey) or 3 (RGB).
+        channels: usize,
+        /// Image side in pixels.
+        side: usize,
+    },
 }
 
 /// The shape of one DCGAN-style network family (see [`Architecture::dcgan`]).
@@ -58,7 +79,8 @@ pub struct DcganSpec {
 }
 
 impl Architecture {
-    /// All architectures, in declaration order.
+    /// The fixed-size architectures of the papers, in declaration order (not the
+    /// size-generic [`Architecture::Dcgan`] and [`Architecture::Fc`]).
     pub const ALL: [Architecture; 6] = [
         Architecture::MnistDcgan,
         Architecture::CelebaDcgan,
@@ -75,6 +97,45 @@ impl Architecture {
             Architecture::CelebaDcgan => (3, 64, 64),
             Architecture::FadingSquares => (1, 32, 32),
             Architecture::Dsprites | Architecture::DspritesFc => (1, 64, 64),
+            Architecture::Dcgan { channels, side } | Architecture::Fc { channels, side } => {
+                (channels, side, side)
+            }
+        }
+    }
+
+    /// Checks the size-generic architectures' shapes (the others are always valid).
+    pub fn validate(self) -> Result<()> {
+        match self {
+            Architecture::Dcgan { channels, side } => {
+                if channels != 1 && channels != 3 {
+                    return Err(Error::Config(format!(
+                        "architecture dcgan: channels must be 1 or 3, got {channels}"
+                    )));
+                }
+                if side == 0 || side % 16 != 0 || side > 1024 {
+                    return Err(Error::Config(format!(
+                        "architecture dcgan: side must be a multiple of 16 up to 1024 \
+                         (16, 32, 64, 128, ...), got {side}; resize the images (data.size) \
+                         or use the fully connected nets, `{{ fc = {{ channels = {channels}, side = {side} }} }}`"
+                    )));
+                }
+                Ok(())
+            }
+            Architecture::Fc { channels, side } => {
+                if channels != 1 && channels != 3 {
+                    return Err(Error::Config(format!(
+                        "architecture fc: channels must be 1 or 3, got {channels}"
+                    )));
+                }
+                if side == 0 || side > 256 {
+                    return Err(Error::Config(format!(
+                        "architecture fc: side must be 1..=256 pixels, got {side} (for larger \
+                         images use the convolutional `dcgan` nets)"
+                    )));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -95,6 +156,8 @@ impl Architecture {
             Architecture::FadingSquares => 2,
             Architecture::Dsprites => 12,
             Architecture::DspritesFc => 16,
+            Architecture::Dcgan { .. } => 64,
+            Architecture::Fc { .. } => 16,
         }
     }
 
@@ -131,7 +194,17 @@ impl Architecture {
                 decoder_upsamplings: 3,
                 decoder_start_size: 8,
             }),
-            Architecture::Mlp | Architecture::FadingSquares | Architecture::DspritesFc => None,
+            Architecture::Dcgan { side, .. } => Some(DcganSpec {
+                kernel: 5,
+                filters: 1024,
+                encoder_layers: 4,
+                decoder_upsamplings: 3,
+                decoder_start_size: side / 8,
+            }),
+            Architecture::Mlp
+            | Architecture::FadingSquares
+            | Architecture::DspritesFc
+            | Architecture::Fc { .. } => None,
         }
     }
 
@@ -140,7 +213,9 @@ impl Architecture {
     pub fn fully_connected(self) -> Option<(usize, usize, usize)> {
         match self {
             Architecture::Mlp => Some((256, 3, 3)),
-            Architecture::FadingSquares | Architecture::DspritesFc => Some((1200, 2, 3)),
+            Architecture::FadingSquares | Architecture::DspritesFc | Architecture::Fc { .. } => {
+                Some((1200, 2, 3))
+            }
             _ => None,
         }
     }
@@ -470,7 +545,9 @@ impl DiscriminatorConfig {
 fn paper_init(architecture: Architecture) -> WeightInit {
     match architecture {
         // Rubenstein et al.'s TF code builds these with `tf.layers.dense` defaults.
-        Architecture::FadingSquares | Architecture::DspritesFc => WeightInit::GlorotUniform,
+        Architecture::FadingSquares | Architecture::DspritesFc | Architecture::Fc { .. } => {
+            WeightInit::GlorotUniform
+        }
         _ => PAPER_INIT,
     }
 }
@@ -530,6 +607,7 @@ fn validate_common(
     init: &WeightInit,
 ) -> Result<()> {
     check_latent_dim(latent_dim)?;
+    architecture.validate()?;
     let smallest = match (architecture.dcgan(), architecture.fully_connected()) {
         (Some(spec), _) => spec.filters >> (spec.encoder_layers - 1).max(spec.decoder_upsamplings),
         (None, Some((units, _, _))) => units,

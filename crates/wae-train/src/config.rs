@@ -33,6 +33,29 @@ pub enum DatasetKind {
     /// default 10,000). Rendered by the procedural generator, or read from the official
     /// npz when `dir` (or `--data-dir`) names it or its folder. Labels: the shape class.
     Dsprites,
+    /// Your own images: every PNG / JPEG / BMP / WebP below the folder `path` (sorted by
+    /// relative path), converted to `channels`, centre-cropped and resized to
+    /// `size x size`; labels from first-level class folders. Test set: `test_path`, or a
+    /// `test_fraction` drawn with `split_seed`. Decoded once into a memory-mapped cache
+    /// (see `wae_data::images`).
+    Images,
+    /// Your own arrays: the `.npy` / `.npz` file `path`, shape (N, H, W) or (N, H, W, C),
+    /// uint8 or floats in [0, 1]; labels from a `labels` array in the `.npz`.
+    Arrays,
+    /// A Hugging Face Hub image dataset (cargo feature `wae-data/hub`): the parquet
+    /// `files` of the dataset `repo`, images in column `column` (default `image`).
+    Hub,
+}
+
+impl DatasetKind {
+    /// Whether this is one of the user-data kinds (images, arrays, Hub), whose shape is
+    /// given by `data.size` and `data.channels`.
+    pub fn is_user_data(self) -> bool {
+        matches!(
+            self,
+            DatasetKind::Images | DatasetKind::Arrays | DatasetKind::Hub
+        )
+    }
 }
 
 /// Which train/test split.
@@ -62,6 +85,62 @@ pub struct DataConfig {
     pub train_examples: Option<usize>,
     /// Use only the first N test examples for the final evaluation; unset = all.
     pub test_examples: Option<usize>,
+    /// Images / arrays: the folder or the `.npy` / `.npz` file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Images / arrays / Hub: side of the square images (required).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    /// Images / arrays / Hub: 1 (grey) or 3 (RGB) (required).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<usize>,
+    /// Images / arrays / Hub: a separate test folder or file (instead of a fraction).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_path: Option<PathBuf>,
+    /// Images / arrays / Hub: share of the examples held out as the test set when there
+    /// is no `test_path` (default 0.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_fraction: Option<f64>,
+    /// Seed of the test-set draw (default 123).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
+    /// Images / Hub: leave out (and count) files that cannot be decoded or are smaller
+    /// than `size`, instead of stopping at the first (`wae train --skip-bad-images`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub skip_bad_images: bool,
+    /// Arrays: the array inside a `.npz` (default: the first of images, imgs, x, arr_0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub array: Option<String>,
+    /// Hub: the dataset's repository id, e.g. `user/faces`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// Hub: parquet files of the training data inside the repository.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// Hub: parquet files of the test data (default: a `test_fraction` of `files`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub test_files: Vec<String>,
+    /// Hub: the image column (default `image`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+/// Default share of user data held out for testing.
+pub const DEFAULT_TEST_FRACTION: f64 = 0.1;
+/// Default seed of the user-data test split.
+pub const DEFAULT_SPLIT_SEED: u64 = 123;
+
+impl DataConfig {
+    /// The image shape `(channels, size, size)` of user data (`None` for the built-in sets
+    /// or when `size` is missing).
+    pub fn user_image_shape(&self) -> Option<(usize, usize, usize)> {
+        let size = self.size?;
+        Some((self.channels.unwrap_or(3), size, size))
+    }
 }
 
 /// `[optimizer]`: Adam for the auto-encoder and for the discriminator, and the schedule.
@@ -267,11 +346,64 @@ impl TrainConfig {
             )));
         }
         let arch = self.model.encoder.architecture;
+        let d = &self.data;
+        if d.dataset.is_user_data() {
+            let kind = format!("{:?}", d.dataset).to_lowercase();
+            let Some(size) = d.size else {
+                return Err(Error::InvalidConfig(format!(
+                    "data.dataset = \"{kind}\" needs data.size (the side of the square images, e.g. 64)"
+                )));
+            };
+            let channels = d.channels.unwrap_or(3);
+            if channels != 1 && channels != 3 {
+                return Err(Error::InvalidConfig(format!(
+                    "data.channels must be 1 (grey) or 3 (RGB), got {channels}"
+                )));
+            }
+            match d.dataset {
+                DatasetKind::Images | DatasetKind::Arrays if d.path.is_none() => {
+                    return Err(Error::InvalidConfig(format!(
+                        "data.dataset = \"{kind}\" needs data.path (the {})",
+                        if d.dataset == DatasetKind::Images {
+                            "folder of images"
+                        } else {
+                            ".npy / .npz file"
+                        }
+                    )));
+                }
+                DatasetKind::Hub if d.repo.is_none() || d.files.is_empty() => {
+                    return Err(Error::InvalidConfig(
+                        "data.dataset = \"hub\" needs data.repo (e.g. \"user/faces\") and \
+                         data.files (its parquet files, e.g. [\"data/train-00000-of-00001.parquet\"])"
+                            .into(),
+                    ));
+                }
+                _ => {}
+            }
+            if let Some(f) = d.test_fraction
+                && !(0.0..1.0).contains(&f)
+            {
+                return Err(Error::InvalidConfig(format!(
+                    "data.test_fraction must be in [0, 1), got {f}"
+                )));
+            }
+            if arch.image_shape() != (channels, size, size) {
+                let (c, s, _) = arch.image_shape();
+                return Err(Error::InvalidConfig(format!(
+                    "model architecture {arch:?} reads {c}x{s}x{s} images, but the data is \
+                     {channels}x{size}x{size}: set model.encoder.architecture and \
+                     model.decoder.architecture to {{ dcgan = {{ channels = {channels}, side = {size} }} }} \
+                     (side a multiple of 16) or {{ fc = {{ channels = {channels}, side = {size} }} }}"
+                )));
+            }
+            return Ok(());
+        }
         let arch_ok = match self.data.dataset {
             DatasetKind::Mnist => arch.image_shape() == (1, 28, 28),
             DatasetKind::Celeba => arch.image_shape() == (3, 64, 64),
             DatasetKind::FadingSquares => arch.image_shape() == (1, 32, 32),
             DatasetKind::Dsprites => arch.image_shape() == (1, 64, 64),
+            DatasetKind::Images | DatasetKind::Arrays | DatasetKind::Hub => true,
         };
         if !arch_ok {
             return Err(Error::InvalidConfig(format!(

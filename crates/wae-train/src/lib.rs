@@ -40,8 +40,8 @@ pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use config::{
-    DataConfig, DatasetKind, OptimizerConfig, PretrainConfig, SplitKind, TrainConfig,
-    TrainingConfig,
+    DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, DataConfig, DatasetKind, OptimizerConfig,
+    PretrainConfig, SplitKind, TrainConfig, TrainingConfig,
 };
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
@@ -50,5 +50,6 @@ pub use run_lock::RunLock;
 pub use schedule::{Milestone, Schedule, ScheduleState, StepMilestone};
 pub use trainer::{
     BuiltModel, EVAL_FILE, EvalReport, ResumeOverrides, TrainOptions, TrainSummary, build_model,
-    load_data, load_trained, loss_values, model_batch, resume, symmetric_pixels, train,
+    load_data, load_trained, load_user_data, loss_values, model_batch, resume, symmetric_pixels,
+    train,
 };

@@ -171,6 +171,10 @@ pub fn load_data(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<(Dataset,
             };
             return Ok((load(&train_rows)?.images, load(&test_rows)?.images));
         }
+        DatasetKind::Images | DatasetKind::Arrays | DatasetKind::Hub => {
+            let loaded = load_user_data(cfg, None)?;
+            (loaded.train, loaded.test)
+        }
     };
     let limit = |set: Dataset, n: Option<usize>| -> Result<Dataset> {
         match n {
@@ -181,6 +185,138 @@ pub fn load_data(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<(Dataset,
     let train = limit(train, cfg.data.train_examples)?;
     let test = limit(test, cfg.data.test_examples)?;
     Ok((train, test))
+}
+
+/// Loads a config's own data (`data.dataset` = images, arrays or hub) through the image
+/// cache (`cache_dir`: `None` = `WAE_CACHE_DIR`, else the user's cache directory),
+/// showing a progress bar while a source is decoded for the first time and saying how
+/// many images were skipped.
+pub fn load_user_data(
+    cfg: &TrainConfig,
+    cache_dir: Option<&Path>,
+) -> Result<wae_data::images::LoadedImages> {
+    use wae_data::images::{ImageOptions, TestSplit};
+    let d = &cfg.data;
+    let (channels, size, _) = d.user_image_shape().ok_or_else(|| {
+        Error::InvalidConfig(
+            "data.size is required for your own data (the side of the square images)".into(),
+        )
+    })?;
+    let options = ImageOptions {
+        size,
+        channels,
+        skip_bad: d.skip_bad_images,
+    };
+    let split = TestSplit::Fraction {
+        fraction: d
+            .test_fraction
+            .unwrap_or(crate::config::DEFAULT_TEST_FRACTION),
+        seed: d.split_seed.unwrap_or(crate::config::DEFAULT_SPLIT_SEED),
+    };
+    let bar = std::cell::RefCell::new(None::<indicatif::ProgressBar>);
+    let mut progress = |done: usize, total: usize| {
+        let mut bar = bar.borrow_mut();
+        let bar = bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                b.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+                eprintln!("decoding {total} images into the image cache (once)");
+            }
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "decoding images {bar:30} {pos}/{len} (eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+        bar.set_position(done as u64);
+    };
+    let required = |p: &Option<PathBuf>, what: &str| {
+        p.clone()
+            .ok_or_else(|| Error::InvalidConfig(format!("data.path is required ({what})")))
+    };
+    let loaded = match d.dataset {
+        DatasetKind::Images => {
+            let root = required(&d.path, "the folder of images")?;
+            wae_data::images::load_folder(
+                &root,
+                d.test_path.as_deref(),
+                &split,
+                &options,
+                cache_dir,
+                &mut progress,
+            )?
+        }
+        DatasetKind::Arrays => {
+            let path = required(&d.path, "the .npy / .npz file")?;
+            let split = if d.test_path.is_some() {
+                TestSplit::None
+            } else {
+                split
+            };
+            let mut loaded = wae_data::images::load_array(
+                &path,
+                d.array.as_deref(),
+                &split,
+                &options,
+                cache_dir,
+                &mut progress,
+            )?;
+            if let Some(test) = &d.test_path {
+                let t = wae_data::images::load_array(
+                    test,
+                    d.array.as_deref(),
+                    &TestSplit::None,
+                    &options,
+                    cache_dir,
+                    &mut |_, _| {},
+                )?;
+                loaded.test = t.train;
+                loaded.header.test_count = loaded.test.len();
+            }
+            loaded
+        }
+        DatasetKind::Hub => {
+            let repo = d.repo.clone().ok_or_else(|| {
+                Error::InvalidConfig("data.repo is required for data.dataset = \"hub\"".into())
+            })?;
+            wae_data::images::load_hub(
+                &repo,
+                &d.files,
+                &d.test_files,
+                d.column.as_deref().unwrap_or("image"),
+                &split,
+                &options,
+                cache_dir,
+                &mut progress,
+            )?
+        }
+        other => {
+            return Err(Error::InvalidConfig(format!(
+                "{other:?} is not user data (images, arrays or hub)"
+            )));
+        }
+    };
+    if let Some(bar) = bar.into_inner() {
+        bar.finish_and_clear();
+    }
+    let skipped = &loaded.header.skipped;
+    if !skipped.is_empty() {
+        eprintln!(
+            "warning: {} image(s) left out as unreadable (data.skip_bad_images), e.g. {}: {}",
+            skipped.len(),
+            skipped[0].name,
+            skipped[0].reason
+        );
+    }
+    if loaded.test.is_empty() {
+        eprintln!(
+            "warning: the test set is empty (data.test_fraction = 0 and no data.test_path); \
+             evaluation will have nothing to score"
+        );
+    }
+    Ok(loaded)
 }
 
 /// Data seed of the generated training sets (fixed, so every model of an experiment sees

@@ -2,6 +2,7 @@
 
 pub mod encode;
 pub mod eval;
+pub mod init;
 pub mod interpolate;
 pub mod latent_plot;
 pub mod plot;

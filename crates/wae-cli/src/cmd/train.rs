@@ -56,6 +56,10 @@ pub struct TrainArgs {
     /// Print the presets and exit.
     #[arg(long)]
     pub list_presets: bool,
+    /// Own image data: leave out (and count) files that cannot be decoded or are too
+    /// small, instead of stopping at the first (sets data.skip_bad_images).
+    #[arg(long)]
+    pub skip_bad_images: bool,
 }
 
 fn given_config(args: &TrainArgs) -> Result<Option<(TrainConfig, String)>> {
@@ -188,6 +192,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
                 if let Some(seed) = args.seed {
                     cfg.seed = seed;
                 }
+                cfg.data.skip_bad_images |= args.skip_bad_images;
                 cfg
             }),
             epochs: args.epochs,
@@ -213,6 +218,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     if let Some(epochs) = args.epochs {
         cfg.training.epochs = epochs;
     }
+    cfg.data.skip_bad_images |= args.skip_bad_images;
     let run_dir = args
         .out
         .clone()
