@@ -58,7 +58,7 @@ impl Pixels {
         }
     }
 
-    /// After rows `[offset, offset + len)` were copied out of a mapped file, drops their
+    /// After bytes `[offset, offset + len)` were copied out of a mapped file, drops their
     /// pages from this process's mapping (the OS page cache keeps them), so touching a
     /// whole large file over an epoch does not grow the resident set by its size.
     fn release(&self, offset: usize, len: usize) {
@@ -244,8 +244,10 @@ impl Dataset {
         for &index in indices {
             let image = self.image(index)?;
             data.extend(image.iter().map(|&p| f32::from(p) / 255.0));
-            self.images.release(index * n, n);
         }
+        // The whole range, not just the rows: the kernel maps pages around each fault
+        // ("fault-around"), which the rows' own ranges would leave resident.
+        self.images.release(0, self.images().len());
         Ok(Tensor::from_vec(
             data,
             (indices.len(), self.channels, self.height, self.width),

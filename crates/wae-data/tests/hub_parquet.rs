@@ -107,6 +107,53 @@ message schema {
     }
 
     #[test]
+    fn own_hub_images_load_through_the_image_cache_with_labels() {
+        use wae_data::images::{ImageOptions, TestSplit, load_parquet};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("faces.parquet");
+        // 20x20 grey PNGs, resized to 10x10 RGB (grey replicated to three planes).
+        write_parquet(
+            &path,
+            &[(png(20, 0), 4), (png(20, 50), 7), (png(20, 90), 300)],
+        );
+        let options = ImageOptions {
+            size: 10,
+            channels: 3,
+            skip_bad: false,
+        };
+        let cache = dir.path().join("cache");
+        let loaded = load_parquet(
+            std::slice::from_ref(&path),
+            "image",
+            &TestSplit::None,
+            &options,
+            Some(&cache),
+            &mut |_, _| {},
+        )
+        .expect("load");
+        assert_eq!(loaded.train.len(), 3);
+        assert_eq!(loaded.train.image_shape(), (3, 10, 10));
+        // Label 300 does not fit a u8 class: 0.
+        assert_eq!(loaded.train.labels(), &[4, 7, 0]);
+        let image = loaded.train.image(1).expect("row 1");
+        assert_eq!(image[..100], image[100..200]);
+        let err = load_parquet(
+            &[path],
+            "picture",
+            &TestSplit::None,
+            &options,
+            Some(&cache),
+            &mut |_, _| {},
+        )
+        .expect_err("no such column")
+        .to_string();
+        assert!(
+            err.contains("no `picture` column") && err.contains("data.column"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn wrong_image_size_is_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bad.parquet");

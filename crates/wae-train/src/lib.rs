@@ -53,3 +53,12 @@ pub use trainer::{
     load_data, load_trained, load_user_data, loss_values, model_batch, resume, symmetric_pixels,
     train,
 };
+
+/// The process's peak resident set size in MiB (`VmHWM` of `/proc/self/status`), where
+/// the system reports it (Linux); `None` elsewhere.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

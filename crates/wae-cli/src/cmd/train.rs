@@ -154,6 +154,9 @@ fn print_summary(run_dir: &Path, s: &TrainSummary) {
         println!("last step: {}", parts.join(", "));
     }
     println!("checkpoint: {}", s.checkpoint.display());
+    if let Some(mib) = wae_train::peak_rss_mib() {
+        println!("peak resident memory: {mib:.0} MiB");
+    }
     if let Some(e) = &s.eval {
         println!(
             "test set ({} images): reconstruction ||x - G(E(x))||^2 = {:.4} (per pixel {:.5}); \
