@@ -112,7 +112,7 @@ impl Architecture {
                         "architecture dcgan: channels must be 1 or 3, got {channels}"
                     )));
                 }
-                if side == 0 || side % 16 != 0 || side > 1024 {
+                if side == 0 || !side.is_multiple_of(16) || side > 1024 {
                     return Err(Error::Config(format!(
                         "architecture dcgan: side must be a multiple of 16 up to 1024 \
                          (16, 32, 64, 128, ...), got {side}; resize the images (data.size) \

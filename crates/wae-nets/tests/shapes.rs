@@ -14,11 +14,93 @@ use wae_nets::{
 /// A width that keeps every architecture small (the narrowest layer keeps >= 4 units).
 fn small_width(arch: Architecture) -> usize {
     match arch {
-        Architecture::MnistDcgan | Architecture::CelebaDcgan => 32,
+        Architecture::MnistDcgan | Architecture::CelebaDcgan | Architecture::Dcgan { .. } => 32,
         Architecture::Dsprites => 8,
         Architecture::Mlp => 16,
-        Architecture::FadingSquares | Architecture::DspritesFc => 100,
+        Architecture::FadingSquares | Architecture::DspritesFc | Architecture::Fc { .. } => 100,
     }
+}
+
+#[test]
+fn size_generic_nets_read_and_write_their_images() {
+    let device = Device::Cpu;
+    for arch in [
+        Architecture::Dcgan {
+            channels: 1,
+            side: 32,
+        },
+        Architecture::Dcgan {
+            channels: 3,
+            side: 64,
+        },
+        Architecture::Dcgan {
+            channels: 3,
+            side: 128,
+        },
+        Architecture::Fc {
+            channels: 1,
+            side: 20,
+        },
+        Architecture::Fc {
+            channels: 3,
+            side: 9,
+        },
+    ] {
+        let (c, h, w) = arch.image_shape();
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+        let width_div = small_width(arch);
+        let enc = Encoder::new(
+            &EncoderConfig {
+                width_div,
+                ..EncoderConfig::for_architecture(arch)
+            },
+            vb.pp("enc"),
+        )
+        .unwrap();
+        let dec = Decoder::new(
+            &DecoderConfig {
+                width_div,
+                ..DecoderConfig::for_architecture(arch)
+            },
+            vb.pp("dec"),
+        )
+        .unwrap();
+        let x = Tensor::zeros((2, c, h, w), DType::F32, &device).unwrap();
+        let z = enc.forward_t(&x, true).unwrap().mean;
+        assert_eq!(z.dims(), &[2, arch.paper_latent_dim()], "{arch:?}");
+        let y = dec.forward_t(&z, true).unwrap();
+        assert_eq!(y.dims(), &[2, c, h, w], "{arch:?}");
+    }
+    // A DCGAN side that is not a multiple of 16 is refused with the way out.
+    let bad = Architecture::Dcgan {
+        channels: 3,
+        side: 40,
+    };
+    let err = Encoder::new(
+        &EncoderConfig::for_architecture(bad),
+        VarBuilder::from_varmap(&VarMap::new(), DType::F32, &device),
+    )
+    .err()
+    .expect("side 40")
+    .to_string();
+    assert!(
+        err.contains("multiple of 16") && err.contains("fc = { channels = 3, side = 40 }"),
+        "{err}"
+    );
+    let toml_arch: EncoderConfig =
+        toml_from("architecture = { dcgan = { channels = 1, side = 32 } }");
+    assert_eq!(
+        toml_arch.architecture,
+        Architecture::Dcgan {
+            channels: 1,
+            side: 32
+        }
+    );
+}
+
+fn toml_from(text: &str) -> EncoderConfig {
+    toml::from_str(text).expect("toml")
 }
 
 /// Whether training mode works at this batch size: the fully connected

@@ -127,14 +127,16 @@ pub fn render(args: &InitArgs) -> Result<String> {
     if channels != 1 && channels != 3 {
         bail!("--channels must be 1 or 3, got {channels}");
     }
-    let net = args.net.unwrap_or(if size % 16 == 0 && size >= 32 {
-        InitNet::Dcgan
-    } else {
-        InitNet::Fc
-    });
+    let net = args
+        .net
+        .unwrap_or(if size.is_multiple_of(16) && size >= 32 {
+            InitNet::Dcgan
+        } else {
+            InitNet::Fc
+        });
     let (base, architecture) = match net {
         InitNet::Dcgan => {
-            if size % 16 != 0 {
+            if !size.is_multiple_of(16) {
                 bail!(
                     "--net dcgan needs a side that is a multiple of 16 (32, 64, 128), got --size \
                      {size}; pick such a --size (images are resized) or --net fc"
@@ -191,7 +193,11 @@ pub fn render(args: &InitArgs) -> Result<String> {
     cfg.model.decoder.width_div = args.width_div;
     cfg.data = wae_train::DataConfig {
         dataset,
-        path: (dataset != DatasetKind::Hub).then(|| PathBuf::from(place)),
+        // Absolute, so the config works from any directory.
+        path: (dataset != DatasetKind::Hub).then(|| {
+            let p = PathBuf::from(place);
+            p.canonicalize().unwrap_or(p)
+        }),
         repo: (dataset == DatasetKind::Hub).then(|| place.to_string()),
         files: args.files.clone(),
         size: Some(size),
