@@ -172,6 +172,28 @@ fn init_errors_and_shape_mismatches_say_what_to_do() {
         "{}",
         text(&o)
     );
+    let o = common::wae(&["init", "--data", "hub:user/faces"]);
+    assert!(
+        !o.status.success() && text(&o).contains("--files"),
+        "{}",
+        text(&o)
+    );
+    let o = common::wae(&[
+        "init",
+        "--data",
+        "hub:user/faces",
+        "--files",
+        "data/a.parquet,data/b.parquet",
+        "--size",
+        "32",
+    ]);
+    let t = text(&o);
+    assert!(
+        o.status.success()
+            && t.contains("repo = \"user/faces\"")
+            && t.contains("\"data/b.parquet\""),
+        "{t}"
+    );
     let o = common::wae(&["init", "--preset", "mnist-wae-mmd"]);
     assert!(
         o.status.success() && text(&o).contains("dataset = \"mnist\""),

@@ -81,8 +81,7 @@ fn size_generic_nets_read_and_write_their_images() {
         &EncoderConfig::for_architecture(bad),
         VarBuilder::from_varmap(&VarMap::new(), DType::F32, &device),
     )
-    .err()
-    .expect("side 40")
+    .expect_err("side 40")
     .to_string();
     assert!(
         err.contains("multiple of 16") && err.contains("fc = { channels = 3, side = 40 }"),
