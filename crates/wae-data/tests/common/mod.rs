@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: writing small IDX fixtures.
 #![allow(dead_code)]
 
+#[cfg(feature = "hub")]
+pub mod parquet;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
