@@ -240,6 +240,15 @@ pub fn list_folder(root: &Path) -> Result<FolderListing> {
     })
 }
 
+/// A file's modification time in nanoseconds since 1970 (0 where unknown), part of the
+/// identity that names a cache.
+fn mtime_nanos(meta: &fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
 fn is_image_name(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -433,11 +442,7 @@ fn load_listing(
             path: path.clone(),
             source,
         })?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
+        let mtime = mtime_nanos(&meta);
         use std::fmt::Write as _;
         let _ = writeln!(files_text, "{}\t{}\t{mtime}", rel.display(), meta.len());
     }
@@ -788,11 +793,7 @@ pub fn load_array(
         path: path.to_path_buf(),
         source,
     })?;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
+    let mtime = mtime_nanos(&meta);
     let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let key = serde_json::json!({
         "kind": "array", "path": abs, "len": meta.len(), "mtime": mtime, "array": array,
@@ -1075,11 +1076,7 @@ pub fn load_parquet(
             path: path.clone(),
             source,
         })?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
+        let mtime = mtime_nanos(&meta);
         let abs = path.canonicalize().unwrap_or_else(|_| path.clone());
         identity.push((abs.display().to_string(), meta.len(), mtime));
         let reader = SerializedFileReader::new(file).map_err(|e| perr(e.to_string()))?;
