@@ -160,6 +160,17 @@ pub struct LoadedImages {
     pub header: ImageCacheHeader,
 }
 
+impl LoadedImages {
+    /// This source as training data and the training set of `test` (a separately read
+    /// test folder / file / parquet files, loaded with [`TestSplit::None`]) as test data.
+    pub fn with_test_from(mut self, test: LoadedImages) -> LoadedImages {
+        self.test = test.train;
+        self.header.test_count = self.test.len();
+        self.built |= test.built;
+        self
+    }
+}
+
 /// Progress of a cache build: `(examples done, examples in all)`.
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
 
@@ -405,21 +416,20 @@ pub fn load_folder(
         split.clone()
     };
     let listing = list_folder(root)?;
-    let mut loaded = load_listing(&listing, &split, options, cache_dir, progress)?;
-    if let Some(test_root) = test_folder {
-        let test_listing = list_folder(test_root)?;
-        let test = load_listing(
-            &test_listing,
-            &TestSplit::None,
-            options,
-            cache_dir,
-            &mut |_, _| {},
-        )?;
-        loaded.test = test.train;
-        loaded.header.test_count = loaded.test.len();
-        loaded.built |= test.built;
-    }
-    Ok(loaded)
+    let loaded = load_listing(&listing, &split, options, cache_dir, progress)?;
+    let Some(test_root) = test_folder else {
+        return Ok(loaded);
+    };
+    let test_listing = list_folder(test_root)?;
+    let no_progress = &mut |_, _| {};
+    let test = load_listing(
+        &test_listing,
+        &TestSplit::None,
+        options,
+        cache_dir,
+        no_progress,
+    )?;
+    Ok(loaded.with_test_from(test))
 }
 
 fn load_listing(
@@ -1175,7 +1185,7 @@ pub fn load_hub(
         return load_parquet(&train, column, split, options, cache_dir, progress);
     }
     let test: Vec<PathBuf> = test_files.iter().map(get).collect::<Result<_>>()?;
-    let mut loaded = load_parquet(
+    let loaded = load_parquet(
         &train,
         column,
         &TestSplit::None,
@@ -1183,18 +1193,16 @@ pub fn load_hub(
         cache_dir,
         progress,
     )?;
+    let no_progress = &mut |_, _| {};
     let t = load_parquet(
         &test,
         column,
         &TestSplit::None,
         options,
         cache_dir,
-        &mut |_, _| {},
+        no_progress,
     )?;
-    loaded.test = t.train;
-    loaded.header.test_count = loaded.test.len();
-    loaded.built |= t.built;
-    Ok(loaded)
+    Ok(loaded.with_test_from(t))
 }
 
 /// Without the cargo feature `hub`: an error saying how to build with it.

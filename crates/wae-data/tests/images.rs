@@ -354,3 +354,27 @@ fn a_mapped_dataset_batches_like_an_owned_one() {
     assert_eq!(a, b);
     assert_eq!(mapped.summary(), owned.summary());
 }
+
+#[test]
+fn a_separate_test_folder_is_the_test_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = numbered_folder(&tmp.path().join("train"), 5);
+    let test = numbered_folder(&tmp.path().join("test"), 2);
+    let split = TestSplit::Fraction {
+        fraction: 0.5,
+        seed: 1,
+    };
+    let loaded = images::load_folder(
+        &train,
+        Some(&test),
+        &split,
+        &opts(8, 1),
+        Some(&tmp.path().join("c")),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    // The fraction is ignored: all five train, the other folder's two test.
+    assert_eq!((loaded.train.len(), loaded.test.len()), (5, 2));
+    assert_eq!(loaded.header.test_count, 2);
+    assert!(loaded.test.image(1).unwrap().iter().all(|&p| p == 1));
+}

@@ -255,7 +255,7 @@ pub fn load_user_data(
             } else {
                 split
             };
-            let mut loaded = wae_data::images::load_array(
+            let loaded = wae_data::images::load_array(
                 &path,
                 d.array.as_deref(),
                 &split,
@@ -263,19 +263,17 @@ pub fn load_user_data(
                 cache_dir,
                 &mut progress,
             )?;
-            if let Some(test) = &d.test_path {
-                let t = wae_data::images::load_array(
+            match &d.test_path {
+                Some(test) => loaded.with_test_from(wae_data::images::load_array(
                     test,
                     d.array.as_deref(),
                     &TestSplit::None,
                     &options,
                     cache_dir,
                     &mut |_, _| {},
-                )?;
-                loaded.test = t.train;
-                loaded.header.test_count = loaded.test.len();
+                )?),
+                None => loaded,
             }
-            loaded
         }
         DatasetKind::Hub => {
             let repo = d.repo.clone().ok_or_else(|| {
