@@ -387,8 +387,9 @@ fn eval_writes_finite_numbers_and_says_what_it_skipped() {
     let v: Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
     let mut count = 0;
     finite_numbers(&v, "eval", &mut count);
-    // step, examples, seed, 3 reconstruction errors, 2 MMDs, 3 sharpnesses.
-    assert_eq!(count, 11, "{v:#}");
+    // step, examples, seed, 3 reconstruction errors, 2 MMDs, 3 sharpnesses, and the
+    // prior match's 7 (points, statistic, p-value, permutations, 2 dimensions, d_z).
+    assert_eq!(count, 18, "{v:#}");
     assert_eq!(v["examples"], 40);
     assert_eq!(v["step"], 3);
     assert_eq!(v["skipped"].as_array().unwrap().len(), 2);

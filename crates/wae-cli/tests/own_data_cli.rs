@@ -90,6 +90,15 @@ fn init_train_eval_and_pictures_on_a_folder_of_images() {
     let eval: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
     assert_eq!(eval["examples"], 24, "{eval}");
+    let pm = &eval["prior_match"];
+    let p = pm["p_value"].as_f64().unwrap();
+    assert!(p > 0.0 && p <= 1.0 && pm["permutations"] == 200, "{pm}");
+    assert!(pm["intrinsic_dimension"].as_f64().unwrap() > 0.0, "{pm}");
+    assert!(
+        text(&o).contains("intrinsic dimension of the codes"),
+        "{}",
+        text(&o)
+    );
     for cmd in ["sample", "reconstruct", "latent-plot"] {
         let o = wae_in(&cache, &[cmd, run_s]);
         assert!(o.status.success(), "{cmd}: {}", text(&o));

@@ -80,6 +80,33 @@ pub struct FeatureScores {
     pub recall: f64,
     /// Feature dimension.
     pub feature_dim: usize,
+    /// Kernel Inception Distance in the same feature space (Binkowski et al. 2018: the
+    /// unbiased polynomial-kernel MMD^2, mean over random subsets, with its spread).
+    pub kid: wae_metrics::Kid,
+}
+
+/// Does the codes' distribution match the prior? (`eval.json` field `prior_match`)
+#[derive(Debug, Clone, Serialize)]
+pub struct PriorMatch {
+    /// The codes tested: encoder means, or one code drawn from Q(z|x) per image for a
+    /// random encoder (what a random-encoder WAE matches to the prior).
+    pub codes: String,
+    /// Codes (and as many prior samples) in the permutation test.
+    pub test_points: usize,
+    /// MMD^2 (IMQ, U-statistic) of those codes against the prior samples.
+    pub statistic: f64,
+    /// p-value of "codes and prior have the same distribution", by permutation.
+    pub p_value: f64,
+    /// Permutations drawn.
+    pub permutations: usize,
+    /// TwoNN estimate of the intrinsic dimension of the codes.
+    pub intrinsic_dimension: f64,
+    /// TwoNN estimate on as many prior samples (what filling the prior gives here).
+    pub prior_intrinsic_dimension: f64,
+    /// d_z.
+    pub latent_dim: usize,
+    /// A sentence on the result.
+    pub verdict: String,
 }
 
 /// The content of `eval.json`. The first eight number fields carry the names of
@@ -117,6 +144,8 @@ pub struct EvalFile {
     /// Samples vs test images in Inception-v3's pool3 space.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inception: Option<FeatureScores>,
+    /// Permutation test and intrinsic dimension of the codes against the prior.
+    pub prior_match: PriorMatch,
     /// FactorVAE, MIG and beta-VAE-metric scores (dSprites runs only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disentanglement: Option<Disentanglement>,
@@ -318,11 +347,99 @@ fn scores(real: &Tensor, generated: &Tensor) -> Result<FeatureScores> {
         &GaussianStats::from_tensor(generated)?,
     )?;
     let pr = precision_recall(real, generated)?;
+    let to_array = |t: &Tensor| -> Result<ndarray::Array2<f64>> {
+        let (n, d) = t.dims2()?;
+        let v = t
+            .to_dtype(candle_core::DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
+        Ok(ndarray::Array2::from_shape_vec((n, d), v)?)
+    };
+    let kid = wae_metrics::kid(
+        &to_array(real)?,
+        &to_array(generated)?,
+        &wae_metrics::KidConfig::default(),
+    )?;
     Ok(FeatureScores {
         fid,
         precision: pr.precision,
         recall: pr.recall,
         feature_dim: real.dim(1)?,
+        kid,
+    })
+}
+
+/// Codes in the permutation test and the TwoNN estimate (both cost O(n^2)).
+const PRIOR_MATCH_POINTS: usize = 1000;
+/// Permutations of the test.
+const PRIOR_MATCH_PERMUTATIONS: usize = 200;
+
+fn prior_match(
+    run: &LoadedRun,
+    means: &Tensor,
+    logvar: Option<&Tensor>,
+    prior: &Tensor,
+    mmd_cfg: &wae_divergence::MmdConfig,
+    seed: u64,
+) -> Result<PriorMatch> {
+    let k = means.dim(0)?.min(PRIOR_MATCH_POINTS);
+    let (codes, what) = match logvar {
+        Some(lv) => (
+            LoadedRun::sample_codes(run.cfg.model.encoder.kind, means, lv, seed.wrapping_add(1))?,
+            "one code drawn from Q(z|x) per test image",
+        ),
+        None => (means.clone(), "encoder means of the test images"),
+    };
+    let codes = codes.narrow(0, 0, k)?;
+    let prior = prior.narrow(0, 0, k)?;
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_add(7));
+    let test = wae_divergence::mmd_permutation_test(
+        &codes,
+        &prior,
+        mmd_cfg,
+        PRIOR_MATCH_PERMUTATIONS,
+        &mut rng,
+    )?;
+    let to_array = |t: &Tensor| -> Result<ndarray::Array2<f64>> {
+        let (n, d) = t.dims2()?;
+        let v = t
+            .to_dtype(candle_core::DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
+        Ok(ndarray::Array2::from_shape_vec((n, d), v)?)
+    };
+    let dim = wae_metrics::two_nn_dimension(&to_array(&codes)?)?;
+    let prior_dim = wae_metrics::two_nn_dimension(&to_array(&prior)?)?;
+    let d_z = run.latent_dim();
+    let verdict = if test.p_value < 0.01 && dim < 0.75 * prior_dim {
+        format!(
+            "the codes do not fill the prior: they lie near a {dim:.1}-dimensional set (the \
+             prior gives {prior_dim:.1} here, d_z = {d_z}) and differ from it (p = {:.3})",
+            test.p_value
+        )
+    } else if test.p_value < 0.01 {
+        format!(
+            "the codes differ from the prior (p = {:.3}) though they spread over about \
+             {dim:.1} dimensions (prior: {prior_dim:.1})",
+            test.p_value
+        )
+    } else {
+        format!(
+            "no evidence against codes = prior at {k} points (p = {:.3}); intrinsic dimension \
+             {dim:.1} (prior: {prior_dim:.1})",
+            test.p_value
+        )
+    };
+    Ok(PriorMatch {
+        codes: what.into(),
+        test_points: k,
+        statistic: test.statistic,
+        p_value: test.p_value,
+        permutations: test.num_permutations,
+        intrinsic_dimension: dim,
+        prior_intrinsic_dimension: prior_dim,
+        latent_dim: d_z,
+        verdict,
     })
 }
 
@@ -392,6 +509,24 @@ fn print_table(e: &EvalFile) {
         format!("{:.3e}", e.mmd_prior_vs_prior),
         "noise level of the above",
     );
+    let pm = &e.prior_match;
+    row(
+        "p-value, codes = prior",
+        format!("{:.3}", pm.p_value),
+        &format!(
+            "MMD permutation test, {} points, {} permutations",
+            pm.test_points, pm.permutations
+        ),
+    );
+    row(
+        "intrinsic dimension of the codes",
+        format!("{:.2}", pm.intrinsic_dimension),
+        &format!(
+            "TwoNN; prior samples {:.2}, d_z = {}",
+            pm.prior_intrinsic_dimension, pm.latent_dim
+        ),
+    );
+    println!("  -> {}", pm.verdict);
     row(
         "sharpness of samples",
         format!("{:.3e}", e.sharpness_samples),
@@ -411,6 +546,14 @@ fn print_table(e: &EvalFile) {
         if let Some(s) = s {
             let space = format!("{name}, {}-d features", s.feature_dim);
             row(&format!("FID ({name})"), format!("{:.3}", s.fid), &space);
+            row(
+                &format!("KID ({name})"),
+                format!("{:.3e}", s.kid.mean),
+                &format!(
+                    "95% of {} subsets in [{:.2e}, {:.2e}]",
+                    s.kid.subsets, s.kid.interval[0], s.kid.interval[1]
+                ),
+            );
             row(
                 &format!("precision ({name})"),
                 format!("{:.4}", s.precision),
@@ -516,6 +659,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         None => None,
     };
     let samples = run.to_unit_range(&run.decode(&prior_c)?)?;
+    let prior_match = prior_match(&run, &codes, logvar.as_ref(), &prior_a, &mmd_cfg, args.seed)?;
 
     let mut skipped = Vec::new();
     let (_, channels, h, w) = real.dims4()?;
@@ -607,6 +751,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         sharpness_reconstructions: laplace_sharpness(&reconstructions)?,
         sharpness_test_images: laplace_sharpness(&real)?,
         mmd_sampled_codes_vs_prior: mmd_sampled,
+        prior_match,
         classifier,
         inception,
         disentanglement,
