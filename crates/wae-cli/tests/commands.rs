@@ -567,3 +567,32 @@ fn every_command_has_help_with_an_example() {
         );
     }
 }
+
+#[test]
+fn sample_from_a_mixture_fitted_to_the_training_codes() {
+    let out = out_dir("gmm");
+    let png = out.join("gmm.png");
+    let text = ok(&[
+        "sample",
+        s(&runs().mmd),
+        "--sampler",
+        "gmm:2",
+        "--n",
+        "9",
+        "--fit-images",
+        "300", // the fixture run trains on 128 images: all of them
+        "--out",
+        s(&png),
+    ]);
+    assert!(
+        text.contains("fitted a 2-component Gaussian mixture to 128 training codes"),
+        "{text}"
+    );
+    assert!(png.is_file());
+    let bad = common::wae(&["sample", s(&runs().mmd), "--sampler", "gmm:0"]);
+    assert!(
+        !bad.status.success() && common::text(&bad).contains("gmm:K"),
+        "{}",
+        common::text(&bad)
+    );
+}

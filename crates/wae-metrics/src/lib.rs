@@ -27,6 +27,7 @@ pub mod beta_vae_metric;
 pub mod disentanglement;
 mod error;
 pub mod frechet;
+pub mod gmm;
 pub mod inception;
 pub mod mnist_classifier;
 pub mod precision_recall;
