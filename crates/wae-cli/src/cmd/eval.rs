@@ -341,20 +341,22 @@ fn batched_features(
     Ok(Tensor::cat(&parts, 0)?)
 }
 
+/// A `(n, d)` tensor as an f64 array.
+fn to_array(t: &Tensor) -> Result<ndarray::Array2<f64>> {
+    let (n, d) = t.dims2()?;
+    let v = t
+        .to_dtype(candle_core::DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
+    Ok(ndarray::Array2::from_shape_vec((n, d), v)?)
+}
+
 fn scores(real: &Tensor, generated: &Tensor) -> Result<FeatureScores> {
     let fid = frechet_distance(
         &GaussianStats::from_tensor(real)?,
         &GaussianStats::from_tensor(generated)?,
     )?;
     let pr = precision_recall(real, generated)?;
-    let to_array = |t: &Tensor| -> Result<ndarray::Array2<f64>> {
-        let (n, d) = t.dims2()?;
-        let v = t
-            .to_dtype(candle_core::DType::F64)?
-            .flatten_all()?
-            .to_vec1::<f64>()?;
-        Ok(ndarray::Array2::from_shape_vec((n, d), v)?)
-    };
     let kid = wae_metrics::kid(
         &to_array(real)?,
         &to_array(generated)?,
@@ -400,14 +402,6 @@ fn prior_match(
         PRIOR_MATCH_PERMUTATIONS,
         &mut rng,
     )?;
-    let to_array = |t: &Tensor| -> Result<ndarray::Array2<f64>> {
-        let (n, d) = t.dims2()?;
-        let v = t
-            .to_dtype(candle_core::DType::F64)?
-            .flatten_all()?
-            .to_vec1::<f64>()?;
-        Ok(ndarray::Array2::from_shape_vec((n, d), v)?)
-    };
     let dim = wae_metrics::two_nn_dimension(&to_array(&codes)?)?;
     let prior_dim = wae_metrics::two_nn_dimension(&to_array(&prior)?)?;
     let d_z = run.latent_dim();
