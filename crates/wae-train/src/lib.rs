@@ -27,6 +27,7 @@
 pub mod adam;
 pub mod checkpoint;
 pub mod config;
+pub mod data;
 pub mod device;
 mod error;
 pub mod init;
