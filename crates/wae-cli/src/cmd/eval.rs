@@ -411,6 +411,18 @@ fn prior_match(
              prior gives {prior_dim:.1} here, d_z = {d_z}) and differ from it (p = {:.3})",
             test.p_value
         )
+    } else if dim > 1.25 * prior_dim {
+        format!(
+            "the codes {} the prior (p = {:.3}); their TwoNN dimension {dim:.1} exceeds the \
+             prior's {prior_dim:.1}, which happens for clustered or repeated codes (discrete \
+             data such as dSprites), so it says nothing here",
+            if test.p_value < 0.01 {
+                "differ from"
+            } else {
+                "are not told apart from"
+            },
+            test.p_value
+        )
     } else if test.p_value < 0.01 {
         format!(
             "the codes differ from the prior (p = {:.3}) though they spread over about \
