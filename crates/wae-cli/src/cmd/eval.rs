@@ -341,16 +341,6 @@ fn batched_features(
     Ok(Tensor::cat(&parts, 0)?)
 }
 
-/// A `(n, d)` tensor as an f64 array.
-fn to_array(t: &Tensor) -> Result<ndarray::Array2<f64>> {
-    let (n, d) = t.dims2()?;
-    let v = t
-        .to_dtype(candle_core::DType::F64)?
-        .flatten_all()?
-        .to_vec1::<f64>()?;
-    Ok(ndarray::Array2::from_shape_vec((n, d), v)?)
-}
-
 fn scores(real: &Tensor, generated: &Tensor) -> Result<FeatureScores> {
     let fid = frechet_distance(
         &GaussianStats::from_tensor(real)?,
@@ -358,8 +348,8 @@ fn scores(real: &Tensor, generated: &Tensor) -> Result<FeatureScores> {
     )?;
     let pr = precision_recall(real, generated)?;
     let kid = wae_metrics::kid(
-        &to_array(real)?,
-        &to_array(generated)?,
+        &wae_metrics::disentanglement::codes_from_tensor(real)?,
+        &wae_metrics::disentanglement::codes_from_tensor(generated)?,
         &wae_metrics::KidConfig::default(),
     )?;
     Ok(FeatureScores {
@@ -402,8 +392,10 @@ fn prior_match(
         PRIOR_MATCH_PERMUTATIONS,
         &mut rng,
     )?;
-    let dim = wae_metrics::two_nn_dimension(&to_array(&codes)?)?;
-    let prior_dim = wae_metrics::two_nn_dimension(&to_array(&prior)?)?;
+    let dim =
+        wae_metrics::two_nn_dimension(&wae_metrics::disentanglement::codes_from_tensor(&codes)?)?;
+    let prior_dim =
+        wae_metrics::two_nn_dimension(&wae_metrics::disentanglement::codes_from_tensor(&prior)?)?;
     let d_z = run.latent_dim();
     let verdict = if test.p_value < 0.01 && dim < 0.75 * prior_dim {
         format!(

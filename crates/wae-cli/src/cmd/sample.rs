@@ -67,12 +67,8 @@ pub fn gmm_codes(
     let data = run.dataset(pictures::SplitArg::Train, data_dir, Some(fit_images))?;
     let indices: Vec<usize> = (0..data.len()).collect();
     let (means, _) = run.encode(&data, &indices)?;
-    let (rows, d) = means.dims2()?;
-    let values = means
-        .to_dtype(candle_core::DType::F64)?
-        .flatten_all()?
-        .to_vec1::<f64>()?;
-    let points = ndarray::Array2::from_shape_vec((rows, d), values)?;
+    let points = wae_metrics::disentanglement::codes_from_tensor(&means)?;
+    let (rows, d) = points.dim();
     let cfg = wae_metrics::gmm::GmmConfig {
         seed,
         ..wae_metrics::gmm::GmmConfig::new(k)

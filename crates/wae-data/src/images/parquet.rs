@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 
 /// Loads the images in column `column` (a struct `{bytes, path}` as Hugging Face
 /// `datasets` writes, or plain binary) of local parquet files, in file then row order,
-/// with labels from an integer `label` column when every row has one in 0..=255.
+/// each row labelled by its integer `label` column when it has one in 0..=255, else 0.
 /// Goes through the same cache as folders.
 pub fn load_parquet(
     files: &[PathBuf],
@@ -50,9 +50,6 @@ pub fn load_parquet(
         n += rows;
         readers.push((path.clone(), reader));
     }
-    // Labels need every row first: one pass over the label column alone is as costly as
-    // reading the rows, so labels are taken per row and the rare file without them
-    // gets 0 everywhere (decided from its first row).
     let key = serde_json::json!({
         "kind": "parquet", "files": identity, "column": column,
         "options": [options.size, options.channels], "split": split,
