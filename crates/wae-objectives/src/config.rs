@@ -436,6 +436,16 @@ impl ObjectiveConfig {
         }
     }
 
+    /// Whether the reconstruction term is computed from the decoder's logits (Bernoulli
+    /// likelihood, cross-entropy cost) rather than its output.
+    pub fn wants_logits(&self) -> bool {
+        match self {
+            ObjectiveConfig::Vae(v) => v.likelihood == Likelihood::Bernoulli,
+            ObjectiveConfig::WaeMmd(w) => w.cost == CostKind::CrossEntropy,
+            ObjectiveConfig::WaeGan(w) => w.cost == CostKind::CrossEntropy,
+        }
+    }
+
     /// Whether a discriminator is trained alongside.
     pub fn is_adversarial(&self) -> bool {
         matches!(self, ObjectiveConfig::WaeGan(_))

@@ -4,6 +4,12 @@
 //! L1 penalty on log-variances. Each returns its named parts
 //! ([`LossParts`]: total, reconstruction, penalty, extras) so they can be logged.
 //!
+//! The losses are functions over tensors ([`loss`]: the codes, what the decoder made of
+//! them, the input and prior draws), so they work with any networks. Implement
+//! [`AutoEncoder`] for your own candle encoder and decoder and [`Objective::losses`] runs
+//! them (`wae_train::TrainStep` then trains them; see `wae-train`'s `custom_model`
+//! example); [`Model`] is the implementation for the papers' networks.
+//!
 //! All randomness a step needs is drawn on the host from a caller's seeded
 //! `StdRng` ([`Model::draw_noise`]), so the same seed gives the same numbers.
 //!
@@ -36,6 +42,7 @@
 mod config;
 pub mod cost;
 mod error;
+pub mod loss;
 mod model;
 
 pub use config::{
@@ -44,4 +51,5 @@ pub use config::{
 };
 pub use cost::{CostKind, bernoulli_nll, gaussian_nll, per_image_cost, reconstruction_cost};
 pub use error::{Error, Result};
-pub use model::{Codes, DiscriminatorLoss, LossParts, Model, StepNoise, moment_matching_loss};
+pub use loss::{AutoEncoder, Codes, Decoded, DiscriminatorLoss, LossParts, Objective, StepNoise};
+pub use model::{Model, moment_matching_loss};

@@ -7,76 +7,15 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 use wae_nets::{Decoder, Discriminator, Encoder, EncoderKind};
 
-use crate::config::{Likelihood, ModelConfig, ObjectiveConfig, PriorConfig};
-use crate::cost::{CostKind, bernoulli_nll, gaussian_nll, reconstruction_cost};
+use crate::config::{ModelConfig, ObjectiveConfig, PriorConfig};
+use crate::loss::{AutoEncoder, Codes, DiscriminatorLoss, LossParts, Objective, StepNoise};
 use crate::{Error, Result};
-
-/// The random numbers one training step needs, drawn on the host from a seeded RNG.
-#[derive(Debug, Clone)]
-pub struct StepNoise {
-    /// Samples of the prior, `(N, d_z)`.
-    pub prior: Tensor,
-    /// Noise of a random encoder, `(N, d_z)`: standard normal for a Gaussian encoder's
-    /// reparameterisation or an implicit encoder's input, uniform on [0, 1] for a
-    /// uniform-noise encoder; `None` for deterministic encoders.
-    pub encoder_eps: Option<Tensor>,
-    /// Truncated-normal noise added to the encoder input, `(N, C, H, W)`;
-    /// `None` when `input_noise_std` is 0.
-    pub input_noise: Option<Tensor>,
-}
-
-/// Codes of a batch.
-#[derive(Debug, Clone)]
-pub struct Codes {
-    /// The sampled codes z, `(N, d_z)` (what the penalty and decoder see).
-    pub z: Tensor,
-    /// The encoder's mean / deterministic output, `(N, d_z)`.
-    pub mean: Tensor,
-    /// Clipped log-variances of a Gaussian or uniform-noise encoder, `(N, d_z)`.
-    pub logvar: Option<Tensor>,
-}
-
-/// The named parts of an auto-encoder loss; all are scalars.
-#[derive(Debug, Clone)]
-pub struct LossParts {
-    /// What is minimised: `reconstruction + weight * penalty (+ extras' weighted terms)`.
-    pub total: Tensor,
-    /// The reconstruction term: scaled cost c (WAE) or negative log-likelihood (VAE).
-    pub reconstruction: Tensor,
-    /// The unweighted divergence term: MMD^2 (WAE-MMD), the encoder's non-saturating
-    /// adversarial loss (WAE-GAN) or KL (VAE).
-    pub penalty: Tensor,
-    /// Further named terms (e.g. `logvar_l1`), unweighted.
-    pub extra: Vec<(&'static str, Tensor)>,
-}
-
-impl LossParts {
-    /// All parts as `(name, tensor)`: total, reconstruction, penalty, then extras.
-    pub fn named(&self) -> Vec<(&'static str, &Tensor)> {
-        let mut out = vec![
-            ("total", &self.total),
-            ("reconstruction", &self.reconstruction),
-            ("penalty", &self.penalty),
-        ];
-        out.extend(self.extra.iter().map(|(n, t)| (*n, t)));
-        out
-    }
-}
-
-/// The discriminator's loss in WAE-GAN, scalars.
-#[derive(Debug, Clone)]
-pub struct DiscriminatorLoss {
-    /// `lambda * js`, what the discriminator minimises (the reference code scales it by lambda).
-    pub total: Tensor,
-    /// `-E log D(z_prior) - E log(1 - D(z_codes))`, unweighted.
-    pub js: Tensor,
-}
 
 /// Encoder, decoder, optional discriminator, prior and objective.
 #[derive(Debug, Clone)]
 pub struct Model {
     config: ModelConfig,
-    objective: ObjectiveConfig,
+    objective: Objective,
     /// Q(z|x).
     pub encoder: Encoder,
     /// G(z).
@@ -123,7 +62,7 @@ impl Model {
         };
         Ok(Self {
             config: config.clone(),
-            objective: objective.clone(),
+            objective: Objective::new(objective.clone(), config.prior)?,
             encoder,
             decoder,
             discriminator,
@@ -137,6 +76,11 @@ impl Model {
 
     /// The objective config.
     pub fn objective(&self) -> &ObjectiveConfig {
+        &self.objective.config
+    }
+
+    /// The objective with its prior, as [`Objective::losses`] takes it.
+    pub fn loss(&self) -> &Objective {
         &self.objective
     }
 
@@ -247,128 +191,17 @@ impl Model {
         self.decode(&codes.mean, false)
     }
 
-    fn logvar_l1(codes: &Codes) -> Result<Option<Tensor>> {
-        Ok(match &codes.logvar {
-            Some(lv) => Some(lv.abs()?.sum(D::Minus1)?.mean_all()?),
-            None => None,
-        })
-    }
-
-    /// `scale * E c(x, G(z))`; the cross-entropy cost is computed from the decoder's
-    /// logits (numerically stable), the others from its output.
-    fn wae_reconstruction(
-        &self,
-        x: &Tensor,
-        z: &Tensor,
-        cost: CostKind,
-        scale: f64,
-        train: bool,
-    ) -> Result<Tensor> {
-        if cost == CostKind::CrossEntropy {
-            let nll = bernoulli_nll(x, &self.decoder.forward_logits_t(z, train)?)?;
-            return Ok((nll * scale)?);
-        }
-        let x_hat = self.decoder.forward_t(z, train)?;
-        reconstruction_cost(x, &x_hat, cost, scale)
-    }
-
-    /// The auto-encoder loss on a batch `x` `(N, C, H, W)` with this step's `noise`.
+    /// The auto-encoder loss on a batch `x` `(N, C, H, W)` with this step's `noise`
+    /// ([`Objective::losses`] with this model's objective and prior).
     /// Returns the loss parts and the codes (for the discriminator step).
     pub fn losses(&self, x: &Tensor, noise: &StepNoise, train: bool) -> Result<(LossParts, Codes)> {
-        let codes = self.encode(x, Some(noise), train)?;
-        let parts = match &self.objective {
-            ObjectiveConfig::Vae(v) => {
-                let (Some(logvar), PriorConfig::Normal { variance }) =
-                    (&codes.logvar, self.config.prior)
-                else {
-                    return Err(Error::Config(
-                        "a VAE needs a Gaussian encoder and a normal prior".into(),
-                    ));
-                };
-                let reconstruction = match v.likelihood {
-                    Likelihood::Bernoulli => {
-                        bernoulli_nll(x, &self.decoder.forward_logits_t(&codes.z, train)?)?
-                    }
-                    Likelihood::Gaussian { variance } => {
-                        gaussian_nll(x, &self.decoder.forward_t(&codes.z, train)?, variance)?
-                    }
-                };
-                // KL(N(mu, s2) || N(0, v)) = KL(N(mu / sqrt(v), s2 / v) || N(0, 1)).
-                let kl = wae_divergence::kl_to_standard_normal(
-                    &(&codes.mean / variance.sqrt())?,
-                    &(logvar - variance.ln())?,
-                )?;
-                let total = (&reconstruction + (&kl * v.beta)?)?;
-                LossParts {
-                    total,
-                    reconstruction,
-                    penalty: kl,
-                    extra: Vec::new(),
-                }
-            }
-            ObjectiveConfig::WaeMmd(w) => {
-                let reconstruction =
-                    self.wae_reconstruction(x, &codes.z, w.cost, w.cost_scale, train)?;
-                let cfg = w.mmd_config(&self.config.prior, self.latent_dim());
-                let penalty = wae_divergence::mmd(&codes.z, &noise.prior, &cfg)?;
-                let mut total = (&reconstruction + (&penalty * w.lambda)?)?;
-                let mut extra = Vec::new();
-                if let Some(l1) = Self::logvar_l1(&codes)? {
-                    if w.logvar_l1 > 0.0 {
-                        total = (total + (&l1 * w.logvar_l1)?)?;
-                    }
-                    extra.push(("logvar_l1", l1));
-                }
-                LossParts {
-                    total,
-                    reconstruction,
-                    penalty,
-                    extra,
-                }
-            }
-            ObjectiveConfig::WaeGan(w) => {
-                let Some(disc) = &self.discriminator else {
-                    return Err(Error::Config(
-                        "WAE-GAN model built without a discriminator".into(),
-                    ));
-                };
-                let reconstruction =
-                    self.wae_reconstruction(x, &codes.z, w.cost, w.cost_scale, train)?;
-                let logits_codes = disc.forward(&codes.z)?;
-                let penalty = wae_divergence::encoder_adversarial_loss(&logits_codes)?;
-                let mut total = (&reconstruction + (&penalty * w.lambda)?)?;
-                let mut extra = Vec::new();
-                if let Some(l1) = Self::logvar_l1(&codes)? {
-                    if w.logvar_l1 > 0.0 {
-                        total = (total + (&l1 * w.logvar_l1)?)?;
-                    }
-                    extra.push(("logvar_l1", l1));
-                }
-                LossParts {
-                    total,
-                    reconstruction,
-                    penalty,
-                    extra,
-                }
-            }
-        };
-        Ok((parts, codes))
+        self.objective.losses(self, x, noise, train)
     }
 
     /// The WAE-GAN discriminator's loss on `codes` `(N, d_z)` (detached here, so no
     /// gradient reaches the encoder) against `prior` samples `(M, d_z)`.
     pub fn discriminator_loss(&self, codes: &Tensor, prior: &Tensor) -> Result<DiscriminatorLoss> {
-        let (Some(disc), ObjectiveConfig::WaeGan(w)) = (&self.discriminator, &self.objective)
-        else {
-            return Err(Error::Config(
-                "discriminator_loss needs a WAE-GAN model".into(),
-            ));
-        };
-        let logits_prior = disc.forward(prior)?;
-        let logits_codes = disc.forward(&codes.detach())?;
-        let js = wae_divergence::discriminator_loss(&logits_prior, &logits_codes)?;
-        let total = (&js * w.lambda)?;
-        Ok(DiscriminatorLoss { total, js })
+        self.objective.discriminator_loss(self, codes, prior)
     }
 
     /// Encoder pretraining loss (reference code): with codes q and prior samples p of
@@ -377,6 +210,33 @@ impl Model {
     pub fn pretrain_loss(&self, x: &Tensor, noise: &StepNoise) -> Result<Tensor> {
         let codes = self.encode(x, Some(noise), true)?;
         moment_matching_loss(&codes.z, &noise.prior)
+    }
+}
+
+impl AutoEncoder for Model {
+    fn latent_dim(&self) -> usize {
+        self.config.latent_dim()
+    }
+
+    fn encode(&self, x: &Tensor, noise: Option<&StepNoise>, train: bool) -> Result<Codes> {
+        Model::encode(self, x, noise, train)
+    }
+
+    fn decode_logits(&self, z: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.decoder.forward_logits_t(z, train)?)
+    }
+
+    fn decode(&self, z: &Tensor, train: bool) -> Result<Tensor> {
+        Model::decode(self, z, train)
+    }
+
+    fn discriminate(&self, z: &Tensor) -> Result<Tensor> {
+        match &self.discriminator {
+            Some(d) => Ok(d.forward(z)?),
+            None => Err(Error::Config(
+                "WAE-GAN model built without a discriminator".into(),
+            )),
+        }
     }
 }
 
