@@ -637,10 +637,11 @@ fn peak_rss_kb() -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// The model, optimiser and data of one benchmark process.
+/// The model, optimiser and data of one benchmark process; the step timed is
+/// `wae_train::TrainStep`, the one `wae train` runs.
 struct Step {
     model: wae_objectives::Model,
-    adam: wae_train::Adam,
+    train: wae_train::TrainStep,
     x: Tensor,
     rng: StdRng,
     batch: usize,
@@ -667,34 +668,28 @@ impl Step {
         let x = Tensor::from_vec(pixels, (batch, 1, 28, 28), &device)?;
         Ok(Self {
             model,
-            adam,
+            train: wae_train::TrainStep::new(adam, None),
             x,
             rng,
             batch,
         })
     }
 
-    /// One training step; returns the loss and the seconds of (forward, backward, optimiser).
+    /// One training step; returns the loss and the seconds of (forward, backward,
+    /// optimiser); drawing the step's noise counts as forward.
     fn step(&mut self) -> Result<(f32, [f64; 3])> {
         let t0 = Instant::now();
         let noise = self
             .model
             .draw_noise(self.batch, &mut self.rng, &Device::Cpu)?;
-        let (parts, _) = self.model.losses(&self.x, &noise, true)?;
-        let t1 = Instant::now();
-        let grads = parts.total.backward()?;
-        let t2 = Instant::now();
-        self.adam.step(&grads)?;
-        drop(grads);
-        let loss = parts.total.to_scalar::<f32>()?;
-        let t3 = Instant::now();
+        let draw = t0.elapsed().as_secs_f64();
+        let report = self
+            .train
+            .step(&self.model, self.model.loss(), &self.x, &noise, 0)?;
+        let s = report.seconds;
         Ok((
-            loss,
-            [
-                (t1 - t0).as_secs_f64(),
-                (t2 - t1).as_secs_f64(),
-                (t3 - t2).as_secs_f64(),
-            ],
+            report.values["total"] as f32,
+            [draw + s.forward, s.backward, s.update],
         ))
     }
 }
@@ -843,7 +838,9 @@ fn kernel_rows(pass_is_backward: bool) -> (Vec<Value>, f64) {
 }
 
 /// Times `steps` steps after the warm-up, each phase with the kernel counters reset
-/// before it, and keeps the fastest step.
+/// before it, and keeps the fastest step. The phases are run one by one here (the
+/// counters are read between them), with the same model, objective and optimiser as
+/// `TrainStep`; the throughput rows time `TrainStep::step` itself.
 fn worker_profile(args: &BenchArgs) -> Result<Value> {
     let mut step = Step::new(args.width_div, args.batch)?;
     for _ in 0..args.warmup {
@@ -866,7 +863,7 @@ fn worker_profile(args: &BenchArgs) -> Result<Value> {
         let backward = t1.elapsed().as_secs_f64();
         let (bwd_rows, bwd_kernels) = kernel_rows(true);
         let t2 = Instant::now();
-        step.adam.step(&grads)?;
+        step.train.autoencoder_optimizer_mut().step(&grads)?;
         drop(grads);
         let loss = parts.total.to_scalar::<f32>()?;
         let optimizer = t2.elapsed().as_secs_f64();

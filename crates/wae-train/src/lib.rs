@@ -37,6 +37,7 @@ pub mod progress;
 pub mod rng;
 pub mod run_lock;
 pub mod schedule;
+pub mod step;
 pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};
@@ -49,6 +50,7 @@ pub use error::{Error, Result};
 pub use presets::{PRESETS, preset};
 pub use run_lock::RunLock;
 pub use schedule::{Milestone, Schedule, ScheduleState, StepMilestone};
+pub use step::{StepReport, StepSeconds, TrainStep};
 pub use trainer::{
     BuiltModel, EVAL_FILE, EvalReport, ResumeOverrides, TrainOptions, TrainSummary, build_model,
     load_data, load_trained, load_user_data, loss_values, model_batch, resume, symmetric_pixels,

@@ -24,6 +24,7 @@ use crate::progress::step_bar;
 use crate::rng::{Stream, derived_rng};
 use crate::run_lock::RunLock;
 use crate::schedule::ScheduleState;
+use crate::step::TrainStep;
 use crate::{Error, Result};
 
 /// Name of the evaluation report written at the end of a run.
@@ -175,8 +176,8 @@ struct Run {
     config_text: String,
     device: Device,
     built: BuiltModel,
-    ae_opt: Adam,
-    disc_opt: Option<Adam>,
+    /// The optimisers and the step (the same one a library user calls).
+    step: TrainStep,
     train: Dataset,
     test: Dataset,
     state: TrainState,
@@ -253,8 +254,7 @@ impl Run {
             config_text,
             device: opts.device.clone(),
             built,
-            ae_opt,
-            disc_opt,
+            step: TrainStep::new(ae_opt, disc_opt),
             train,
             test,
             state,
@@ -281,19 +281,6 @@ impl Run {
         }
     }
 
-    fn check_finite(&self, step: u64, name: &str, value: f64) -> Result<()> {
-        if value.is_finite() {
-            Ok(())
-        } else {
-            Err(Error::NonFinite {
-                step,
-                part: name.to_string(),
-                value,
-                last_checkpoint: self.last_checkpoint_text(),
-            })
-        }
-    }
-
     fn save(&mut self, elapsed: f64) -> Result<PathBuf> {
         let model: HashMap<String, Tensor> = self
             .built
@@ -303,10 +290,10 @@ impl Run {
             .map(|(n, v)| (n, v.as_tensor().clone()))
             .collect();
         let mut optimizer = HashMap::new();
-        for (k, v) in self.ae_opt.state_tensors()? {
+        for (k, v) in self.step.autoencoder_optimizer().state_tensors()? {
             optimizer.insert(format!("ae.{k}"), v);
         }
-        if let Some(d) = &self.disc_opt {
+        if let Some(d) = self.step.discriminator_optimizer() {
             for (k, v) in d.state_tensors()? {
                 optimizer.insert(format!("disc.{k}"), v);
             }
@@ -380,9 +367,10 @@ impl Run {
 
     fn set_learning_rates(&mut self) {
         let f = self.state.schedule.lr_factor;
-        self.ae_opt
+        self.step
+            .autoencoder_optimizer_mut()
             .set_learning_rate(self.cfg.optimizer.autoencoder.lr * f);
-        if let Some(d) = &mut self.disc_opt {
+        if let Some(d) = self.step.discriminator_optimizer_mut() {
             d.set_learning_rate(self.cfg.optimizer.discriminator.lr * f);
         }
     }
@@ -434,40 +422,21 @@ impl Run {
             let x = model_batch(&self.cfg, &self.train, indices, &self.device)?;
             let mut rng = derived_rng(seed, Stream::StepNoise, step);
             let noise = self.built.model.draw_noise(batch, &mut rng, &self.device)?;
-            let (parts, codes) = self.built.model.losses(&x, &noise, true)?;
-            let mut values = BTreeMap::new();
-            for (name, t) in parts.named() {
-                let v = scalar(t)?;
-                self.check_finite(step, name, v)?;
-                values.insert(name.to_string(), v);
-            }
-            let grads = parts.total.backward()?;
-            let gn = self.ae_opt.grad_norm(&grads)?;
-            self.check_finite(step, "grad_norm", gn)?;
-            values.insert("grad_norm".into(), gn);
-            if let Some(disc_opt) = &self.disc_opt {
-                let dl = self
-                    .built
-                    .model
-                    .discriminator_loss(&codes.z, &noise.prior)?;
-                let d_total = scalar(&dl.total)?;
-                self.check_finite(step, "disc_total", d_total)?;
-                let d_grads = dl.total.backward()?;
-                let d_gn = disc_opt.grad_norm(&d_grads)?;
-                self.check_finite(step, "grad_norm_discriminator", d_gn)?;
-                values.insert("disc_total".into(), d_total);
-                values.insert("disc_js".into(), scalar(&dl.js)?);
-                values.insert("grad_norm_discriminator".into(), d_gn);
-                // Alternating updates: the auto-encoder first, then the discriminator,
-                // both from this step's forward pass (gradients computed before either update).
-                self.ae_opt.step(&grads)?;
-                if let Some(d) = &mut self.disc_opt {
-                    d.step(&d_grads)?;
-                }
-            } else {
-                self.ae_opt.step(&grads)?;
-            }
-            drop(parts);
+            let values = self
+                .step
+                .step(&self.built.model, self.built.model.loss(), &x, &noise, step)
+                .map_err(|e| match e {
+                    Error::NonFinite {
+                        step, part, value, ..
+                    } => Error::NonFinite {
+                        step,
+                        part,
+                        value,
+                        last_checkpoint: self.last_checkpoint_text(),
+                    },
+                    other => other,
+                })?
+                .values;
             self.state.epoch_loss_sum += values["total"];
             self.state.epoch_loss_count += 1;
             self.state.step += 1;
@@ -487,8 +456,11 @@ impl Run {
                 for (k, v) in &values {
                     rec.insert(k.clone(), Value::from(*v));
                 }
-                rec.insert("lr".into(), Value::from(self.ae_opt.learning_rate()));
-                if let Some(d) = &self.disc_opt {
+                rec.insert(
+                    "lr".into(),
+                    Value::from(self.step.autoencoder_optimizer().learning_rate()),
+                );
+                if let Some(d) = self.step.discriminator_optimizer() {
                     rec.insert("lr_discriminator".into(), Value::from(d.learning_rate()));
                 }
                 rec.insert("seconds".into(), Value::from(elapsed));
@@ -780,8 +752,10 @@ pub fn resume(opts: &TrainOptions, overrides: &ResumeOverrides) -> Result<TrainS
         &dir.join(MODEL_FILE),
     )?;
     let optim_path = dir.join(OPTIMIZER_FILE);
-    run.ae_opt.load_state(&ck.optimizer, "ae.", &optim_path)?;
-    if let Some(d) = &mut run.disc_opt {
+    run.step
+        .autoencoder_optimizer_mut()
+        .load_state(&ck.optimizer, "ae.", &optim_path)?;
+    if let Some(d) = run.step.discriminator_optimizer_mut() {
         d.load_state(&ck.optimizer, "disc.", &optim_path)?;
     } else if ck.optimizer.keys().any(|k| k.starts_with("disc.")) {
         return Err(Error::CheckpointMismatch {
@@ -814,10 +788,10 @@ pub fn resume(opts: &TrainOptions, overrides: &ResumeOverrides) -> Result<TrainS
             ),
         });
     }
-    if st.step != run.ae_opt.steps_taken() {
+    if st.step != run.step.autoencoder_optimizer().steps_taken() {
         warn!(
             state_step = st.step,
-            optimiser_steps = run.ae_opt.steps_taken(),
+            optimiser_steps = run.step.autoencoder_optimizer().steps_taken(),
             "the optimiser's step count differs from the run's step"
         );
     }
