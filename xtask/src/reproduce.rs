@@ -189,6 +189,19 @@ pub fn models(experiment: Experiment) -> Vec<ModelSpec> {
     }
 }
 
+/// Models an experiment runs only when `--models` names them (newer objectives that
+/// are not part of the papers' comparison).
+pub fn extra_models(experiment: Experiment) -> Vec<ModelSpec> {
+    let m = |key, label, preset| ModelSpec { key, label, preset };
+    match experiment {
+        Experiment::Mnist => vec![
+            m("swae", "SWAE", "mnist-swae"),
+            m("info-vae", "InfoVAE", "mnist-info-vae"),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// Test images evaluated per profile.
 fn eval_examples(profile: Profile) -> usize {
     match profile {
@@ -351,6 +364,10 @@ fn selected_models(args: &ReproduceArgs) -> Result<Vec<ModelSpec>> {
     let Some(wanted) = &args.models else {
         return Ok(all);
     };
+    let all: Vec<ModelSpec> = all
+        .into_iter()
+        .chain(extra_models(args.experiment))
+        .collect();
     let mut picked = Vec::new();
     for name in wanted {
         match all.iter().find(|m| m.key == name.trim()) {
@@ -421,7 +438,10 @@ pub(crate) mod tests {
     #[test]
     fn every_model_has_a_valid_config_in_every_profile() {
         for experiment in Experiment::value_variants() {
-            for spec in models(*experiment) {
+            for spec in models(*experiment)
+                .into_iter()
+                .chain(extra_models(*experiment))
+            {
                 for profile in Profile::value_variants() {
                     let cfg = profile_config(*experiment, &spec, *profile, 3)
                         .unwrap_or_else(|e| panic!("{experiment:?} {} {profile:?}: {e}", spec.key));

@@ -210,6 +210,22 @@ impl ModelConfig {
                 }
                 self.check_cost(w.cost)?;
             }
+            ObjectiveConfig::Swae(w) => self.check_cost(w.cost)?,
+            ObjectiveConfig::InfoVae(v) => {
+                if !gaussian {
+                    return Err(Error::Config(
+                        "InfoVAE needs encoder.kind = \"gaussian\"".into(),
+                    ));
+                }
+                if v.likelihood == Likelihood::Bernoulli
+                    && self.decoder.activation != Activation::Sigmoid
+                {
+                    return Err(Error::Config(
+                        "a Bernoulli decoder needs decoder.activation = \"sigmoid\" (data in [0, 1])"
+                            .into(),
+                    ));
+                }
+            }
             ObjectiveConfig::WaeGan(w) => {
                 if self.discriminator.latent_dim != d {
                     return Err(Error::Config(format!(
@@ -408,6 +424,92 @@ impl Default for WaeGanConfig {
     }
 }
 
+/// Sliced-Wasserstein auto-encoder (Kolouri et al., ICLR 2019):
+/// `scale * E c(x, G(z)) + lambda * SW_p^p(Q_Z, P_Z)`, the sliced distance over
+/// `projections` random directions drawn afresh every step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwaeConfig {
+    /// Weight lambda of the sliced-Wasserstein penalty.
+    pub lambda: f64,
+    /// Cost c.
+    pub cost: CostKind,
+    /// Factor on the cost.
+    pub cost_scale: f64,
+    /// Random directions per step (Kolouri et al.: 50 for MNIST).
+    pub projections: usize,
+    /// The power p of SW_p^p (Kolouri et al.: 2).
+    pub power: f64,
+}
+
+impl Default for SwaeConfig {
+    fn default() -> Self {
+        Self {
+            lambda: 10.0,
+            cost: CostKind::SquaredL2,
+            cost_scale: CostKind::SquaredL2.reference_scale(),
+            projections: 50,
+            power: 2.0,
+        }
+    }
+}
+
+/// InfoVAE with the MMD divergence (Zhao, Song, Ermon, AAAI 2019; "MMD-VAE" at alpha = 1):
+/// `E[-log p(x|z)] + (1 - alpha) KL(Q(z|x) || P_Z) + (alpha + lambda - 1) MMD^2(Q_Z, P_Z)`,
+/// the MMD taken on the sampled codes (as pythae's `InfoVAE` and PyTorch-VAE's do).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InfoVaeConfig {
+    /// alpha: the KL weight is 1 - alpha (alpha = 1 drops the KL term).
+    pub alpha: f64,
+    /// lambda: the MMD weight is alpha + lambda - 1 (must be >= 0).
+    pub lambda: f64,
+    /// The decoder's likelihood.
+    pub likelihood: Likelihood,
+    /// Kernel family of the MMD.
+    pub kernel: MmdKernel,
+    /// Kernel scales, constant `C = 2 d sigma^2 s` as in WAE-MMD.
+    pub scales: Vec<f64>,
+    /// U- or V-statistic.
+    pub estimator: MmdEstimator,
+}
+
+impl Default for InfoVaeConfig {
+    fn default() -> Self {
+        Self {
+            alpha: 0.0,
+            lambda: 10.0,
+            likelihood: Likelihood::Bernoulli,
+            kernel: MmdKernel::Imq,
+            scales: WaeMmdConfig::default().scales,
+            estimator: MmdEstimator::UStatistic,
+        }
+    }
+}
+
+impl InfoVaeConfig {
+    /// The weight of the KL term, `1 - alpha`.
+    pub fn kl_weight(&self) -> f64 {
+        1.0 - self.alpha
+    }
+
+    /// The weight of the MMD term, `alpha + lambda - 1`.
+    pub fn mmd_weight(&self) -> f64 {
+        self.alpha + self.lambda - 1.0
+    }
+
+    /// The divergence crate's MMD config for codes of dimension `latent_dim` under `prior`.
+    pub fn mmd_config(&self, prior: &PriorConfig, latent_dim: usize) -> wae_divergence::MmdConfig {
+        WaeMmdConfig {
+            kernel: self.kernel,
+            scales: self.scales.clone(),
+            estimator: self.estimator,
+            ..WaeMmdConfig::default()
+        }
+        .mmd_config(prior, latent_dim)
+    }
+}
+
 /// Which objective to train, with its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -418,6 +520,10 @@ pub enum ObjectiveConfig {
     WaeMmd(WaeMmdConfig),
     /// WAE with the adversarial (JS) penalty.
     WaeGan(WaeGanConfig),
+    /// Sliced-Wasserstein auto-encoder.
+    Swae(SwaeConfig),
+    /// InfoVAE / MMD-VAE.
+    InfoVae(InfoVaeConfig),
 }
 
 impl Default for ObjectiveConfig {
@@ -433,6 +539,8 @@ impl ObjectiveConfig {
             ObjectiveConfig::Vae(_) => "vae",
             ObjectiveConfig::WaeMmd(_) => "wae_mmd",
             ObjectiveConfig::WaeGan(_) => "wae_gan",
+            ObjectiveConfig::Swae(_) => "swae",
+            ObjectiveConfig::InfoVae(_) => "info_vae",
         }
     }
 
@@ -443,6 +551,8 @@ impl ObjectiveConfig {
             ObjectiveConfig::Vae(v) => v.likelihood == Likelihood::Bernoulli,
             ObjectiveConfig::WaeMmd(w) => w.cost == CostKind::CrossEntropy,
             ObjectiveConfig::WaeGan(w) => w.cost == CostKind::CrossEntropy,
+            ObjectiveConfig::Swae(w) => w.cost == CostKind::CrossEntropy,
+            ObjectiveConfig::InfoVae(v) => v.likelihood == Likelihood::Bernoulli,
         }
     }
 
@@ -490,6 +600,53 @@ impl ObjectiveConfig {
                 nonneg(w.lambda, "lambda")?;
                 nonneg(w.cost_scale, "cost_scale")?;
                 nonneg(w.logvar_l1, "logvar_l1")
+            }
+            ObjectiveConfig::Swae(w) => {
+                nonneg(w.lambda, "lambda")?;
+                nonneg(w.cost_scale, "cost_scale")?;
+                if !(1..=100_000).contains(&w.projections) {
+                    return Err(Error::Config(format!(
+                        "projections must be between 1 and 100000, got {}",
+                        w.projections
+                    )));
+                }
+                if !(w.power.is_finite() && w.power >= 1.0) {
+                    return Err(Error::Config(format!(
+                        "power must be >= 1, got {}",
+                        w.power
+                    )));
+                }
+                Ok(())
+            }
+            ObjectiveConfig::InfoVae(v) => {
+                if !(v.alpha.is_finite() && (0.0..=1.0).contains(&v.alpha)) {
+                    return Err(Error::Config(format!(
+                        "alpha must be in [0, 1] (the KL weight is 1 - alpha), got {}",
+                        v.alpha
+                    )));
+                }
+                if !(v.mmd_weight().is_finite() && v.mmd_weight() >= 0.0) {
+                    return Err(Error::Config(format!(
+                        "the MMD weight alpha + lambda - 1 must be >= 0, got {} (alpha {}, lambda {})",
+                        v.mmd_weight(),
+                        v.alpha,
+                        v.lambda
+                    )));
+                }
+                if let Likelihood::Gaussian { variance } = v.likelihood
+                    && !(variance.is_finite() && variance > 0.0)
+                {
+                    return Err(Error::Config(format!(
+                        "likelihood variance must be > 0, got {variance}"
+                    )));
+                }
+                if v.scales.is_empty() || v.scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+                    return Err(Error::Config(format!(
+                        "scales must be a non-empty list of positive numbers, got {:?}",
+                        v.scales
+                    )));
+                }
+                Ok(())
             }
         }
     }

@@ -1,7 +1,8 @@
 //! The objectives of the Wasserstein auto-encoder papers on candle: VAE and
 //! beta-VAE (Bernoulli or Gaussian decoder), WAE-MMD, WAE-GAN (the adversarial
-//! auto-encoder when the cost is squared L2) and the random-encoder WAE with the
-//! L1 penalty on log-variances. Each returns its named parts
+//! auto-encoder when the cost is squared L2), the random-encoder WAE with the
+//! L1 penalty on log-variances, the sliced-Wasserstein auto-encoder (SWAE) and
+//! InfoVAE with the MMD divergence. Each returns its named parts
 //! ([`LossParts`]: total, reconstruction, penalty, extras) so they can be logged.
 //!
 //! The losses are functions over tensors ([`loss`]: the codes, what the decoder made of
@@ -46,8 +47,8 @@ pub mod loss;
 mod model;
 
 pub use config::{
-    KernelConstant, Likelihood, MmdEstimator, MmdKernel, ModelConfig, ObjectiveConfig, PriorConfig,
-    VaeConfig, WaeGanConfig, WaeMmdConfig,
+    InfoVaeConfig, KernelConstant, Likelihood, MmdEstimator, MmdKernel, ModelConfig,
+    ObjectiveConfig, PriorConfig, SwaeConfig, VaeConfig, WaeGanConfig, WaeMmdConfig,
 };
 pub use cost::{CostKind, bernoulli_nll, gaussian_nll, per_image_cost, reconstruction_cost};
 pub use error::{Error, Result};

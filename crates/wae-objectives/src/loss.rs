@@ -6,11 +6,12 @@
 //! parts. [`Objective::losses`] runs an [`AutoEncoder`] (this crate's [`crate::Model`] or
 //! a user's own candle networks) and picks the right function.
 
-use candle_core::{D, Device, Tensor};
+use candle_core::{D, DType, Device, Tensor};
 use rand::rngs::StdRng;
 
 use crate::config::{
-    Likelihood, ObjectiveConfig, PriorConfig, VaeConfig, WaeGanConfig, WaeMmdConfig,
+    InfoVaeConfig, Likelihood, ObjectiveConfig, PriorConfig, SwaeConfig, VaeConfig, WaeGanConfig,
+    WaeMmdConfig,
 };
 use crate::cost::{CostKind, bernoulli_nll, gaussian_nll, reconstruction_cost};
 use crate::{Error, Result};
@@ -27,25 +28,9 @@ pub struct StepNoise {
     /// Truncated-normal noise added to the encoder input, `(N, C, H, W)`;
     /// `None` when `input_noise_std` is 0.
     pub input_noise: Option<Tensor>,
-}
-
-impl StepNoise {
-    /// Noise for a deterministic encoder: `n` prior draws and nothing else.
-    pub fn prior_only(
-        prior: &PriorConfig,
-        n: usize,
-        latent_dim: usize,
-        rng: &mut StdRng,
-        device: &Device,
-    ) -> Result<Self> {
-        Ok(Self {
-            prior: prior
-                .sampler()
-                .sample(n, latent_dim, rng, device, candle_core::DType::F32)?,
-            encoder_eps: None,
-            input_noise: None,
-        })
-    }
+    /// The sliced-Wasserstein auto-encoder's random directions, `(d_z, L)` unit columns;
+    /// `None` for the other objectives.
+    pub projections: Option<Tensor>,
 }
 
 /// Codes of a batch.
@@ -197,17 +182,8 @@ pub fn vae(
             "a VAE needs a Gaussian encoder (codes with log-variances)".into(),
         ));
     };
-    let reconstruction = match cfg.likelihood {
-        Likelihood::Bernoulli => bernoulli_nll(x, decoded.logits("the Bernoulli likelihood")?)?,
-        Likelihood::Gaussian { variance } => {
-            gaussian_nll(x, decoded.output("the Gaussian likelihood")?, variance)?
-        }
-    };
-    // KL(N(mu, s2) || N(0, v)) = KL(N(mu / sqrt(v), s2 / v) || N(0, 1)).
-    let kl = wae_divergence::kl_to_standard_normal(
-        &(&codes.mean / prior_variance.sqrt())?,
-        &(logvar - prior_variance.ln())?,
-    )?;
+    let reconstruction = nll(x, decoded, cfg.likelihood)?;
+    let kl = kl(codes, logvar, prior_variance)?;
     let total = (&reconstruction + (&kl * cfg.beta)?)?;
     Ok(LossParts {
         total,
@@ -258,6 +234,82 @@ pub fn wae_gan_discriminator(
     Ok(DiscriminatorLoss { total, js })
 }
 
+/// The negative log-likelihood of `x` under the decoder: Bernoulli from logits,
+/// Gaussian from the output.
+fn nll(x: &Tensor, decoded: Decoded, likelihood: Likelihood) -> Result<Tensor> {
+    match likelihood {
+        Likelihood::Bernoulli => bernoulli_nll(x, decoded.logits("the Bernoulli likelihood")?),
+        Likelihood::Gaussian { variance } => {
+            gaussian_nll(x, decoded.output("the Gaussian likelihood")?, variance)
+        }
+    }
+}
+
+/// KL(N(mean, exp(logvar)) || N(0, prior_variance I)), mean over the batch.
+fn kl(codes: &Codes, logvar: &Tensor, prior_variance: f64) -> Result<Tensor> {
+    // KL(N(mu, s2) || N(0, v)) = KL(N(mu / sqrt(v), s2 / v) || N(0, 1)).
+    Ok(wae_divergence::kl_to_standard_normal(
+        &(&codes.mean / prior_variance.sqrt())?,
+        &(logvar - prior_variance.ln())?,
+    )?)
+}
+
+/// Sliced-Wasserstein auto-encoder (Kolouri et al. 2019):
+/// `scale * E c(x, G(z)) + lambda * SW_p^p(codes.z, prior_draws)` along the given unit
+/// `projections` `(d_z, L)`.
+pub fn swae(
+    x: &Tensor,
+    decoded: Decoded,
+    codes: &Codes,
+    prior_draws: &Tensor,
+    projections: &Tensor,
+    cfg: &SwaeConfig,
+) -> Result<LossParts> {
+    let reconstruction = wae_reconstruction(x, decoded, cfg.cost, cfg.cost_scale)?;
+    let penalty = wae_divergence::sliced_wasserstein_with_projections(
+        &codes.z,
+        prior_draws,
+        projections,
+        cfg.power,
+    )?;
+    let total = (&reconstruction + (&penalty * cfg.lambda)?)?;
+    Ok(LossParts {
+        total,
+        reconstruction,
+        penalty,
+        extra: Vec::new(),
+    })
+}
+
+/// InfoVAE with the MMD divergence (Zhao et al. 2019):
+/// `E[-log p(x|z)] + (1 - alpha) KL + (alpha + lambda - 1) MMD^2(codes.z, prior_draws)`.
+/// `penalty` is the MMD^2 (unweighted); the KL is the extra part `kl`.
+pub fn info_vae(
+    x: &Tensor,
+    decoded: Decoded,
+    codes: &Codes,
+    prior_draws: &Tensor,
+    cfg: &InfoVaeConfig,
+    prior_variance: f64,
+    mmd: &wae_divergence::MmdConfig,
+) -> Result<LossParts> {
+    let Some(logvar) = &codes.logvar else {
+        return Err(Error::Config(
+            "InfoVAE needs a Gaussian encoder (codes with log-variances)".into(),
+        ));
+    };
+    let reconstruction = nll(x, decoded, cfg.likelihood)?;
+    let kl = kl(codes, logvar, prior_variance)?;
+    let penalty = wae_divergence::mmd(&codes.z, prior_draws, mmd)?;
+    let total = ((&reconstruction + (&kl * cfg.kl_weight())?)? + (&penalty * cfg.mmd_weight())?)?;
+    Ok(LossParts {
+        total,
+        reconstruction,
+        penalty,
+        extra: vec![("kl", kl)],
+    })
+}
+
 /// What an objective needs from an auto-encoder. Implement it for your own candle
 /// networks to train them with [`Objective::losses`] (and `wae_train::TrainStep`).
 pub trait AutoEncoder {
@@ -302,6 +354,47 @@ impl Objective {
         Ok(Self { config, prior })
     }
 
+    /// The draws of a step on `n` images for a deterministic encoder without input noise:
+    /// `n` prior samples, then (SWAE) the random directions. [`crate::Model::draw_noise`]
+    /// adds what the papers' random encoders need.
+    pub fn draw_noise(
+        &self,
+        n: usize,
+        latent_dim: usize,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Result<StepNoise> {
+        let prior = self
+            .prior
+            .sampler()
+            .sample(n, latent_dim, rng, device, DType::F32)?;
+        Ok(StepNoise {
+            prior,
+            encoder_eps: None,
+            input_noise: None,
+            projections: self.draw_projections(latent_dim, rng, device)?,
+        })
+    }
+
+    /// SWAE's random directions for one step, `(latent_dim, L)`; `None` for the others.
+    pub fn draw_projections(
+        &self,
+        latent_dim: usize,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Result<Option<Tensor>> {
+        Ok(match &self.config {
+            ObjectiveConfig::Swae(w) => Some(wae_divergence::random_projections(
+                latent_dim,
+                w.projections,
+                rng,
+                device,
+                DType::F32,
+            )?),
+            _ => None,
+        })
+    }
+
     /// The auto-encoder loss on a batch `x` with this step's `noise`; returns the parts
     /// and the codes (the WAE-GAN discriminator step needs them).
     pub fn losses<M: AutoEncoder + ?Sized>(
@@ -338,6 +431,23 @@ impl Objective {
             ObjectiveConfig::WaeGan(w) => {
                 let logits = model.discriminate(&codes.z)?;
                 wae_gan(x, decoded, &codes, &logits, w)?
+            }
+            ObjectiveConfig::Swae(w) => {
+                let Some(projections) = &noise.projections else {
+                    return Err(Error::Config(
+                        "SWAE needs this step's random directions in noise.projections \
+                         (Objective::draw_noise draws them)"
+                            .into(),
+                    ));
+                };
+                swae(x, decoded, &codes, &noise.prior, projections, w)?
+            }
+            ObjectiveConfig::InfoVae(v) => {
+                let PriorConfig::Normal { variance } = self.prior else {
+                    return Err(Error::Config("InfoVAE needs a normal prior".into()));
+                };
+                let mmd = v.mmd_config(&self.prior, model.latent_dim());
+                info_vae(x, decoded, &codes, &noise.prior, v, variance, &mmd)?
             }
         };
         Ok((parts, codes))

@@ -121,10 +121,12 @@ impl Model {
         } else {
             None
         };
+        let projections = self.objective.draw_projections(d, rng, device)?;
         Ok(StepNoise {
             prior,
             encoder_eps,
             input_noise,
+            projections,
         })
     }
 

@@ -53,8 +53,9 @@ fn objective_losses_on_a_users_model_are_the_cost_plus_lambda_times_mmd() {
     let objective =
         Objective::new(ObjectiveConfig::WaeMmd(cfg.clone()), PriorConfig::default()).unwrap();
     let prior = PriorConfig::default();
-    let noise =
-        StepNoise::prior_only(&prior, 8, 2, &mut StdRng::seed_from_u64(1), &device).unwrap();
+    let noise = objective
+        .draw_noise(8, 2, &mut StdRng::seed_from_u64(1), &device)
+        .unwrap();
     let (parts, codes) = objective.losses(&model, &x, &noise, true).unwrap();
 
     // The same by hand: the default decode is the sigmoid of the logits.
@@ -128,14 +129,9 @@ fn wrong_decoder_output_kind_and_missing_pieces_are_errors_that_say_what_to_pass
         PriorConfig::default(),
     )
     .unwrap();
-    let noise = StepNoise::prior_only(
-        &PriorConfig::default(),
-        4,
-        2,
-        &mut StdRng::seed_from_u64(0),
-        &device,
-    )
-    .unwrap();
+    let noise = gan
+        .draw_noise(4, 2, &mut StdRng::seed_from_u64(0), &device)
+        .unwrap();
     let err = gan.losses(&tiny(&device), &x, &noise, true).unwrap_err();
     assert!(
         err.to_string().contains("AutoEncoder::discriminate"),

@@ -57,7 +57,7 @@ pub fn run(steps: u64) -> Result<(f64, f64)> {
             .train
             .batch(&order[pos * batch..(pos + 1) * batch], &device)?;
         let mut rng = derived_rng(seed, Stream::StepNoise, step);
-        let noise = StepNoise::prior_only(&objective.prior, batch, Z, &mut rng, &device)?;
+        let noise = objective.draw_noise(batch, Z, &mut rng, &device)?;
         let report = train.step(&model, &objective, &x, &noise, step)?;
         if step % 100 == 0 {
             println!("step {step}: loss {:.4}", report.values["total"]);
@@ -73,7 +73,7 @@ pub fn run(steps: u64) -> Result<(f64, f64)> {
         .to_scalar::<f32>()?
         / 1000.0;
     let mut rng = derived_rng(seed, Stream::Eval, 0);
-    let prior = StepNoise::prior_only(&objective.prior, 1000, Z, &mut rng, &device)?.prior;
+    let prior = objective.draw_noise(1000, Z, &mut rng, &device)?.prior;
     let mmd = wae_divergence::mmd(&z, &prior, &Default::default())?;
     Ok((err as f64, mmd.to_scalar::<f32>()? as f64))
 }
