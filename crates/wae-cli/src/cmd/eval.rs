@@ -29,7 +29,8 @@ use crate::pictures::{self, BATCH, LoadedRun, Network, RunArgs, SplitArg};
     Examples:\n  \
     wae eval runs/mmd                                         # -> runs/mmd/eval.json\n  \
     wae eval runs/mmd --n 2000 --classifier mnist-classifier.safetensors\n  \
-    wae eval runs/celeba --inception pt_inception-2015-12-05-6726825d.pth"
+    wae eval runs/celeba --inception pt_inception-2015-12-05-6726825d.pth\n  \
+    wae eval runs/mmd --classifier mnist-classifier.safetensors --sampler gmm:10"
 )]
 pub struct EvalArgs {
     #[command(flatten)]
@@ -54,6 +55,14 @@ pub struct EvalArgs {
     /// Output JSON (default: RUN/eval.json).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Also score samples from a post-hoc sampler: `gmm:K`, a K-component full-covariance
+    /// Gaussian mixture fitted by EM to the encoder means of --fit-images training images
+    /// (FID, KID, precision/recall and sharpness beside the prior's samples).
+    #[arg(long, default_value = "prior", value_name = "prior|gmm:K")]
+    pub sampler: String,
+    /// Training images whose codes the mixture is fitted to.
+    #[arg(long, default_value_t = 10_000)]
+    pub fit_images: usize,
     /// Skip the disentanglement scores of dSprites runs (FactorVAE, MIG, the beta-VAE
     /// metric: minutes on a CPU), e.g. for an untrained baseline.
     #[arg(long)]
@@ -83,6 +92,24 @@ pub struct FeatureScores {
     /// Kernel Inception Distance in the same feature space (Binkowski et al. 2018: the
     /// unbiased polynomial-kernel MMD^2, mean over random subsets, with its spread).
     pub kid: wae_metrics::Kid,
+}
+
+/// Samples decoded from a post-hoc Gaussian mixture fitted to training codes
+/// (`eval.json` field `gmm_sampler`), scored as the prior's samples are.
+#[derive(Debug, Clone, Serialize)]
+pub struct GmmSamplerScores {
+    /// Mixture components K.
+    pub components: usize,
+    /// Training images whose encoder means the mixture was fitted to.
+    pub fit_images: usize,
+    /// Laplace sharpness of the mixture's samples.
+    pub sharpness_samples: f64,
+    /// The mixture's samples vs test images in the MNIST classifier's feature space.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<FeatureScores>,
+    /// The mixture's samples vs test images in Inception-v3's pool3 space.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inception: Option<FeatureScores>,
 }
 
 /// Does the codes' distribution match the prior? (`eval.json` field `prior_match`)
@@ -146,6 +173,9 @@ pub struct EvalFile {
     pub inception: Option<FeatureScores>,
     /// Permutation test and intrinsic dimension of the codes against the prior.
     pub prior_match: PriorMatch,
+    /// Scores of the post-hoc mixture sampler (`--sampler gmm:K`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gmm_sampler: Option<GmmSamplerScores>,
     /// FactorVAE, MIG and beta-VAE-metric scores (dSprites runs only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disentanglement: Option<Disentanglement>,
@@ -441,30 +471,52 @@ fn prior_match(
     })
 }
 
+/// Scores of each set of `samples` against `real` in the MNIST classifier's features
+/// (the real images' features computed once).
 fn classifier_scores(
     path: &Path,
     run: &LoadedRun,
     real: &Tensor,
-    samples: &Tensor,
-) -> Result<FeatureScores> {
+    samples: &[&Tensor],
+) -> Result<Vec<FeatureScores>> {
     let net = MnistClassifier::load(path, &run.device)
         .with_context(|| format!("while loading the MNIST classifier {}", path.display()))?;
     let real_f = batched_features(real, &run.device, |x| net.features(x))?;
-    let fake_f = batched_features(samples, &run.device, |x| net.features(x))?;
-    scores(&real_f, &fake_f)
+    samples
+        .iter()
+        .map(|s| {
+            scores(
+                &real_f,
+                &batched_features(s, &run.device, |x| net.features(x))?,
+            )
+        })
+        .collect()
 }
 
+/// Scores of each set of `samples` against `real` in Inception-v3's pool3 features.
 fn inception_scores(
     path: &Path,
     run: &LoadedRun,
     real: &Tensor,
-    samples: &Tensor,
-) -> Result<FeatureScores> {
+    samples: &[&Tensor],
+) -> Result<Vec<FeatureScores>> {
     let net = InceptionV3::load(path, &run.device)
         .with_context(|| format!("while loading the Inception weights {}", path.display()))?;
     let real_f = net.features_batched(real, 50, &run.device)?;
-    let fake_f = net.features_batched(samples, 50, &run.device)?;
-    scores(&real_f, &fake_f)
+    samples
+        .iter()
+        .map(|s| scores(&real_f, &net.features_batched(s, 50, &run.device)?))
+        .collect()
+}
+
+/// The prior's scores and the mixture's (when scored) from one scoring call.
+fn split_scores(
+    scored: Option<Vec<FeatureScores>>,
+) -> (Option<FeatureScores>, Option<FeatureScores>) {
+    match scored {
+        Some(v) => (v.first().copied(), v.get(1).copied()),
+        None => (None, None),
+    }
 }
 
 fn print_table(e: &EvalFile) {
@@ -564,6 +616,36 @@ fn print_table(e: &EvalFile) {
             );
         }
     }
+    if let Some(g) = &e.gmm_sampler {
+        let what = format!(
+            "{}-component mixture fitted to {} training codes",
+            g.components, g.fit_images
+        );
+        row(
+            "sharpness of mixture samples",
+            format!("{:.3e}", g.sharpness_samples),
+            &what,
+        );
+        for (name, s) in [("classifier", &g.classifier), ("inception", &g.inception)] {
+            if let Some(s) = s {
+                row(
+                    &format!("FID ({name}), mixture samples"),
+                    format!("{:.3}", s.fid),
+                    &what,
+                );
+                row(
+                    &format!("KID ({name}), mixture samples"),
+                    format!("{:.3e}", s.kid.mean),
+                    "",
+                );
+                row(
+                    &format!("precision / recall ({name}), mixture"),
+                    format!("{:.3} / {:.3}", s.precision, s.recall),
+                    "k = 3",
+                );
+            }
+        }
+    }
     if let Some(d) = &e.disentanglement {
         row(
             "FactorVAE metric",
@@ -607,6 +689,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
         {
             bail!("{flag} {}: no such file", f.display());
         }
+    }
+    let components = super::sample::parse_sampler(&args.sampler)?;
+    if components.is_some() && args.fit_images < 2 {
+        bail!("--fit-images must be at least 2 to fit a mixture");
     }
     let run = pictures::load_run(&args.run, "eval", &[Network::Encoder, Network::Decoder])?;
     let out = run.output_path(args.out.as_deref(), "eval.json");
@@ -657,6 +743,24 @@ pub fn run(args: EvalArgs) -> Result<()> {
         None => None,
     };
     let samples = run.to_unit_range(&run.decode(&prior_c)?)?;
+    let gmm_samples = match components {
+        Some(k) => {
+            let codes = super::sample::gmm_codes(
+                &run,
+                args.run.data_dir.as_deref(),
+                k,
+                args.fit_images,
+                n,
+                args.seed,
+            )?;
+            Some((k, run.to_unit_range(&run.decode(&codes)?)?))
+        }
+        None => None,
+    };
+    let mut sample_sets = vec![&samples];
+    if let Some((_, g)) = &gmm_samples {
+        sample_sets.push(g);
+    }
     let prior_match = prior_match(&run, &codes, logvar.as_ref(), &prior_a, &mmd_cfg, args.seed)?;
 
     let mut skipped = Vec::new();
@@ -680,7 +784,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             });
             None
         }
-        Some(path) => Some(classifier_scores(path, &run, &real, &samples)?),
+        Some(path) => Some(classifier_scores(path, &run, &real, &sample_sets)?),
     };
     let inception = match &args.inception {
         None => {
@@ -697,7 +801,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                      299x299): this takes long on a CPU"
                 );
             }
-            Some(inception_scores(path, &run, &real, &samples)?)
+            Some(inception_scores(path, &run, &real, &sample_sets)?)
         }
     };
 
@@ -737,6 +841,19 @@ pub fn run(args: EvalArgs) -> Result<()> {
         None => None,
     };
 
+    // Each scored list holds the prior's samples first, then the mixture's.
+    let (classifier, classifier_gmm) = split_scores(classifier);
+    let (inception, inception_gmm) = split_scores(inception);
+    let gmm_sampler = match &gmm_samples {
+        Some((k, g)) => Some(GmmSamplerScores {
+            components: *k,
+            fit_images: args.fit_images,
+            sharpness_samples: laplace_sharpness(g)?,
+            classifier: classifier_gmm,
+            inception: inception_gmm,
+        }),
+        None => None,
+    };
     let report = EvalFile {
         step: run.step,
         examples: n,
@@ -750,6 +867,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         sharpness_test_images: laplace_sharpness(&real)?,
         mmd_sampled_codes_vs_prior: mmd_sampled,
         prior_match,
+        gmm_sampler,
         classifier,
         inception,
         disentanglement,
