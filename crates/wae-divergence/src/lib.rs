@@ -32,8 +32,8 @@ pub use losses::{
     discriminator_loss, encoder_adversarial_loss, kl_to_standard_normal, log_sigmoid, softplus,
 };
 pub use mmd::{
-    Estimator, Kernel, MmdConfig, MmdImplementation, mmd, mmd_blockwise, mmd_blockwise_with,
-    mmd_with,
+    Estimator, Kernel, MmdConfig, MmdImplementation, force_fallback, mmd, mmd_blockwise,
+    mmd_blockwise_with, mmd_with, set_force_fallback,
 };
 pub use prior::Prior;
 pub use sliced::{random_projections, sliced_wasserstein, sliced_wasserstein_with_projections};

@@ -206,7 +206,34 @@ enum Resolved {
 }
 
 fn fused_supported(t: &Tensor) -> bool {
-    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64) && !force_fallback()
+}
+
+/// 0: not decided yet (read `WAE_FORCE_FALLBACK`), 1: fused CPU pass allowed, 2: candle ops.
+static FALLBACK: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Makes [`MmdImplementation::Auto`] use candle's ops (the path of CUDA and other
+/// devices) on the CPU too (`true`), or the fused CPU pass again (`false`), for the whole
+/// process, overriding the environment variable `WAE_FORCE_FALLBACK=1` (read once).
+pub fn set_force_fallback(force: bool) {
+    FALLBACK.store(
+        if force { 2 } else { 1 },
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// Whether `Auto` is forced onto candle's ops (see [`set_force_fallback`]).
+pub fn force_fallback() -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    match FALLBACK.load(Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let on = std::env::var("WAE_FORCE_FALLBACK").is_ok_and(|v| v == "1");
+            let _ = FALLBACK.compare_exchange(0, if on { 2 } else { 1 }, Relaxed, Relaxed);
+            FALLBACK.load(Relaxed) == 2
+        }
+    }
 }
 
 fn resolve(t: &Tensor, implementation: MmdImplementation) -> Result<Resolved> {

@@ -64,7 +64,7 @@ pub fn adam_update(
             && t.dtype() == param.dtype()
             && t.dims() == param.dims()
     }) && matches!(param.dtype(), DType::F32 | DType::F64);
-    if !fits {
+    if !fits || crate::force_fallback() {
         return Ok(false);
     }
     // candle refuses an in-place op whose source shares the destination's storage; the

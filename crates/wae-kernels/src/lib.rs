@@ -27,7 +27,9 @@
 //! its backward). GEMMs run on the `gemm` crate (the one candle uses), parallel over
 //! groups of samples on rayon's global pool (`RAYON_NUM_THREADS` sets its size). On
 //! other devices and dtypes every function falls back to candle's own ops, so callers
-//! need not care where their tensors live.
+//! need not care where their tensors live; `WAE_FORCE_FALLBACK=1` (or
+//! [`set_force_fallback`]) takes that path on the CPU too, which is how the code a GPU
+//! runs is tested without one.
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor, Var};
@@ -105,6 +107,38 @@ pub(crate) fn winograd_mode() -> WinogradMode {
         1 => WinogradMode::Always,
         2 => WinogradMode::Never,
         _ => WinogradMode::Auto,
+    }
+}
+
+/// 0: not decided yet (read `WAE_FORCE_FALLBACK` on first use), 1: fast kernels, 2: fallback.
+static FALLBACK: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// The environment variable that forces candle's own ops everywhere (`1`): the code path
+/// CUDA and other devices take, run on the CPU. Read once, at the first kernel call.
+pub const FORCE_FALLBACK_ENV: &str = "WAE_FORCE_FALLBACK";
+
+/// Forces (`true`) or releases (`false`) the fallback to candle's own ops for every kernel
+/// of this crate, for the whole process, overriding `WAE_FORCE_FALLBACK`. With it, a CPU
+/// run executes what a CUDA run executes, minus the kernels candle ships per device.
+pub fn set_force_fallback(force: bool) {
+    FALLBACK.store(
+        if force { 2 } else { 1 },
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// Whether the fallback is forced (by [`set_force_fallback`] or `WAE_FORCE_FALLBACK=1`).
+pub fn force_fallback() -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    match FALLBACK.load(Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let on = std::env::var(FORCE_FALLBACK_ENV).is_ok_and(|v| v == "1");
+            // Keep a value set meanwhile by `set_force_fallback`.
+            let _ = FALLBACK.compare_exchange(0, if on { 2 } else { 1 }, Relaxed, Relaxed);
+            FALLBACK.load(Relaxed) == 2
+        }
     }
 }
 
