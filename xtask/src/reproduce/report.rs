@@ -248,6 +248,23 @@ impl Results<'_> {
         if has("inception") {
             head.extend(["FID (Inception)", "precision", "recall"]);
         }
+        let has_gmm = |space: &str| {
+            models.iter().any(|m| {
+                m.runs
+                    .values()
+                    .any(|r| !r["eval"]["gmm_sampler"][space].is_null())
+            })
+        };
+        if has_gmm("classifier") {
+            head.extend(["FID-MNIST, GMM sampler", "precision, GMM", "recall, GMM"]);
+        }
+        if has_gmm("inception") {
+            head.extend([
+                "FID (Inception), GMM sampler",
+                "precision, GMM",
+                "recall, GMM",
+            ]);
+        }
         if has("disentanglement") {
             head.extend([
                 "beta-VAE score, 4 factors",
@@ -282,6 +299,13 @@ impl Results<'_> {
                     }
                 }
             }
+            for space in ["classifier", "inception"] {
+                if has_gmm(space) {
+                    for metric in ["fid", "precision", "recall"] {
+                        row.push(num(m, &["eval", "gmm_sampler", space, metric]));
+                    }
+                }
+            }
             if has("disentanglement") {
                 for variant in ["beta_vae_4_factors", "beta_vae_5_factors"] {
                     row.push(num(m, &["eval", "disentanglement", variant, "accuracy"]));
@@ -290,6 +314,15 @@ impl Results<'_> {
                 row.push(num(m, &["eval", "disentanglement", "mig"]));
             }
             s.push_str(&format!("| {} |\n", row.join(" | ")));
+        }
+        if has_gmm("classifier") || has_gmm("inception") {
+            s.push_str(&format!(
+                "\nGMM sampler: samples decoded from a {}-component full-covariance Gaussian \
+                 mixture fitted by EM to the encoder means of 10,000 training images (`wae eval \
+                 --sampler {}`), scored against the same test images as the prior's samples.\n",
+                super::runner::GMM_SAMPLER.trim_start_matches("gmm:"),
+                super::runner::GMM_SAMPLER
+            ));
         }
         if has("mmd_sampled_codes_vs_prior") {
             s.push_str(
@@ -571,6 +604,34 @@ mod tests {
             md.contains("| WAE-MMD | 60 | 10 | 20.0 (180.0) | 0.500 |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn the_gmm_sampler_gets_its_own_columns_beside_the_priors() {
+        let args = crate::reproduce::tests::smoke_args(vec![0]);
+        let scores = |fid: f64| json!({"fid": fid, "precision": 0.5, "recall": 0.25});
+        let run = json!({"steps": 60, "training_seconds": 10.0,
+            "untrained_reconstruction_sq_l2": 180.0,
+            "eval": {"reconstruction_sq_l2": 20.0, "mmd_codes_vs_prior": 0.5,
+                "sharpness_samples": 0.02, "classifier": scores(30.0),
+                "gmm_sampler": {"components": 10, "classifier": scores(12.0)}}});
+        let results = Results {
+            args: &args,
+            seeds: &args.seeds,
+            command: "cargo xtask reproduce mnist".into(),
+            models: vec![runs(&[(0, run)])],
+            failures: vec![],
+        };
+        let md = results.markdown();
+        assert!(
+            md.contains("| FID-MNIST | precision | recall | FID-MNIST, GMM sampler | precision, GMM | recall, GMM |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 30.0 | 0.500 | 0.250 | 12.0 | 0.500 | 0.250 |"),
+            "{md}"
+        );
+        assert!(md.contains("`wae eval --sampler gmm:10`"), "{md}");
     }
 
     #[test]

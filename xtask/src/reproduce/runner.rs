@@ -221,6 +221,11 @@ impl Runner<'_> {
         if let Some(i) = &self.args.inception {
             cmd.arg("--inception").arg(i);
         }
+        // Samples of the post-hoc mixture sampler scored beside the prior's, where
+        // sample quality is measured (a feature network given).
+        if classifier.is_some() || self.args.inception.is_some() {
+            cmd.args(["--sampler", GMM_SAMPLER]);
+        }
         run_cmd(cmd)?;
         let eval = read_json(&dir.join("eval.json"))?;
 
@@ -309,6 +314,9 @@ fn read_json(path: &Path) -> Result<Value> {
 
 /// Writes `text` to `path` with [`wae_io::write_atomic`] (a temporary name beside it, then
 /// a rename).
+/// The post-hoc sampler `reproduce` scores beside the prior (`wae eval --sampler`).
+pub const GMM_SAMPLER: &str = "gmm:10";
+
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     wae_io::write_atomic(path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
