@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod presets;
 pub mod progress;
 pub mod rng;
+pub mod run_dir;
 pub mod run_lock;
 pub mod schedule;
 pub mod step;
@@ -48,6 +49,7 @@ pub use config::{
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
 pub use presets::{PRESETS, preset};
+pub use run_dir::{DONE_FILE, RunDir};
 pub use run_lock::RunLock;
 pub use schedule::{Milestone, Schedule, ScheduleState, StepMilestone};
 pub use step::{StepReport, StepSeconds, TrainStep};

@@ -19,9 +19,10 @@ use crate::checkpoint::{
 };
 use crate::config::TrainConfig;
 use crate::init::SeededVarMap;
-use crate::metrics::{METRICS_FILE, MetricsLog};
+use crate::metrics::MetricsLog;
 use crate::progress::step_bar;
 use crate::rng::{Stream, derived_rng};
+use crate::run_dir::RunDir;
 use crate::run_lock::RunLock;
 use crate::schedule::ScheduleState;
 use crate::step::TrainStep;
@@ -157,13 +158,7 @@ pub fn build_model(cfg: &TrainConfig, device: &Device) -> Result<BuiltModel> {
 /// config, the model with its trained weights (use it in evaluation mode), and
 /// the checkpoint directory it came from.
 pub fn load_trained(run_dir: &Path, device: &Device) -> Result<(TrainConfig, BuiltModel, PathBuf)> {
-    let dir = checkpoint::latest_checkpoint_dir(run_dir)?.ok_or_else(|| Error::Io {
-        path: run_dir.join(checkpoint::CHECKPOINTS_DIR),
-        source: std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "no checkpoint found (is this a run directory of `wae train`?)",
-        ),
-    })?;
+    let dir = crate::run_dir::RunDir::new(run_dir).require_checkpoint()?;
     let ck = checkpoint::load_checkpoint(&dir, device)?;
     let cfg = TrainConfig::from_toml_str(&ck.config_text, &dir.join(CONFIG_FILE))?;
     let built = build_model(&cfg, device)?;
@@ -585,7 +580,7 @@ impl Run {
             );
             let text = serde_json::to_string_pretty(&report)
                 .map_err(|e| Error::InvalidConfig(format!("cannot write eval report: {e}")))?;
-            wae_io::write_atomic(&self.run_dir.join(EVAL_FILE), text.as_bytes())?;
+            wae_io::write_atomic(&RunDir::new(&self.run_dir).eval(), text.as_bytes())?;
             Some(report)
         } else {
             None
@@ -649,7 +644,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     }
     let run = Run::new(cfg.clone(), opts)?;
     prepare_run_dir(&opts.run_dir, &run.config_text)?;
-    let metrics = MetricsLog::open(&opts.run_dir.join(METRICS_FILE), None)?;
+    let metrics = MetricsLog::open(&RunDir::new(&opts.run_dir).metrics(), None)?;
     run.run(opts, metrics)
 }
 
@@ -815,7 +810,7 @@ pub fn resume(opts: &TrainOptions, overrides: &ResumeOverrides) -> Result<TrainS
         checkpoint::rewind_to(&run_dir, &dir, run.state.step)?;
     }
     prepare_run_dir(&opts.run_dir, &run.config_text)?;
-    let metrics = MetricsLog::open(&opts.run_dir.join(METRICS_FILE), Some(run.state.step))?;
+    let metrics = MetricsLog::open(&RunDir::new(&opts.run_dir).metrics(), Some(run.state.step))?;
     info!(checkpoint = %dir.display(), step = run.state.step, "resuming");
     run.run(opts, metrics)
 }
