@@ -157,6 +157,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     } else {
         Some(Peer::locate(&args, &workspace)?)
     };
+    println!("SIMD, ours: {}", our_simd());
+    if let Some(p) = &peer {
+        println!("SIMD, PyTorch: {}", p.simd());
+    }
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let mut rows = Vec::new();
     let cases = cases(&args)?;
@@ -396,7 +400,50 @@ struct Peer {
     wrapper: PathBuf,
 }
 
+/// The vector instructions our side uses on this CPU: the GEMMs (the `gemm` crate, ours and
+/// candle's, built with its `x86-v4` AVX-512 kernels and choosing at run time) and our own
+/// SIMD loops (Winograd transforms, col2im, BatchNorm, Adam, the fused MMD: AVX2 + FMA).
+fn our_simd() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        let avx2 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        let gemm = if avx512 {
+            "AVX-512"
+        } else if avx2 {
+            "AVX2 + FMA"
+        } else {
+            "SSE/scalar"
+        };
+        let loops = if avx2 { "AVX2 + FMA" } else { "scalar" };
+        format!("GEMM {gemm} (gemm crate, x86-v4 kernels built in); own loops {loops}")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        "not x86-64: gemm's generic / NEON kernels; own loops scalar".into()
+    }
+}
+
 impl Peer {
+    /// PyTorch's own answer: `torch.backends.cpu.get_cpu_capability()` (the SIMD level its
+    /// ATen kernels dispatch to; its GEMMs are oneDNN / MKL, which choose their own).
+    fn simd(&self) -> String {
+        let out = Command::new(&self.python)
+            .args([
+                "-c",
+                "import torch; print(torch.__version__, torch.backends.cpu.get_cpu_capability())",
+            ])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {
+                let text = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                format!("torch {text} (torch.backends.cpu.get_cpu_capability)")
+            }
+            _ => "unknown (torch.backends.cpu.get_cpu_capability failed)".into(),
+        }
+    }
+
     fn locate(args: &BenchArgs, workspace: &Path) -> Result<Self> {
         let script = args
             .peer_script
