@@ -59,6 +59,7 @@ mod winograd;
 pub use adam::{AdamStep, adam_update};
 pub use batch_norm::{Activation, BatchNormOutput, batch_norm_eval, batch_norm_train};
 pub use conv::{Padding2d, conv_transpose2d, conv_transpose2d_cropped, conv2d, conv2d_padded};
+pub use simd::{SimdLevel, set_max_simd, simd_level};
 
 /// When the 4x4, stride-2, padding-1 transposed convolution that maps `(H, W)` to
 /// `(2H, 2W)` (the DCGAN decoders' up-sampling layer) runs Winograd F(2x2, 2x2) instead
