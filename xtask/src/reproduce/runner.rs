@@ -453,6 +453,32 @@ mod tests {
     }
 
     #[test]
+    fn a_run_folder_is_skipped_resumed_or_refused_by_its_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        assert_eq!(run_state(&run, "a = 1\n", "m").unwrap(), RunState::Fresh);
+        fs::create_dir_all(run.join("checkpoints")).unwrap();
+        fs::write(run.join("checkpoints").join("latest"), "step-00000010").unwrap();
+        fs::write(run.join("config.toml"), "a = 1\n").unwrap();
+        assert_eq!(run_state(&run, "a = 1\n", "m").unwrap(), RunState::Resume);
+        let err = run_state(&run, "a = 2\n", "point x seed 0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("interrupted run of another config than point x seed 0"),
+            "{err}"
+        );
+        let done = json!({"config_toml": "a = 1\n", "eval": {}});
+        fs::write(run.join("done.json"), done.to_string()).unwrap();
+        assert_eq!(
+            run_state(&run, "a = 1\n", "m").unwrap(),
+            RunState::Done(done)
+        );
+        let err = run_state(&run, "a = 2\n", "m").unwrap_err().to_string();
+        assert!(err.contains("trained with another config"), "{err}");
+    }
+
+    #[test]
     fn non_finite_metrics_are_found_in_metrics_jsonl() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metrics.jsonl");
