@@ -9,6 +9,7 @@ mod bench;
 mod download;
 mod mnist_classifier;
 mod reproduce;
+mod sweep;
 mod workspace;
 
 #[derive(Parser)]
@@ -26,6 +27,9 @@ enum Command {
     TrainMnistClassifier(mnist_classifier::TrainClassifierArgs),
     /// Train, evaluate and compare an experiment's models: results.json, results.md, pictures.
     Reproduce(reproduce::ReproduceArgs),
+    /// Train and evaluate a config over a grid x seeds, here or as a Slurm job array:
+    /// sweep.json, sweep.md, pareto.png.
+    Sweep(sweep::SweepArgs),
     /// Time our WAE-MMD training step against the PyTorch peer (issue 11).
     Bench(bench::BenchArgs),
 }
@@ -42,6 +46,7 @@ fn main() -> Result<()> {
         Command::Download(args) => download::run(&args),
         Command::TrainMnistClassifier(args) => mnist_classifier::run(&args),
         Command::Reproduce(args) => reproduce::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -36,8 +36,8 @@ use crate::workspace::workspace_root;
 use report::{ModelRuns, Results, check};
 use runner::{Runner, build_wae, write_atomic};
 
-mod report;
-mod runner;
+pub(crate) mod report;
+pub(crate) mod runner;
 
 /// Arguments of `cargo xtask reproduce`.
 #[derive(Debug, Args)]
@@ -347,7 +347,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
 }
 
 /// The seeds to run: at least one, none twice.
-fn checked_seeds(seeds: &[u64]) -> Result<Vec<u64>> {
+pub(crate) fn checked_seeds(seeds: &[u64]) -> Result<Vec<u64>> {
     if seeds.is_empty() {
         bail!("--seeds is empty; give at least one seed, e.g. --seeds 0,1,2");
     }

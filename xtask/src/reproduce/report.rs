@@ -413,7 +413,7 @@ pub fn paper_numbers(experiment: Experiment) -> Value {
 }
 
 /// A number in a table: 3 significant-ish digits, scientific when very large or small.
-fn fmt_f64(x: f64) -> String {
+pub(crate) fn fmt_f64(x: f64) -> String {
     if x == 0.0 {
         "0".into()
     } else if x.abs() >= 1000.0 || x.abs() < 0.01 {

@@ -135,12 +135,13 @@ impl Runner<'_> {
         let dir = self.out.join(&paths.run);
         let config_text = cfg.to_toml_string()?;
         let done = dir.join("done.json");
-        if done.is_file() {
-            let previous: Value =
-                serde_json::from_str(&fs::read_to_string(&done)?).with_context(|| {
-                    format!("{} is damaged; delete it to redo the model", done.display())
-                })?;
-            if previous["config_toml"].as_str() == Some(config_text.as_str()) {
+        let what = format!(
+            "{} / profile {} / seed {seed}",
+            spec.key,
+            self.args.profile.name()
+        );
+        let state = match run_state(&dir, &config_text, &what)? {
+            RunState::Done(previous) => {
                 eprintln!(
                     "{} seed {seed}: finished earlier, skipped (delete {} to redo it)",
                     spec.key,
@@ -148,14 +149,8 @@ impl Runner<'_> {
                 );
                 return Ok(previous);
             }
-            bail!(
-                "{} was trained with another config than {} / profile {} / seed {seed} now \
-                 gives; use another --out, or delete the folder to retrain",
-                dir.display(),
-                spec.key,
-                self.args.profile.name()
-            );
-        }
+            state => state,
+        };
         let config_path = self.out.join(&paths.config);
         fs::create_dir_all(config_path.parent().expect("has a parent"))?;
         write_atomic(&config_path, &config_text)?;
@@ -189,28 +184,7 @@ impl Runner<'_> {
         let untrained: Value = read_json(&untrained_eval)?;
 
         // Train, or resume an interrupted run.
-        let has_checkpoint = dir.join("checkpoints").join("latest").is_file();
-        if has_checkpoint {
-            let previous = fs::read_to_string(dir.join("config.toml")).unwrap_or_default();
-            if previous != config_text {
-                bail!(
-                    "{} holds an interrupted run of another config; use another --out, or \
-                     delete the folder to retrain",
-                    dir.display()
-                );
-            }
-            let mut cmd = self.wae("train", None);
-            cmd.arg("--resume").arg(&dir);
-            run_cmd(cmd)?;
-        } else {
-            if dir.exists() {
-                fs::remove_dir_all(&dir)
-                    .with_context(|| format!("removing the unfinished {}", dir.display()))?;
-            }
-            let mut cmd = self.wae("train", None);
-            cmd.arg("--config").arg(&config_path).arg("--out").arg(&dir);
-            run_cmd(cmd)?;
-        }
+        train_or_resume(&state, &dir, &config_path, || Ok(self.wae("train", None)))?;
 
         // Evaluate.
         let mut cmd = self.wae("eval", Some(&dir));
@@ -307,22 +281,98 @@ fn non_finite_metrics(path: &Path) -> Result<Vec<String>> {
     Ok(bad.into_iter().collect())
 }
 
-fn read_json(path: &Path) -> Result<Value> {
+/// What to do with a run directory that must hold a run of one config.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RunState {
+    /// Finished with this config: what its `done.json` holds.
+    Done(Value),
+    /// Interrupted with this config: resume from its newest checkpoint.
+    Resume,
+    /// No checkpoint there: train from scratch (into an emptied folder).
+    Fresh,
+}
+
+/// Reads the state of run directory `dir` that must be trained with `config_text`
+/// (TOML as [`TrainConfig::to_toml_string`] writes it): finished when `done.json` holds
+/// `config_toml` equal to it, resumable when `checkpoints/latest` exists and the run's
+/// `config.toml` equals it. A folder of another config is an error naming `what` (the
+/// model or point and seed), never a silent mix.
+pub(crate) fn run_state(dir: &Path, config_text: &str, what: &str) -> Result<RunState> {
+    let done = dir.join("done.json");
+    if done.is_file() {
+        let previous: Value = serde_json::from_str(&fs::read_to_string(&done)?)
+            .with_context(|| format!("{} is damaged; delete it to redo the run", done.display()))?;
+        if previous["config_toml"].as_str() == Some(config_text) {
+            return Ok(RunState::Done(previous));
+        }
+        bail!(
+            "{} was trained with another config than {what} gives now; use another --out, \
+             or delete the folder to retrain",
+            dir.display()
+        );
+    }
+    if dir.join("checkpoints").join("latest").is_file() {
+        let previous = fs::read_to_string(dir.join("config.toml")).unwrap_or_default();
+        if previous != config_text {
+            bail!(
+                "{} holds an interrupted run of another config than {what} gives now; use \
+                 another --out, or delete the folder to retrain",
+                dir.display()
+            );
+        }
+        return Ok(RunState::Resume);
+    }
+    Ok(RunState::Fresh)
+}
+
+/// Trains the run in `dir` from `config_path`, or resumes it (`state` from [`run_state`];
+/// nothing for [`RunState::Done`]). `wae_train` makes a `wae train` command with the
+/// caller's common flags (device, data directory, a step budget); a fresh run's
+/// unfinished folder is removed first.
+pub(crate) fn train_or_resume(
+    state: &RunState,
+    dir: &Path,
+    config_path: &Path,
+    wae_train: impl Fn() -> Result<Command>,
+) -> Result<()> {
+    match state {
+        RunState::Done(_) => Ok(()),
+        RunState::Resume => {
+            let mut cmd = wae_train()?;
+            cmd.arg("--resume").arg(dir);
+            run_cmd(cmd)
+        }
+        RunState::Fresh => {
+            if dir.exists() {
+                fs::remove_dir_all(dir)
+                    .with_context(|| format!("removing the unfinished {}", dir.display()))?;
+            }
+            let mut cmd = wae_train()?;
+            cmd.arg("--config").arg(config_path).arg("--out").arg(dir);
+            run_cmd(cmd)
+        }
+    }
+}
+
+/// Reads and parses a JSON file, naming it in errors.
+pub(crate) fn read_json(path: &Path) -> Result<Value> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// Writes `text` to `path` with [`wae_io::write_atomic`] (a temporary name beside it, then
-/// a rename).
 /// The post-hoc sampler `reproduce` scores beside the prior (`wae eval --sampler`).
 pub const GMM_SAMPLER: &str = "gmm:10";
 
-pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
+/// Writes `text` to `path` with [`wae_io::write_atomic`] (a temporary name beside it, then
+/// a rename).
+pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
     wae_io::write_atomic(path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
 
-fn run_cmd(mut cmd: Command) -> Result<()> {
+/// Runs `cmd` after printing it (`$ wae train ...`, the program's file name and its
+/// arguments), failing when it does not succeed.
+pub(crate) fn run_cmd(mut cmd: Command) -> Result<()> {
     let shown = format!(
         "{} {}",
         Path::new(cmd.get_program())
@@ -347,7 +397,7 @@ fn run_cmd(mut cmd: Command) -> Result<()> {
 /// Builds the `wae` binary (with CUDA for `--device cuda`) and returns its path: in
 /// release mode, or for the smoke profile in the dev profile, whose build `cargo test`
 /// has usually made already (its kernels and dependencies are optimised too).
-pub fn build_wae(device: DeviceChoice, release: bool) -> Result<PathBuf> {
+pub(crate) fn build_wae(device: DeviceChoice, release: bool) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut args = vec!["build"];
     if release {
@@ -408,6 +458,32 @@ mod tests {
         fs::write(dir.path().join(spec.key).join("done.json"), "{}").unwrap();
         let err = runner.refuse_single_seed_layout(spec).unwrap_err();
         assert!(err.to_string().contains("--seeds"), "{err}");
+    }
+
+    #[test]
+    fn a_run_folder_is_skipped_resumed_or_refused_by_its_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        assert_eq!(run_state(&run, "a = 1\n", "m").unwrap(), RunState::Fresh);
+        fs::create_dir_all(run.join("checkpoints")).unwrap();
+        fs::write(run.join("checkpoints").join("latest"), "step-00000010").unwrap();
+        fs::write(run.join("config.toml"), "a = 1\n").unwrap();
+        assert_eq!(run_state(&run, "a = 1\n", "m").unwrap(), RunState::Resume);
+        let err = run_state(&run, "a = 2\n", "point x seed 0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("interrupted run of another config than point x seed 0"),
+            "{err}"
+        );
+        let done = json!({"config_toml": "a = 1\n", "eval": {}});
+        fs::write(run.join("done.json"), done.to_string()).unwrap();
+        assert_eq!(
+            run_state(&run, "a = 1\n", "m").unwrap(),
+            RunState::Done(done)
+        );
+        let err = run_state(&run, "a = 2\n", "m").unwrap_err().to_string();
+        assert!(err.contains("trained with another config"), "{err}");
     }
 
     #[test]
