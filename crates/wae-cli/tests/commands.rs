@@ -436,7 +436,10 @@ fn eval_writes_finite_numbers_and_says_what_it_skipped() {
     }
     assert_eq!(c["feature_dim"], 128);
     assert_eq!(v["skipped"].as_array().unwrap().len(), 1);
-    assert!(v.get("gmm_sampler").is_none(), "no mixture unless asked for");
+    assert!(
+        v.get("gmm_sampler").is_none(),
+        "no mixture unless asked for"
+    );
 
     // The post-hoc mixture sampler scored beside the prior: the prior's numbers unchanged.
     let json3 = out.join("eval3.json");
@@ -462,7 +465,10 @@ fn eval_writes_finite_numbers_and_says_what_it_skipped() {
     assert_eq!(m["components"], 2);
     assert_eq!(m["fit_images"], 100);
     assert!(m["classifier"]["fid"].as_f64().unwrap() >= 0.0);
-    assert_ne!(m["classifier"]["fid"], c["fid"], "the mixture's samples differ");
+    assert_ne!(
+        m["classifier"]["fid"], c["fid"],
+        "the mixture's samples differ"
+    );
     let bad = common::wae(&["eval", s(&runs().vae), "--sampler", "gmm:x"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("gmm:K"));
