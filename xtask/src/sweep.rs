@@ -579,7 +579,10 @@ impl Local<'_> {
             self.out.join(task.done_template()),
             dir.join(".done.json.tmp"),
         )?;
-        fs::rename(dir.join(".done.json.tmp"), dir.join("done.json"))?;
+        fs::rename(
+            dir.join(".done.json.tmp"),
+            wae_train::RunDir::new(&dir).done(),
+        )?;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use wae_train::TrainConfig;
+use wae_train::{RunDir, TrainConfig};
 
 use super::{DeviceChoice, Experiment, ModelSpec, Profile, ReproduceArgs, eval_examples};
 use crate::workspace::{target_dir, workspace_root};
@@ -107,16 +107,16 @@ impl Runner<'_> {
     /// Refuses an output folder where `<model>/` is itself a run directory: the layout
     /// from before `--seeds`, which the per-seed folders must not be mixed into.
     pub fn refuse_single_seed_layout(&self, spec: &ModelSpec) -> Result<()> {
-        let dir = self.out.join(spec.key);
-        if ["done.json", "config.toml", "checkpoints"]
+        let dir = RunDir::new(self.out.join(spec.key));
+        if [dir.done(), dir.config(), dir.checkpoints()]
             .iter()
-            .any(|f| dir.join(f).exists())
+            .any(|f| f.exists())
         {
             bail!(
                 "{} is a run directory of a reproduction made before --seeds (one run per \
                  model, in OUT/<model>/); now every seed has its own OUT/<model>/seed-<s>/. \
                  Use another --out, or move the old folder away",
-                dir.display()
+                dir.path().display()
             );
         }
         Ok(())
@@ -134,7 +134,7 @@ impl Runner<'_> {
         let paths = RunPaths::new(spec.key, seed);
         let dir = self.out.join(&paths.run);
         let config_text = cfg.to_toml_string()?;
-        let done = dir.join("done.json");
+        let done = RunDir::new(&dir).done();
         let what = format!(
             "{} / profile {} / seed {seed}",
             spec.key,
@@ -201,7 +201,7 @@ impl Runner<'_> {
             cmd.args(["--sampler", GMM_SAMPLER]);
         }
         run_cmd(cmd)?;
-        let eval = read_json(&dir.join("eval.json"))?;
+        let eval = read_json(&RunDir::new(&dir).eval())?;
 
         // Pictures.
         let mut pictures = vec![
@@ -224,7 +224,7 @@ impl Runner<'_> {
         }
 
         let state = latest_state(&dir)?;
-        let non_finite = non_finite_metrics(&dir.join("metrics.jsonl"))?;
+        let non_finite = non_finite_metrics(&RunDir::new(&dir).metrics())?;
         // Picture paths are relative to OUT, where results.md is.
         let run_folder = paths.run.to_string_lossy().replace('\\', "/");
         let summary = json!({
@@ -249,10 +249,10 @@ impl Runner<'_> {
 
 /// The state file of a run's newest checkpoint.
 fn latest_state(run: &Path) -> Result<Value> {
-    let latest = run.join("checkpoints").join("latest");
-    let name =
-        fs::read_to_string(&latest).with_context(|| format!("reading {}", latest.display()))?;
-    read_json(&run.join("checkpoints").join(name.trim()).join("state.json"))
+    let newest = RunDir::new(run)
+        .require_checkpoint()
+        .with_context(|| format!("reading the newest checkpoint of {}", run.display()))?;
+    read_json(&newest.join(wae_train::checkpoint::STATE_FILE))
 }
 
 /// Names of the quantities that were NaN or infinite in some line of `metrics.jsonl`
@@ -298,7 +298,8 @@ pub(crate) enum RunState {
 /// `config.toml` equals it. A folder of another config is an error naming `what` (the
 /// model or point and seed), never a silent mix.
 pub(crate) fn run_state(dir: &Path, config_text: &str, what: &str) -> Result<RunState> {
-    let done = dir.join("done.json");
+    let run = RunDir::new(dir);
+    let done = run.done();
     if done.is_file() {
         let previous: Value = serde_json::from_str(&fs::read_to_string(&done)?)
             .with_context(|| format!("{} is damaged; delete it to redo the run", done.display()))?;
@@ -311,8 +312,8 @@ pub(crate) fn run_state(dir: &Path, config_text: &str, what: &str) -> Result<Run
             dir.display()
         );
     }
-    if dir.join("checkpoints").join("latest").is_file() {
-        let previous = fs::read_to_string(dir.join("config.toml")).unwrap_or_default();
+    if run.has_checkpoint() {
+        let previous = fs::read_to_string(run.config()).unwrap_or_default();
         if previous != config_text {
             bail!(
                 "{} holds an interrupted run of another config than {what} gives now; use \

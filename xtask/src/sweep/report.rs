@@ -92,8 +92,9 @@ impl Report {
                 });
             }
             let dir = out.join(&task.paths.run);
-            let eval_path = dir.join("eval.json");
-            if !(dir.join("done.json").is_file() && eval_path.is_file()) {
+            let run = wae_train::RunDir::new(&dir);
+            let eval_path = run.eval();
+            if !(run.done().is_file() && eval_path.is_file()) {
                 missing.push(format!("{} seed {}", task.point.name, task.seed));
                 continue;
             }
