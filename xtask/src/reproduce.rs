@@ -38,6 +38,7 @@ use runner::{Runner, build_wae, write_atomic};
 
 pub(crate) mod report;
 pub(crate) mod runner;
+mod slurm;
 
 /// Arguments of `cargo xtask reproduce`.
 #[derive(Debug, Args)]
@@ -83,9 +84,20 @@ pub struct ReproduceArgs {
     /// and the tables give mean ± sd over them. `--seed N` is an old spelling of `--seeds N`.
     #[arg(long, value_delimiter = ',', default_value = "0", alias = "seed")]
     pub seeds: Vec<u64>,
-    /// Use this `wae` binary instead of building one (for tests).
+    /// Use this `wae` binary instead of building one (for tests, and the Slurm tasks).
     #[arg(long, hide = true)]
     pub wae_bin: Option<PathBuf>,
+    /// Where the runs happen: here, or as a Slurm job array (one task per model x seed,
+    /// each running this command for its model and seed; the table is written here when
+    /// they are done). See docs/sweeps.md.
+    #[arg(long, value_enum, default_value = "local")]
+    pub executor: crate::sweep::Executor,
+    /// With `--executor slurm`: submit and return; run the same command without
+    /// `--executor` afterwards to write the table.
+    #[arg(long)]
+    pub no_wait: bool,
+    #[command(flatten)]
+    pub slurm: crate::sweep::slurm::SlurmArgs,
 }
 
 /// The experiments.
@@ -283,6 +295,18 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         runner.refuse_single_seed_layout(spec)?;
     }
     let classifier = runner.classifier()?;
+    if args.executor == crate::sweep::Executor::Slurm
+        && !slurm::run_array(
+            args,
+            &out,
+            &runner.wae,
+            classifier.as_deref(),
+            &specs,
+            &seeds,
+        )?
+    {
+        return Ok(());
+    }
     let mut models: Vec<ModelRuns> = specs
         .iter()
         .map(|spec| ModelRuns {
@@ -421,18 +445,9 @@ pub(crate) mod tests {
 
     /// Arguments of a smoke reproduction of MNIST with these seeds.
     pub(crate) fn smoke_args(seeds: Vec<u64>) -> ReproduceArgs {
-        ReproduceArgs {
-            experiment: Experiment::Mnist,
-            profile: Profile::Smoke,
-            device: DeviceChoice::Cpu,
-            models: None,
-            out: None,
-            data_dir: None,
-            classifier: None,
-            inception: None,
-            seeds,
-            wae_bin: None,
-        }
+        let mut args = parse(&["mnist", "--profile", "smoke"]).unwrap();
+        args.seeds = seeds;
+        args
     }
 
     #[test]

@@ -44,7 +44,7 @@ use slurm::SlurmArgs;
 
 mod grid;
 mod report;
-mod slurm;
+pub(crate) mod slurm;
 
 /// Arguments of `cargo xtask sweep`.
 #[derive(Debug, Args)]

@@ -79,20 +79,17 @@ pub fn array_ranges(indices: &[usize]) -> String {
 }
 
 /// A path in single quotes for bash.
-fn quoted(path: &Path) -> String {
+pub fn quoted(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
 
-/// The job-array script.
-pub fn script(slurm: &SlurmArgs, inputs: &ScriptInputs) -> String {
-    let out = inputs.out;
+/// The `#SBATCH` lines of a job array over `indices` writing its logs to `out/slurm/`,
+/// written by `written_by` (a comment line).
+pub fn header(slurm: &SlurmArgs, out: &Path, indices: &[usize], written_by: &str) -> String {
     let mut s = String::from("#!/bin/bash\n");
-    s.push_str("# Written by `cargo xtask sweep --executor slurm` (see docs/sweeps.md).\n");
+    s.push_str(&format!("# Written by {written_by}.\n"));
     s.push_str(&format!("#SBATCH --job-name={}\n", slurm.job_name));
-    s.push_str(&format!(
-        "#SBATCH --array={}\n",
-        array_ranges(inputs.indices)
-    ));
+    s.push_str(&format!("#SBATCH --array={}\n", array_ranges(indices)));
     s.push_str("#SBATCH --requeue\n");
     s.push_str("#SBATCH --ntasks=1\n");
     s.push_str(&format!(
@@ -112,6 +109,18 @@ pub fn script(slurm: &SlurmArgs, inputs: &ScriptInputs) -> String {
         out.display()
     ));
     s.push_str("#SBATCH --open-mode=append\n");
+    s
+}
+
+/// The job-array script.
+pub fn script(slurm: &SlurmArgs, inputs: &ScriptInputs) -> String {
+    let out = inputs.out;
+    let mut s = header(
+        slurm,
+        out,
+        inputs.indices,
+        "`cargo xtask sweep --executor slurm` (see docs/sweeps.md)",
+    );
     // The body: a task's line of tasks.tsv, then the commands a user could type.
     s.push_str(&format!(
         "\nset -euo pipefail\nWAE={}\nOUT={}\n",
