@@ -401,8 +401,9 @@ struct Peer {
 }
 
 /// The vector instructions our side uses on this CPU: the GEMMs (the `gemm` crate, ours and
-/// candle's, built with its `x86-v4` AVX-512 kernels and choosing at run time) and our own
-/// SIMD loops (Winograd transforms, col2im, BatchNorm, Adam, the fused MMD: AVX2 + FMA).
+/// candle's, built with its `x86-v4` AVX-512 kernels and choosing at run time) and
+/// `wae-kernels`' own loops (Winograd transforms, col2im, BatchNorm, Adam: the level
+/// `WAE_SIMD` allows; the fused MMD pass of `wae-divergence` is AVX2 + FMA).
 fn our_simd() -> String {
     #[cfg(target_arch = "x86_64")]
     {
@@ -416,8 +417,16 @@ fn our_simd() -> String {
         } else {
             "SSE/scalar"
         };
-        let loops = if avx2 { "AVX2 + FMA" } else { "scalar" };
-        format!("GEMM {gemm} (gemm crate, x86-v4 kernels built in); own loops {loops}")
+        let loops = match wae_kernels::simd_level() {
+            wae_kernels::SimdLevel::Avx512 => "AVX-512",
+            wae_kernels::SimdLevel::Avx2 => "AVX2 + FMA",
+            wae_kernels::SimdLevel::Baseline => "baseline (SSE2)",
+        };
+        format!(
+            "GEMM {gemm} (gemm crate, x86-v4 kernels built in); own loops {loops}; fused MMD \
+             {}",
+            if avx2 { "AVX2 + FMA" } else { "scalar" }
+        )
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

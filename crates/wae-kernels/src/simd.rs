@@ -1,6 +1,9 @@
 //! Loops compiled three times: for AVX-512 (F, VL, BW, DQ with AVX2 + FMA), for AVX2 +
-//! FMA, and for the baseline target; the widest the CPU has is chosen at run time, capped
-//! by [`set_max_simd`] or `WAE_SIMD=avx2|baseline`.
+//! FMA, and for the baseline target; at run time the widest the CPU has up to AVX2 + FMA,
+//! or up to AVX-512 with `WAE_SIMD=avx512` / [`set_max_simd`]. AVX2 stays the default cap
+//! because the AVX-512 copies measured no faster (2026-12-06, 2-core Intel Xeon,
+//! `cargo xtask bench --no-peer`, two runs each: 309-339 against 310-337 images/s at width
+//! 4, batch 100, and 361 against 368-380 at batch 400; docs/performance.md).
 //!
 //! Rust's default x86-64 target is SSE2 only, so the plain loops of this crate (im2col,
 //! col2im, BatchNorm) would use 4-wide SSE instructions even on CPUs with 8-wide AVX2.
@@ -24,8 +27,8 @@ pub enum SimdLevel {
 static MAX_SIMD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 /// Caps the SIMD level of this crate's loops for the whole process (tests and benchmarks
-/// use it to run the AVX2 and baseline paths on an AVX-512 CPU). The default is the
-/// widest the CPU has, unless `WAE_SIMD=avx2` / `WAE_SIMD=baseline` says otherwise.
+/// use it to run every path on one CPU). The default cap is AVX2 + FMA; `WAE_SIMD=avx512`
+/// raises it, `WAE_SIMD=baseline` lowers it.
 pub fn set_max_simd(level: SimdLevel) {
     MAX_SIMD.store(level as u8 + 1, std::sync::atomic::Ordering::Relaxed);
 }
@@ -41,8 +44,8 @@ fn max_simd() -> SimdLevel {
         0 => {
             let cap = match std::env::var("WAE_SIMD").as_deref() {
                 Ok("baseline") => SimdLevel::Baseline,
-                Ok("avx2") => SimdLevel::Avx2,
-                _ => SimdLevel::Avx512,
+                Ok("avx512") => SimdLevel::Avx512,
+                _ => SimdLevel::Avx2,
             };
             let _ = MAX_SIMD.compare_exchange(0, cap as u8 + 1, Relaxed, Relaxed);
             decode(MAX_SIMD.load(Relaxed))
@@ -52,7 +55,7 @@ fn max_simd() -> SimdLevel {
 }
 
 /// The level the loops run at on this CPU now: the widest it has, capped by
-/// [`set_max_simd`] / `WAE_SIMD`.
+/// [`set_max_simd`] / `WAE_SIMD` (AVX2 + FMA by default).
 pub fn simd_level() -> SimdLevel {
     #[cfg(target_arch = "x86_64")]
     {
