@@ -193,14 +193,7 @@ impl ModelConfig {
                 if !matches!(self.prior, PriorConfig::Normal { .. }) {
                     return Err(Error::Config("a VAE needs a normal prior".into()));
                 }
-                if v.likelihood == Likelihood::Bernoulli
-                    && self.decoder.activation != Activation::Sigmoid
-                {
-                    return Err(Error::Config(
-                        "a Bernoulli decoder needs decoder.activation = \"sigmoid\" (data in [0, 1])"
-                            .into(),
-                    ));
-                }
+                self.check_likelihood(v.likelihood)?;
             }
             ObjectiveConfig::WaeMmd(w) => {
                 if w.logvar_l1 > 0.0 && !random {
@@ -217,14 +210,7 @@ impl ModelConfig {
                         "InfoVAE needs encoder.kind = \"gaussian\"".into(),
                     ));
                 }
-                if v.likelihood == Likelihood::Bernoulli
-                    && self.decoder.activation != Activation::Sigmoid
-                {
-                    return Err(Error::Config(
-                        "a Bernoulli decoder needs decoder.activation = \"sigmoid\" (data in [0, 1])"
-                            .into(),
-                    ));
-                }
+                self.check_likelihood(v.likelihood)?;
             }
             ObjectiveConfig::WaeGan(w) => {
                 if self.discriminator.latent_dim != d {
@@ -242,6 +228,16 @@ impl ModelConfig {
             }
         }
         objective.validate()
+    }
+
+    fn check_likelihood(&self, likelihood: Likelihood) -> Result<()> {
+        if likelihood == Likelihood::Bernoulli && self.decoder.activation != Activation::Sigmoid {
+            return Err(Error::Config(
+                "a Bernoulli decoder needs decoder.activation = \"sigmoid\" (data in [0, 1])"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     fn check_cost(&self, cost: CostKind) -> Result<()> {
@@ -575,25 +571,14 @@ impl ObjectiveConfig {
         match self {
             ObjectiveConfig::Vae(v) => {
                 nonneg(v.beta, "beta")?;
-                if let Likelihood::Gaussian { variance } = v.likelihood
-                    && !(variance.is_finite() && variance > 0.0)
-                {
-                    return Err(Error::Config(format!(
-                        "likelihood variance must be > 0, got {variance}"
-                    )));
-                }
+                check_variance(v.likelihood)?;
                 Ok(())
             }
             ObjectiveConfig::WaeMmd(w) => {
                 nonneg(w.lambda, "lambda")?;
                 nonneg(w.cost_scale, "cost_scale")?;
                 nonneg(w.logvar_l1, "logvar_l1")?;
-                if w.scales.is_empty() || w.scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-                    return Err(Error::Config(format!(
-                        "scales must be a non-empty list of positive numbers, got {:?}",
-                        w.scales
-                    )));
-                }
+                check_scales(&w.scales)?;
                 Ok(())
             }
             ObjectiveConfig::WaeGan(w) => {
@@ -633,23 +618,34 @@ impl ObjectiveConfig {
                         v.lambda
                     )));
                 }
-                if let Likelihood::Gaussian { variance } = v.likelihood
-                    && !(variance.is_finite() && variance > 0.0)
-                {
-                    return Err(Error::Config(format!(
-                        "likelihood variance must be > 0, got {variance}"
-                    )));
-                }
-                if v.scales.is_empty() || v.scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-                    return Err(Error::Config(format!(
-                        "scales must be a non-empty list of positive numbers, got {:?}",
-                        v.scales
-                    )));
-                }
+                check_variance(v.likelihood)?;
+                check_scales(&v.scales)?;
                 Ok(())
             }
         }
     }
+}
+
+/// A Gaussian likelihood's variance is finite and > 0.
+fn check_variance(likelihood: Likelihood) -> Result<()> {
+    if let Likelihood::Gaussian { variance } = likelihood
+        && !(variance.is_finite() && variance > 0.0)
+    {
+        return Err(Error::Config(format!(
+            "likelihood variance must be > 0, got {variance}"
+        )));
+    }
+    Ok(())
+}
+
+/// MMD kernel scales: a non-empty list of positive numbers.
+fn check_scales(scales: &[f64]) -> Result<()> {
+    if scales.is_empty() || scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(Error::Config(format!(
+            "scales must be a non-empty list of positive numbers, got {scales:?}"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
