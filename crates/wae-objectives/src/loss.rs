@@ -405,15 +405,16 @@ impl Objective {
         train: bool,
     ) -> Result<(LossParts, Codes)> {
         let codes = model.encode(x, Some(noise), train)?;
-        let decoded = if self.config.wants_logits() {
+        let logits = self.config.wants_logits();
+        let out = if logits {
             model.decode_logits(&codes.z, train)?
         } else {
             model.decode(&codes.z, train)?
         };
-        let decoded = if self.config.wants_logits() {
-            Decoded::Logits(&decoded)
+        let decoded = if logits {
+            Decoded::Logits(&out)
         } else {
-            Decoded::Output(&decoded)
+            Decoded::Output(&out)
         };
         let parts = match &self.config {
             ObjectiveConfig::Vae(v) => {
