@@ -49,6 +49,8 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Draw the loss curves of metrics.jsonl (PNG).
     Plot(cmd::plot::PlotArgs),
+    /// Compare every op and one training step of each model on a device with the CPU.
+    Selftest(cmd::selftest::SelftestArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,5 +89,6 @@ fn run_other(command: Command) -> anyhow::Result<()> {
         Command::LatentPlot(args) => cmd::latent_plot::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Plot(args) => cmd::plot::run(args),
+        Command::Selftest(args) => cmd::selftest::run(args),
     }
 }

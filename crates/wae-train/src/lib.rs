@@ -38,6 +38,7 @@ pub mod rng;
 pub mod run_dir;
 pub mod run_lock;
 pub mod schedule;
+pub mod selftest;
 pub mod step;
 pub mod trainer;
 

@@ -8,5 +8,6 @@ pub mod latent_plot;
 pub mod plot;
 pub mod reconstruct;
 pub mod sample;
+pub mod selftest;
 pub mod train;
 pub mod traverse;
