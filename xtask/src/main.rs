@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod download;
+mod gpu_bundle;
 mod mnist_classifier;
 mod reproduce;
 mod sweep;
@@ -32,6 +33,8 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Time our WAE-MMD training step against the PyTorch peer (issue 11).
     Bench(bench::BenchArgs),
+    /// Build the CUDA binary and write the folder one GPU call runs (run.sh, docs/gpu.md).
+    GpuBundle(gpu_bundle::GpuBundleArgs),
 }
 
 fn main() -> Result<()> {
@@ -48,5 +51,6 @@ fn main() -> Result<()> {
         Command::Reproduce(args) => reproduce::run(&args),
         Command::Sweep(args) => sweep::run(&args),
         Command::Bench(args) => bench::run(args),
+        Command::GpuBundle(args) => gpu_bundle::run(&args),
     }
 }

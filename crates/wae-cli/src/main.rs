@@ -51,6 +51,8 @@ enum Command {
     Plot(cmd::plot::PlotArgs),
     /// Compare every op and one training step of each model on a device with the CPU.
     Selftest(cmd::selftest::SelftestArgs),
+    /// Time the paper's MNIST WAE-MMD training step (images per second, JSON).
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,5 +92,6 @@ fn run_other(command: Command) -> anyhow::Result<()> {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Plot(args) => cmd::plot::run(args),
         Command::Selftest(args) => cmd::selftest::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     }
 }

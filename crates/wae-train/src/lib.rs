@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod adam;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes its clap `Args` and a `run` function.
 
+pub mod bench;
 pub mod encode;
 pub mod eval;
 pub mod init;

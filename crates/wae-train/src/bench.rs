@@ -1,0 +1,146 @@
+//! The timed training step of `cargo xtask bench` and `wae bench`: the WAE-MMD step of
+//! Tolstikhin et al. (2018) on the MNIST networks at a width divisor, on a batch of
+//! random images in [0, 1], as `xtask/peers/torch_wae_mmd.py` runs it in PyTorch
+//! (deterministic encoder, 0.05 x squared L2 + 10 x MMD-IMQ, Adam lr 1e-3, betas
+//! (0.5, 0.999)).
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use wae_objectives::{Model, ModelConfig, ObjectiveConfig, WaeMmdConfig};
+
+use crate::init::SeededVarMap;
+use crate::{Adam, AdamConfig, Error, Result, TrainStep};
+
+/// The model, its optimiser and a fixed batch.
+pub struct StepBench {
+    model: Model,
+    train: TrainStep,
+    x: Tensor,
+    rng: StdRng,
+    batch: usize,
+    device: Device,
+}
+
+/// Seconds of one step: (drawing the noise + forward, backward, optimiser).
+pub type PhaseSeconds = [f64; 3];
+
+impl StepBench {
+    /// The paper's MNIST WAE-MMD model with every channel count divided by `width_div`,
+    /// weights from seed 0, and one batch of `batch` random images, on `device`.
+    pub fn new(width_div: usize, batch: usize, device: &Device) -> Result<Self> {
+        let mut config = ModelConfig::for_architecture(wae_nets::Architecture::MnistDcgan)
+            .with_width_div(width_div);
+        config.encoder.kind = wae_nets::EncoderKind::Deterministic;
+        let objective = ObjectiveConfig::WaeMmd(WaeMmdConfig::default());
+        let vars = SeededVarMap::new(0);
+        let model = Model::new(&config, &objective, vars.var_builder(DType::F32, device))?;
+        let adam = Adam::new(
+            wae_nets::trainable_vars(vars.var_map(), ""),
+            AdamConfig::default(),
+        )?;
+        let mut rng = StdRng::seed_from_u64(0);
+        let pixels: Vec<f32> = (0..batch * 28 * 28).map(|_| rng.random::<f32>()).collect();
+        let x = Tensor::from_vec(pixels, (batch, 1, 28, 28), &Device::Cpu)?.to_device(device)?;
+        Ok(Self {
+            model,
+            train: TrainStep::new(adam, None),
+            x,
+            rng,
+            batch,
+            device: device.clone(),
+        })
+    }
+
+    /// One training step; returns the loss and the seconds of its phases. The noise is
+    /// drawn on the host, as the trainer draws it, and counts as forward.
+    pub fn step(&mut self) -> Result<(f32, PhaseSeconds)> {
+        let t0 = Instant::now();
+        let noise = self
+            .model
+            .draw_noise(self.batch, &mut self.rng, &self.device)?;
+        let draw = t0.elapsed().as_secs_f64();
+        let report = self
+            .train
+            .step(&self.model, self.model.loss(), &self.x, &noise, 0)?;
+        let s = report.seconds;
+        Ok((
+            report.values["total"] as f32,
+            [draw + s.forward, s.backward, s.update],
+        ))
+    }
+
+    /// The model (to profile its parts).
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+}
+
+/// What [`measure`] found; the JSON line `wae bench` prints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepTiming {
+    /// `wae (candle + wae-kernels)`.
+    pub framework: String,
+    /// `cpu` or the CUDA card.
+    pub device: String,
+    /// Width divisor of the networks.
+    pub width_div: usize,
+    /// Images per step.
+    pub batch: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Images per second over the timed steps.
+    pub images_per_s: f64,
+    /// Mean seconds per step.
+    pub s_per_step: f64,
+    /// The last loss.
+    pub loss: f32,
+    /// The fastest single step's wall-clock seconds.
+    pub min_step_wall_s: f64,
+}
+
+/// Times `steps` steps after `warmup` untimed ones. On CUDA each step ends by reading its
+/// loss back (a synchronisation), and the device is synchronised before the clock stops.
+pub fn measure(
+    width_div: usize,
+    batch: usize,
+    warmup: usize,
+    steps: usize,
+    device: &Device,
+) -> Result<StepTiming> {
+    let mut bench = StepBench::new(width_div, batch, device)?;
+    let mut loss = 0f32;
+    for _ in 0..warmup {
+        loss = bench.step()?.0;
+    }
+    device.synchronize()?;
+    let steps = steps.max(1);
+    let start = Instant::now();
+    let mut fastest = f64::INFINITY;
+    for _ in 0..steps {
+        let t = Instant::now();
+        loss = bench.step()?.0;
+        fastest = fastest.min(t.elapsed().as_secs_f64());
+    }
+    device.synchronize()?;
+    let dt = start.elapsed().as_secs_f64();
+    if !loss.is_finite() {
+        return Err(Error::InvalidConfig(format!(
+            "bench: the loss is not finite after {steps} steps: {loss}"
+        )));
+    }
+    Ok(StepTiming {
+        framework: "wae (candle + wae-kernels)".into(),
+        device: crate::selftest::device_info(device).name,
+        width_div,
+        batch,
+        steps,
+        images_per_s: (batch * steps) as f64 / dt,
+        s_per_step: dt / steps as f64,
+        loss,
+        min_step_wall_s: fastest,
+    })
+}
