@@ -480,6 +480,44 @@ mod tests {
         }
     }
 
+    /// Every preset's config, in preset order, as one TOML document (a table per name).
+    fn all_presets_toml() -> String {
+        let mut all = toml::Table::new();
+        for (name, _) in PRESETS {
+            let value = toml::Table::try_from(preset(name).unwrap()).unwrap();
+            all.insert((*name).to_string(), toml::Value::Table(value));
+        }
+        toml::to_string(&all).unwrap()
+    }
+
+    /// The presets give exactly the configs of the committed snapshot,
+    /// `tests/data/presets-snapshot.toml` (written when the presets moved from Rust
+    /// builders to TOML files). A deliberate change of a preset rewrites it with
+    /// `WAE_UPDATE_PRESET_SNAPSHOT=1 cargo test -p wae-train --lib presets`.
+    #[test]
+    fn presets_match_the_snapshot() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/presets-snapshot.toml");
+        let now = all_presets_toml();
+        if std::env::var_os("WAE_UPDATE_PRESET_SNAPSHOT").is_some_and(|v| v == "1") {
+            std::fs::write(&path, &now).unwrap();
+        }
+        let snapshot = std::fs::read_to_string(&path).unwrap();
+        if now != snapshot {
+            let first = now
+                .lines()
+                .zip(snapshot.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(now.lines().count().min(snapshot.lines().count()));
+            panic!(
+                "the presets differ from {} from line {}: now {:?}, snapshot {:?}",
+                path.display(),
+                first + 1,
+                now.lines().nth(first),
+                snapshot.lines().nth(first)
+            );
+        }
+    }
+
     #[test]
     fn swae_and_info_vae_presets_keep_their_documented_values() {
         let swae = preset("mnist-swae").unwrap();
