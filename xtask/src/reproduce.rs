@@ -25,10 +25,12 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use serde::Deserialize;
 pub(crate) use wae_train::DeviceChoice;
 use wae_train::{TrainConfig, preset};
 
@@ -157,61 +159,71 @@ pub struct ModelSpec {
     pub preset: &'static str,
 }
 
+/// One experiment of `xtask/experiments.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExperimentTable {
+    /// Sizes of the smoke profile.
+    smoke: SmokeSizes,
+    /// The models run by default, in table order.
+    models: Vec<ModelEntry>,
+    /// Models run only when `--models` names them.
+    #[serde(default)]
+    extra_models: Vec<ModelEntry>,
+}
+
+/// How the smoke profile shrinks an experiment's presets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmokeSizes {
+    width_div: usize,
+    train_examples: usize,
+    batch_size: usize,
+}
+
+/// A model of `xtask/experiments.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelEntry {
+    key: String,
+    label: String,
+    preset: String,
+}
+
+/// `xtask/experiments.toml`, parsed once.
+static MATRIX: LazyLock<BTreeMap<String, ExperimentTable>> = LazyLock::new(|| {
+    toml::from_str(include_str!("../experiments.toml"))
+        .unwrap_or_else(|e| panic!("xtask/experiments.toml: {e}"))
+});
+
+/// The table of `experiment` in `xtask/experiments.toml` (every experiment has one: a
+/// test checks).
+fn table(experiment: Experiment) -> &'static ExperimentTable {
+    MATRIX
+        .get(experiment.name())
+        .unwrap_or_else(|| panic!("xtask/experiments.toml has no [{}]", experiment.name()))
+}
+
+fn specs(entries: &'static [ModelEntry]) -> Vec<ModelSpec> {
+    entries
+        .iter()
+        .map(|m| ModelSpec {
+            key: &m.key,
+            label: &m.label,
+            preset: &m.preset,
+        })
+        .collect()
+}
+
 /// The models of an experiment, in table order.
 pub fn models(experiment: Experiment) -> Vec<ModelSpec> {
-    let m = |key, label, preset| ModelSpec { key, label, preset };
-    match experiment {
-        Experiment::Mnist => vec![
-            m("vae", "VAE", "mnist-vae"),
-            m("wae-mmd", "WAE-MMD", "mnist-wae-mmd"),
-            m("wae-gan", "WAE-GAN", "mnist-wae-gan"),
-        ],
-        Experiment::Celeba => vec![
-            m("vae", "VAE", "celeba-vae"),
-            m("wae-mmd", "WAE-MMD", "celeba-wae-mmd"),
-            m("wae-gan", "WAE-GAN", "celeba-wae-gan"),
-        ],
-        Experiment::FadingSquares => vec![
-            m(
-                "wae-mmd-random",
-                "WAE-MMD, uniform-noise random encoder",
-                "fading-squares-wae-mmd-random",
-            ),
-            m(
-                "wae-mmd-det",
-                "WAE-MMD, deterministic encoder",
-                "fading-squares-wae-mmd-det",
-            ),
-        ],
-        Experiment::Dsprites => vec![
-            m(
-                "wae-mmd-random",
-                "WAE-MMD, Gaussian random encoder",
-                "dsprites-wae-mmd-random",
-            ),
-            m(
-                "wae-mmd-det",
-                "WAE-MMD, deterministic encoder",
-                "dsprites-wae-mmd-det",
-            ),
-            m("beta-vae-1", "VAE (beta 1)", "dsprites-vae"),
-            m("beta-vae-4", "beta-VAE (beta 4)", "dsprites-beta-vae-4"),
-            m("beta-vae-16", "beta-VAE (beta 16)", "dsprites-beta-vae-16"),
-        ],
-    }
+    specs(&table(experiment).models)
 }
 
 /// Models an experiment runs only when `--models` names them (newer objectives that
 /// are not part of the papers' comparison).
 pub fn extra_models(experiment: Experiment) -> Vec<ModelSpec> {
-    let m = |key, label, preset| ModelSpec { key, label, preset };
-    match experiment {
-        Experiment::Mnist => vec![
-            m("swae", "SWAE", "mnist-swae"),
-            m("info-vae", "InfoVAE", "mnist-info-vae"),
-        ],
-        _ => Vec::new(),
-    }
+    specs(&table(experiment).extra_models)
 }
 
 /// Test images evaluated per profile.
@@ -234,11 +246,9 @@ pub fn profile_config(
         Profile::Cpu => preset(&format!("{}-cpu", spec.preset))?,
         Profile::Smoke => {
             let full = preset(spec.preset)?;
-            let (width_div, train, batch) = match experiment {
-                Experiment::Mnist | Experiment::FadingSquares => (8, 3000, 50),
-                Experiment::Celeba => (16, 1000, 50),
-                Experiment::Dsprites => (8, 2000, 50),
-            };
+            let smoke = &table(experiment).smoke;
+            let (width_div, train, batch) =
+                (smoke.width_div, smoke.train_examples, smoke.batch_size);
             let mut cfg = wae_train::presets::cpu_variant(full, width_div, 1);
             cfg.data.train_examples = Some(train);
             cfg.data.test_examples = Some(eval_examples(profile));
@@ -512,6 +522,34 @@ pub(crate) mod tests {
         ])
         .unwrap();
         assert_eq!(again.seeds, args.seeds);
+    }
+
+    /// `xtask/experiments.toml` has exactly the experiments of the command line, with
+    /// distinct model keys (the presets they name are checked above, in every profile).
+    #[test]
+    fn the_experiment_matrix_matches_the_command_line() {
+        let names: Vec<&str> = Experiment::value_variants()
+            .iter()
+            .map(|e| e.name())
+            .collect();
+        let in_file: Vec<&str> = MATRIX.keys().map(String::as_str).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(in_file, sorted);
+        for experiment in Experiment::value_variants() {
+            let mut keys: Vec<&str> = models(*experiment)
+                .iter()
+                .chain(&extra_models(*experiment))
+                .map(|m| m.key)
+                .collect();
+            assert!(!keys.is_empty(), "{experiment:?}");
+            keys.sort_unstable();
+            let before = keys.len();
+            keys.dedup();
+            assert_eq!(keys.len(), before, "{experiment:?}: a model key twice");
+        }
+        assert_eq!(models(Experiment::Mnist)[1].preset, "mnist-wae-mmd");
+        assert_eq!(extra_models(Experiment::Celeba).len(), 0);
     }
 
     #[test]

@@ -1,286 +1,95 @@
-//! Named configurations: the papers' runs and CPU-sized variants of each.
+//! Named configurations: the papers' runs and CPU-sized variants of each, as data.
+//!
+//! Every preset is a TOML file in `crates/wae-train/presets/`, in the format `wae train
+//! --config` reads (only the keys that differ from the defaults), included in the crate
+//! at build time: `wae train --preset NAME` loads `presets/NAME.toml`. Each file opens with
+//! its provenance, which paper or code it follows and where it departs;
+//! `presets/README.md` has what whole families share. [`PRESETS`] lists the names in
+//! order with a one-line summary; the table in `docs/training.md` is rendered from the
+//! files and a test fails when the two disagree.
 //!
 //! | preset | what |
 //! | --- | --- |
-//! | `mnist-wae-mmd`, `mnist-wae-gan` | the reference code's MNIST config (d_z 8, lambda 10, batch 100, 100 epochs, lr 1e-3 / 5e-4, /2 at epoch 30, /5 at 50, pretraining, input noise 0.01, N(0, 0.01) init) |
-//! | `mnist-vae`, `mnist-beta-vae` | the same networks with a Gaussian encoder and a Bernoulli decoder; beta 1 or 4; no pretraining or input noise |
-//! | `mnist-wae-mmd-box`, `mnist-wae-mmd-sphere` | `mnist-wae-mmd` with the reference code's other priors (`tolstikhin/wae`, `opts['pz']` = `'uniform'` / `'sphere'`, handled in `wae.py` / `models.py`): uniform on [-1, 1]^8 with the encoder's codes mapped by tanh, or uniform on the unit sphere with L2-normalised codes; the IMQ constant follows the prior (C = 2 d_z sigma^2 s with sigma^2 = 1/2 for the box, 1/d_z for the sphere, as that code). The reference's MNIST config uses the normal prior: these are its options on that config, not runs the papers report |
-//! | `mnist-swae` | Sliced-Wasserstein AE (Kolouri et al., ICLR 2019, section 4: SW_2^2 penalty, L = 50 directions per step) on the `mnist-wae-mmd` networks, cost, schedule, pretraining and input noise; departs from Kolouri et al.'s MNIST setup in the networks, the cost (0.05 squared L2 as the WAE code, theirs BCE + L1) and lambda 10 (our choice, the WAE code's MMD weight) |
-//! | `mnist-info-vae` | InfoVAE with MMD (Zhao, Song, Ermon, AAAI 2019, eq. for the MMD-InfoVAE; the loss as pythae's `InfoVAE`: NLL + (1 - alpha) KL + (alpha + lambda - 1) MMD) on the `mnist-vae` networks and schedule; alpha 0 and lambda 100 (MMD weight 99) are our choice: at `-cpu` size, 200 steps, seed 0, lambda 1000 collapsed the posterior (KL 0.5 nats, test error 52.8, MMD of the means 1.53) while 100 gave test error 23.0 and MMD 0.048 beside the VAE's 22.0 and 0.109; IMQ kernel with the WAE scales |
-//! | `celeba-wae-mmd`, `celeba-wae-gan`, `celeba-vae` | `tolstikhin/wae` `configs.py` `config_celebA` at commit 6351565 with the paper's sigma_z^2 2 and lambda 100 / 1 (d_z 64, tanh output, pixels in [-1, 1], batch 100, 50 epochs, lr 1e-3 MMD / 3e-4 GAN as the code's comment, adversary 1e-3, smooth decay by 100, pretraining on 256 images, prior trick); see `celeba_base` |
-//! | `fading-squares-wae-mmd-random`, `fading-squares-wae-mmd-det` | Rubenstein et al.'s fading-squares config (`paruby/Wasserstein-Auto-Encoders`, `config.py`, `fading_squares_opts`; nets from `models.py`), see [`rubenstein`] for every value and the departures: uniform-noise random encoder or its deterministic twin, d_z 2, uniform prior on [-1, 1]^2, 40,000 steps |
-//! | `dsprites-wae-mmd-random`, `dsprites-wae-mmd-det`, `dsprites-vae`, `dsprites-beta-vae-4`, `dsprites-beta-vae-16` | Rubenstein et al.'s dSprites config (`dsprites_opts`): Gaussian random encoder with tanh mean and log-variance L1 3.0, or deterministic; beta-VAE baselines (beta 1, 4, 16) with the same fully connected nets; d_z 16, 60,000 steps |
-//! | `dsprites-wae-code-mmd`, `dsprites-wae-code-mmd-gauss` | dSprites with the `tolstikhin/wae` code's dSprites config (d_z 12, lambda 10, 256 filters, 4 conv layers, batch 100, lr 1e-3, plateau schedule): WAE-MMD deterministic, or Gaussian with log-variance L1 0.1 (our choice); 100,000 training images, 20 epochs |
-//! | `*-cpu` | the same sized for 2 CPU cores (MNIST: width / 4, 2 epochs; CelebA: width / 8, 1 epoch; Rubenstein fading squares: 6,000 steps; Rubenstein dSprites: 4,000 steps on 100,000 images; WAE-code dSprites: width / 4, 20,000 images, 10 epochs), see [`cpu_variant`] and [`rubenstein::cpu_variant`] |
+//! | `mnist-*` | the reference code's MNIST config (`tolstikhin/wae`), its VAE / beta-VAE twins, its other priors, SWAE and InfoVAE on the same networks |
+//! | `celeba-*` | `tolstikhin/wae` `config_celebA` at commit 6351565 with the ICLR paper's sigma_z^2 and lambdas |
+//! | `fading-squares-*`, `dsprites-wae-mmd-*`, `dsprites-*vae*` | Rubenstein et al.'s latent-space experiments (`paruby/Wasserstein-Auto-Encoders`) |
+//! | `dsprites-wae-code-*` | the `tolstikhin/wae` code's dSprites config |
+//! | `*-cpu` | the same sized for 2 CPU cores (each file says how) |
 //! | `mnist-wae-mmd-smoke` | a seconds-long run on 512 images with tiny networks, for tests and a first try |
 
-use wae_nets::{Activation, Architecture, EncoderKind};
-use wae_objectives::{
-    InfoVaeConfig, Likelihood, ModelConfig, ObjectiveConfig, PriorConfig, SwaeConfig, VaeConfig,
-    WaeGanConfig, WaeMmdConfig,
-};
+use std::path::Path;
 
-use crate::adam::AdamConfig;
-use crate::config::{DataConfig, DatasetKind, SplitKind, TrainConfig};
-use crate::schedule::{Milestone, Schedule};
+use crate::config::TrainConfig;
+use crate::schedule::Schedule;
 use crate::{Error, Result};
 
-pub mod rubenstein;
+#[cfg(test)]
+mod rubenstein;
 
-/// Every preset name with a one-line description.
-pub const PRESETS: &[(&str, &str)] = &[
-    (
-        "mnist-vae",
-        "VAE on MNIST, paper networks (Bernoulli decoder)",
-    ),
-    (
-        "mnist-beta-vae",
-        "beta-VAE (beta = 4) on MNIST, paper networks",
-    ),
-    (
-        "mnist-wae-mmd",
-        "WAE-MMD on MNIST, the reference code's config",
-    ),
-    (
-        "mnist-wae-gan",
-        "WAE-GAN on MNIST, the reference code's config",
-    ),
-    (
-        "celeba-vae",
-        "VAE on CelebA 64x64, paper networks (Gaussian decoder)",
-    ),
-    ("celeba-wae-mmd", "WAE-MMD on CelebA 64x64, paper settings"),
-    ("celeba-wae-gan", "WAE-GAN on CelebA 64x64, paper settings"),
-    (
-        "mnist-swae",
-        "Sliced-Wasserstein AE on MNIST, the WAE code's networks and schedule",
-    ),
-    (
-        "mnist-info-vae",
-        "InfoVAE (MMD-VAE) on MNIST, paper networks (Bernoulli decoder)",
-    ),
-    (
-        "mnist-wae-mmd-box",
-        "WAE-MMD on MNIST with a uniform prior on [-1, 1]^8 (codes through tanh)",
-    ),
-    (
-        "mnist-wae-mmd-sphere",
-        "WAE-MMD on MNIST with a uniform prior on the unit sphere",
-    ),
-    ("mnist-vae-cpu", "mnist-vae at width/4 for 2 epochs"),
-    (
-        "mnist-beta-vae-cpu",
-        "mnist-beta-vae at width/4 for 2 epochs",
-    ),
-    ("mnist-wae-mmd-cpu", "mnist-wae-mmd at width/4 for 2 epochs"),
-    ("mnist-wae-gan-cpu", "mnist-wae-gan at width/4 for 2 epochs"),
-    ("mnist-swae-cpu", "mnist-swae at width/4 for 2 epochs"),
-    (
-        "mnist-wae-mmd-box-cpu",
-        "mnist-wae-mmd-box at width/4 for 2 epochs",
-    ),
-    (
-        "mnist-wae-mmd-sphere-cpu",
-        "mnist-wae-mmd-sphere at width/4 for 2 epochs",
-    ),
-    (
-        "mnist-info-vae-cpu",
-        "mnist-info-vae at width/4 for 2 epochs",
-    ),
-    ("celeba-vae-cpu", "celeba-vae at width/8 for 1 epoch"),
-    (
-        "celeba-wae-mmd-cpu",
-        "celeba-wae-mmd at width/8 for 1 epoch",
-    ),
-    (
-        "celeba-wae-gan-cpu",
-        "celeba-wae-gan at width/8 for 1 epoch",
-    ),
-    (
-        "fading-squares-wae-mmd-random",
-        "Rubenstein et al.: WAE-MMD, uniform-noise random encoder, d_z = 2, on fading squares",
-    ),
-    (
-        "fading-squares-wae-mmd-det",
-        "Rubenstein et al.: WAE-MMD, deterministic encoder, d_z = 2, on fading squares",
-    ),
-    (
-        "dsprites-wae-mmd-random",
-        "Rubenstein et al.: WAE-MMD, Gaussian encoder + log-variance L1 3, d_z = 16, on dSprites",
-    ),
-    (
-        "dsprites-wae-mmd-det",
-        "Rubenstein et al.: WAE-MMD, deterministic encoder, d_z = 16, on dSprites",
-    ),
-    (
-        "dsprites-vae",
-        "VAE with Rubenstein et al.'s dSprites nets (Bernoulli decoder)",
-    ),
-    (
-        "dsprites-beta-vae-4",
-        "beta-VAE (beta = 4) with Rubenstein et al.'s dSprites nets",
-    ),
-    (
-        "dsprites-beta-vae-16",
-        "beta-VAE (beta = 16) with Rubenstein et al.'s dSprites nets",
-    ),
-    (
-        "dsprites-wae-code-mmd",
-        "WAE-MMD, deterministic encoder, on dSprites, the tolstikhin/wae code's config",
-    ),
-    (
-        "dsprites-wae-code-mmd-gauss",
-        "WAE-MMD, Gaussian encoder + log-variance L1, on dSprites, the tolstikhin/wae code's config",
-    ),
-    (
-        "fading-squares-wae-mmd-random-cpu",
-        "fading-squares-wae-mmd-random for 6,000 steps",
-    ),
-    (
-        "fading-squares-wae-mmd-det-cpu",
-        "fading-squares-wae-mmd-det for 6,000 steps",
-    ),
-    (
-        "dsprites-wae-mmd-random-cpu",
-        "dsprites-wae-mmd-random for fewer steps on 100,000 images",
-    ),
-    (
-        "dsprites-wae-mmd-det-cpu",
-        "dsprites-wae-mmd-det for fewer steps on 100,000 images",
-    ),
-    (
-        "dsprites-vae-cpu",
-        "dsprites-vae for fewer steps on 100,000 images",
-    ),
-    (
-        "dsprites-beta-vae-4-cpu",
-        "dsprites-beta-vae-4 for fewer steps on 100,000 images",
-    ),
-    (
-        "dsprites-beta-vae-16-cpu",
-        "dsprites-beta-vae-16 for fewer steps on 100,000 images",
-    ),
-    (
-        "dsprites-wae-code-mmd-cpu",
-        "dsprites-wae-code-mmd at width/4 on 20,000 images for 10 epochs",
-    ),
-    (
-        "dsprites-wae-code-mmd-gauss-cpu",
-        "dsprites-wae-code-mmd-gauss at width/4 on 20,000 images for 10 epochs",
-    ),
-    (
-        "mnist-wae-mmd-smoke",
-        "WAE-MMD on 512 MNIST images, width/16, 1 epoch of 16 steps (seconds)",
-    ),
-];
+/// Declares [`PRESETS`] and the included file of each preset, from one list.
+macro_rules! presets {
+    ($($name:literal => $what:literal,)*) => {
+        /// Every preset name with a one-line description, in the order
+        /// `wae train --list-presets` shows them.
+        pub const PRESETS: &[(&str, &str)] = &[$(($name, $what)),*];
 
-fn mnist_base(description: &str) -> TrainConfig {
-    TrainConfig {
-        description: description.into(),
-        ..TrainConfig::default()
-    }
-}
-
-fn mnist_vae(beta: f64, description: &str) -> TrainConfig {
-    let mut cfg = mnist_base(description);
-    cfg.model.encoder.kind = EncoderKind::Gaussian;
-    cfg.model.input_noise_std = 0.0;
-    cfg.objective = ObjectiveConfig::Vae(VaeConfig {
-        beta,
-        likelihood: Likelihood::Bernoulli,
-    });
-    cfg.pretrain.enabled = false;
-    cfg
-}
-
-/// The CelebA presets follow `tolstikhin/wae`, `configs.py`, `config_celebA` at commit
-/// 6351565 (2018-06-28, the repository's last): batch 100, 50 epochs, adversary lr 1e-3,
-/// `manual_smooth` decay (by 100 over the run), pretraining on 256 images, input noise,
-/// N(0, 0.01) init, d_z 64, 1024 filters, `gan_p_trick`. They depart from it where the
-/// ICLR paper (section 4 and appendix) differs: sigma_z^2 = 2 (the code: `pz_scale` 1),
-/// lambda 1 for WAE-GAN (the code: 100 for both), and the learning rates of the code's
-/// own comment, 1e-3 for WAE-MMD and 3e-4 for WAE-GAN (its value: 5e-4). The VAE's
-/// Gaussian decoder variance 1 on [-1, 1] pixels is our choice (the code has no VAE):
-/// its negative log-likelihood is then half the squared L2 cost plus a constant.
-fn celeba_base(description: &str) -> TrainConfig {
-    let mut model = ModelConfig::for_architecture(Architecture::CelebaDcgan);
-    model.prior = PriorConfig::Normal { variance: 2.0 };
-    model.input_noise_std = 0.01;
-    model.discriminator.hidden_units = 1024;
-    model.discriminator.prior_trick_variance = Some(2.0);
-    let mut cfg = TrainConfig {
-        description: description.into(),
-        data: DataConfig {
-            dataset: DatasetKind::Celeba,
-            split: SplitKind::Paper,
-            ..DataConfig::default()
-        },
-        model,
-        ..TrainConfig::default()
+        /// The TOML text of each preset, in [`PRESETS`] order.
+        const FILES: &[&str] = &[$(include_str!(concat!("../presets/", $name, ".toml"))),*];
     };
-    cfg.optimizer.autoencoder.lr = 1e-3;
-    cfg.optimizer.discriminator.lr = 1e-3;
-    cfg.optimizer.schedule = Schedule::Exponential { total_decay: 100.0 };
-    cfg.pretrain.sample_size = 256;
-    cfg.training.epochs = 50;
-    cfg.training.log_every_steps = 100;
-    cfg.objective = ObjectiveConfig::WaeMmd(WaeMmdConfig {
-        lambda: 100.0,
-        ..WaeMmdConfig::default()
-    });
-    cfg
 }
 
-/// Weight of the log-variance L1 penalty of the random-encoder presets (our choice: it
-/// balances the reference 0.05-scaled squared-L2 cost of a few grey levels' error).
-pub const RANDOM_ENCODER_LOGVAR_L1: f64 = 0.1;
-
-fn wae_mmd_latent(
-    architecture: Architecture,
-    dataset: DatasetKind,
-    gaussian: bool,
-    description: &str,
-) -> TrainConfig {
-    let mut cfg = TrainConfig {
-        description: description.into(),
-        data: DataConfig {
-            dataset,
-            ..DataConfig::default()
-        },
-        model: ModelConfig::for_architecture(architecture),
-        ..TrainConfig::default()
-    };
-    cfg.optimizer.autoencoder.lr = 1e-3;
-    cfg.optimizer.schedule = Schedule::Constant;
-    cfg.pretrain.enabled = false;
-    cfg.training.log_every_steps = 20;
-    cfg.objective = ObjectiveConfig::WaeMmd(WaeMmdConfig {
-        lambda: 10.0,
-        logvar_l1: if gaussian {
-            RANDOM_ENCODER_LOGVAR_L1
-        } else {
-            0.0
-        },
-        ..WaeMmdConfig::default()
-    });
-    if gaussian {
-        cfg.model.encoder.kind = EncoderKind::Gaussian;
-        // Start nearly deterministic (variances ~ e^-6): from variance 1 the decoder
-        // sees only noise and the encoder can stay collapsed onto the prior.
-        cfg.model.encoder.logvar_offset = RANDOM_ENCODER_LOGVAR_OFFSET;
-    }
-    cfg.training.epochs = 20;
-    cfg.optimizer.schedule = Schedule::Plateau {
-        start_epoch: 5,
-        patience_epochs: 2,
-        factor: 1.4,
-        min_factor: 1e-6,
-    };
-    cfg
+presets! {
+    "mnist-vae" => "VAE on MNIST, paper networks (Bernoulli decoder)",
+    "mnist-beta-vae" => "beta-VAE (beta = 4) on MNIST, paper networks",
+    "mnist-wae-mmd" => "WAE-MMD on MNIST, the reference code's config",
+    "mnist-wae-gan" => "WAE-GAN on MNIST, the reference code's config",
+    "celeba-vae" => "VAE on CelebA 64x64, paper networks (Gaussian decoder)",
+    "celeba-wae-mmd" => "WAE-MMD on CelebA 64x64, paper settings",
+    "celeba-wae-gan" => "WAE-GAN on CelebA 64x64, paper settings",
+    "mnist-swae" => "Sliced-Wasserstein AE on MNIST, the WAE code's networks and schedule",
+    "mnist-info-vae" => "InfoVAE (MMD-VAE) on MNIST, paper networks (Bernoulli decoder)",
+    "mnist-wae-mmd-box" => "WAE-MMD on MNIST with a uniform prior on [-1, 1]^8 (codes through tanh)",
+    "mnist-wae-mmd-sphere" => "WAE-MMD on MNIST with a uniform prior on the unit sphere",
+    "mnist-vae-cpu" => "mnist-vae at width/4 for 2 epochs",
+    "mnist-beta-vae-cpu" => "mnist-beta-vae at width/4 for 2 epochs",
+    "mnist-wae-mmd-cpu" => "mnist-wae-mmd at width/4 for 2 epochs",
+    "mnist-wae-gan-cpu" => "mnist-wae-gan at width/4 for 2 epochs",
+    "mnist-swae-cpu" => "mnist-swae at width/4 for 2 epochs",
+    "mnist-wae-mmd-box-cpu" => "mnist-wae-mmd-box at width/4 for 2 epochs",
+    "mnist-wae-mmd-sphere-cpu" => "mnist-wae-mmd-sphere at width/4 for 2 epochs",
+    "mnist-info-vae-cpu" => "mnist-info-vae at width/4 for 2 epochs",
+    "celeba-vae-cpu" => "celeba-vae at width/8 for 1 epoch",
+    "celeba-wae-mmd-cpu" => "celeba-wae-mmd at width/8 for 1 epoch",
+    "celeba-wae-gan-cpu" => "celeba-wae-gan at width/8 for 1 epoch",
+    "fading-squares-wae-mmd-random" => "Rubenstein et al.: WAE-MMD, uniform-noise random encoder, d_z = 2, on fading squares",
+    "fading-squares-wae-mmd-det" => "Rubenstein et al.: WAE-MMD, deterministic encoder, d_z = 2, on fading squares",
+    "dsprites-wae-mmd-random" => "Rubenstein et al.: WAE-MMD, Gaussian encoder + log-variance L1 3, d_z = 16, on dSprites",
+    "dsprites-wae-mmd-det" => "Rubenstein et al.: WAE-MMD, deterministic encoder, d_z = 16, on dSprites",
+    "dsprites-vae" => "VAE with Rubenstein et al.'s dSprites nets (Bernoulli decoder)",
+    "dsprites-beta-vae-4" => "beta-VAE (beta = 4) with Rubenstein et al.'s dSprites nets",
+    "dsprites-beta-vae-16" => "beta-VAE (beta = 16) with Rubenstein et al.'s dSprites nets",
+    "dsprites-wae-code-mmd" => "WAE-MMD, deterministic encoder, on dSprites, the tolstikhin/wae code's config",
+    "dsprites-wae-code-mmd-gauss" => "WAE-MMD, Gaussian encoder + log-variance L1, on dSprites, the tolstikhin/wae code's config",
+    "fading-squares-wae-mmd-random-cpu" => "fading-squares-wae-mmd-random for 6,000 steps",
+    "fading-squares-wae-mmd-det-cpu" => "fading-squares-wae-mmd-det for 6,000 steps",
+    "dsprites-wae-mmd-random-cpu" => "dsprites-wae-mmd-random for fewer steps on 100,000 images",
+    "dsprites-wae-mmd-det-cpu" => "dsprites-wae-mmd-det for fewer steps on 100,000 images",
+    "dsprites-vae-cpu" => "dsprites-vae for fewer steps on 100,000 images",
+    "dsprites-beta-vae-4-cpu" => "dsprites-beta-vae-4 for fewer steps on 100,000 images",
+    "dsprites-beta-vae-16-cpu" => "dsprites-beta-vae-16 for fewer steps on 100,000 images",
+    "dsprites-wae-code-mmd-cpu" => "dsprites-wae-code-mmd at width/4 on 20,000 images for 10 epochs",
+    "dsprites-wae-code-mmd-gauss-cpu" => "dsprites-wae-code-mmd-gauss at width/4 on 20,000 images for 10 epochs",
+    "mnist-wae-mmd-smoke" => "WAE-MMD on 512 MNIST images, width/16, 1 epoch of 16 steps (seconds)",
 }
 
-/// Initial log-variance offset of the random-encoder presets' Gaussian encoders.
-pub const RANDOM_ENCODER_LOGVAR_OFFSET: f64 = -6.0;
+/// The TOML file of a preset, as included in the crate: its provenance in comments, then
+/// the keys that differ from the defaults. `None` for an unknown name.
+pub fn preset_toml(name: &str) -> Option<&'static str> {
+    PRESETS
+        .iter()
+        .position(|(n, _)| *n == name)
+        .map(|i| FILES[i])
+}
 
 /// Turns a full-size preset into its CPU variant: networks `width_div` times
 /// narrower, `epochs` epochs, the manual schedule's milestones scaled to the
@@ -305,169 +114,25 @@ pub fn cpu_variant(mut cfg: TrainConfig, width_div: usize, epochs: u64) -> Train
 
 /// The configuration of a preset, by name (see [`PRESETS`]).
 pub fn preset(name: &str) -> Result<TrainConfig> {
-    let cfg = match name {
-        "mnist-wae-mmd" => mnist_base("mnist-wae-mmd: the reference code's MNIST WAE-MMD"),
-        "mnist-wae-gan" => {
-            let mut cfg = mnist_base("mnist-wae-gan: the reference code's MNIST WAE-GAN");
-            cfg.objective = ObjectiveConfig::WaeGan(WaeGanConfig::default());
-            cfg
-        }
-        "mnist-vae" => mnist_vae(1.0, "mnist-vae: VAE with the paper's MNIST networks"),
-        "mnist-wae-mmd-box" => {
-            let mut cfg = mnist_base("mnist-wae-mmd-box: WAE-MMD, uniform prior on [-1, 1]^8");
-            cfg.model.prior = PriorConfig::UniformBox {
-                half_width: 1.0,
-                squash: true,
-            };
-            cfg
-        }
-        "mnist-wae-mmd-sphere" => {
-            let mut cfg = mnist_base("mnist-wae-mmd-sphere: WAE-MMD, uniform prior on the sphere");
-            cfg.model.prior = PriorConfig::Sphere;
-            cfg
-        }
-        "mnist-swae" => {
-            let mut cfg = mnist_base("mnist-swae: Sliced-Wasserstein AE on the WAE MNIST setup");
-            cfg.objective = ObjectiveConfig::Swae(SwaeConfig::default());
-            cfg
-        }
-        "mnist-info-vae" => {
-            let mut cfg = mnist_vae(
-                1.0,
-                "mnist-info-vae: InfoVAE (MMD) on the paper's MNIST networks",
-            );
-            cfg.objective = ObjectiveConfig::InfoVae(InfoVaeConfig {
-                alpha: 0.0,
-                lambda: 100.0,
-                likelihood: Likelihood::Bernoulli,
-                ..InfoVaeConfig::default()
-            });
-            cfg
-        }
-        "mnist-beta-vae" => mnist_vae(
-            4.0,
-            "mnist-beta-vae: beta-VAE (beta 4), paper's MNIST networks",
-        ),
-        "celeba-wae-mmd" => celeba_base("celeba-wae-mmd: paper CelebA WAE-MMD"),
-        "celeba-wae-gan" => {
-            let mut cfg = celeba_base("celeba-wae-gan: paper CelebA WAE-GAN");
-            cfg.objective = ObjectiveConfig::WaeGan(WaeGanConfig {
-                lambda: 1.0,
-                ..WaeGanConfig::default()
-            });
-            cfg.optimizer.autoencoder.lr = 3e-4;
-            cfg
-        }
-        "celeba-vae" => {
-            let mut cfg = celeba_base("celeba-vae: VAE with the paper's CelebA networks");
-            cfg.model.encoder.kind = EncoderKind::Gaussian;
-            cfg.model.prior = PriorConfig::Normal { variance: 1.0 };
-            cfg.model.input_noise_std = 0.0;
-            cfg.model.decoder.activation = Activation::Tanh;
-            cfg.objective = ObjectiveConfig::Vae(VaeConfig {
-                beta: 1.0,
-                likelihood: Likelihood::Gaussian { variance: 1.0 },
-            });
-            cfg.pretrain.enabled = false;
-            cfg
-        }
-        "fading-squares-wae-mmd-random" => rubenstein::fading_squares(true),
-        "fading-squares-wae-mmd-det" => rubenstein::fading_squares(false),
-        "dsprites-wae-mmd-random" => rubenstein::dsprites_wae(true),
-        "dsprites-wae-mmd-det" => rubenstein::dsprites_wae(false),
-        "dsprites-vae" => rubenstein::dsprites_vae(1.0),
-        "dsprites-beta-vae-4" => rubenstein::dsprites_vae(4.0),
-        "dsprites-beta-vae-16" => rubenstein::dsprites_vae(16.0),
-        "dsprites-wae-code-mmd" => wae_mmd_latent(
-            Architecture::Dsprites,
-            DatasetKind::Dsprites,
-            false,
-            "dsprites-wae-code-mmd: the tolstikhin/wae code's dSprites config, deterministic encoder",
-        ),
-        "dsprites-wae-code-mmd-gauss" => wae_mmd_latent(
-            Architecture::Dsprites,
-            DatasetKind::Dsprites,
-            true,
-            "dsprites-wae-code-mmd-gauss: the tolstikhin/wae code's dSprites config, Gaussian encoder, log-variance L1 0.1",
-        ),
-        "mnist-wae-mmd-smoke" => {
-            let mut cfg = mnist_base("mnist-wae-mmd-smoke: tiny WAE-MMD for tests");
-            cfg.model = cfg.model.with_width_div(16);
-            cfg.data.train_examples = Some(512);
-            cfg.data.test_examples = Some(256);
-            cfg.training.epochs = 1;
-            cfg.training.batch_size = 32;
-            cfg.training.log_every_steps = 1;
-            cfg.training.checkpoint_every_steps = 8;
-            cfg.training.eval_examples = 256;
-            cfg.pretrain.sample_size = 64;
-            cfg.pretrain.max_steps = 5;
-            cfg.optimizer.schedule = Schedule::Manual {
-                milestones: vec![Milestone {
-                    epoch: 1,
-                    divide_by: 2.0,
-                }],
-            };
-            cfg
-        }
-        other => {
-            if let Some(base) = other.strip_suffix("-cpu")
-                && PRESETS.iter().any(|(n, _)| *n == base)
-                && !base.ends_with("-smoke")
-            {
-                let full = preset(base)?;
-                let mut cfg = if base.starts_with("celeba") {
-                    cpu_variant(full, 8, 1)
-                } else if let Some(cpu) = rubenstein::cpu_variant(base, full.clone()) {
-                    cpu
-                } else if base.starts_with("dsprites") {
-                    // 10 epochs of 2,000 steps (about 4 minutes per model on the
-                    // 2-core machine); the plateau schedule waits half as long as
-                    // the full preset's.
-                    let mut cfg = cpu_variant(full, 4, 10);
-                    cfg.data.train_examples = Some(20_000);
-                    cfg.data.test_examples = Some(5_000);
-                    if let Schedule::Plateau {
-                        start_epoch,
-                        patience_epochs,
-                        ..
-                    } = &mut cfg.optimizer.schedule
-                    {
-                        *start_epoch = 3;
-                        *patience_epochs = 1;
-                    }
-                    cfg
-                } else {
-                    cpu_variant(full, 4, 2)
-                };
-                cfg.training.eval_examples = 2000;
-                return Ok(cfg);
-            }
-            return Err(Error::UnknownPreset {
-                name: other.to_string(),
-                known: PRESETS
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
-    };
-    Ok(cfg)
-}
-
-/// The Adam settings of the paper (beta1 0.5) at learning rate `lr`.
-pub fn paper_adam(lr: f64) -> AdamConfig {
-    AdamConfig {
-        lr,
-        ..AdamConfig::default()
-    }
+    let text = preset_toml(name).ok_or_else(|| Error::UnknownPreset {
+        name: name.to_string(),
+        known: PRESETS
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
+    TrainConfig::from_toml_str(
+        text,
+        &Path::new("crates/wae-train/presets").join(format!("{name}.toml")),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use crate::schedule::Milestone;
+    use wae_objectives::{Likelihood, ObjectiveConfig, PriorConfig};
 
     #[test]
     fn every_preset_is_valid_and_round_trips() {
@@ -477,6 +142,44 @@ mod tests {
             let text = cfg.to_toml_string().unwrap();
             let back = TrainConfig::from_toml_str(&text, Path::new(name)).unwrap();
             assert_eq!(back, cfg, "{name}");
+        }
+    }
+
+    /// Every preset's config, in preset order, as one TOML document (a table per name).
+    fn all_presets_toml() -> String {
+        let mut all = toml::Table::new();
+        for (name, _) in PRESETS {
+            let value = toml::Table::try_from(preset(name).unwrap()).unwrap();
+            all.insert((*name).to_string(), toml::Value::Table(value));
+        }
+        toml::to_string(&all).unwrap()
+    }
+
+    /// The presets give exactly the configs of the committed snapshot,
+    /// `tests/data/presets-snapshot.toml` (written when the presets moved from Rust
+    /// builders to TOML files). A deliberate change of a preset rewrites it with
+    /// `WAE_UPDATE_PRESET_SNAPSHOT=1 cargo test -p wae-train --lib presets`.
+    #[test]
+    fn presets_match_the_snapshot() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/presets-snapshot.toml");
+        let now = all_presets_toml();
+        if std::env::var_os("WAE_UPDATE_PRESET_SNAPSHOT").is_some_and(|v| v == "1") {
+            std::fs::write(&path, &now).unwrap();
+        }
+        let snapshot = std::fs::read_to_string(&path).unwrap();
+        if now != snapshot {
+            let first = now
+                .lines()
+                .zip(snapshot.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(now.lines().count().min(snapshot.lines().count()));
+            panic!(
+                "the presets differ from {} from line {}: now {:?}, snapshot {:?}",
+                path.display(),
+                first + 1,
+                now.lines().nth(first),
+                snapshot.lines().nth(first)
+            );
         }
     }
 
@@ -554,5 +257,179 @@ mod tests {
             "{err}"
         );
         assert!(preset("mnist-wae-mmd-smoke-cpu").is_err());
+    }
+
+    /// The files in `presets/` are exactly the presets, and each opens with its name and
+    /// its provenance (a comment block saying what it follows).
+    #[test]
+    fn every_file_is_a_preset_with_its_provenance() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("presets");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_suffix(".toml").map(str::to_string)
+            })
+            .collect();
+        files.sort();
+        let mut names: Vec<String> = PRESETS.iter().map(|(n, _)| n.to_string()).collect();
+        names.sort();
+        assert_eq!(files, names, "presets/*.toml and PRESETS");
+        for (name, _) in PRESETS {
+            let text = preset_toml(name).unwrap();
+            let header: Vec<&str> = text.lines().take_while(|l| l.starts_with('#')).collect();
+            assert_eq!(
+                header.first(),
+                Some(&format!("# {name}").as_str()),
+                "{name}"
+            );
+            let provenance = header.join("\n");
+            assert!(
+                provenance.contains("Follows:")
+                    || provenance.contains(".toml sized for")
+                    || provenance.contains(".toml for")
+                    || provenance.contains("seconds-long"),
+                "{name}: no provenance in its header"
+            );
+        }
+    }
+
+    /// `1234567` as `1,234,567`.
+    fn thousands(n: u64) -> String {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    /// `kind` of a serialised enum table, then its other scalar keys named in `keys`.
+    fn kind_with(value: &toml::Value, keys: &[&str]) -> String {
+        let table = value.as_table().unwrap();
+        let tag = table
+            .get("kind")
+            .or_else(|| table.get("type"))
+            .and_then(toml::Value::as_str)
+            .unwrap_or("?")
+            .replace('_', " ");
+        let mut parts = vec![tag];
+        for key in keys {
+            match table.get(*key) {
+                Some(toml::Value::Float(x)) if *key == "logvar_l1" && *x == 0.0 => {}
+                Some(toml::Value::Float(x)) => parts.push(format!("{} {x}", key.replace('_', " "))),
+                Some(toml::Value::Boolean(b)) => {
+                    parts.push(format!("{} {b}", key.replace('_', " ")))
+                }
+                _ => {}
+            }
+        }
+        parts.join(", ")
+    }
+
+    /// The preset table of `docs/training.md`, rendered from the presets.
+    fn docs_table() -> String {
+        let mut out = String::from(
+            "| preset | data | objective | encoder | prior | d_z | width | length | what |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        );
+        for (name, what) in PRESETS {
+            let cfg = preset(name).unwrap();
+            let value = toml::Value::try_from(&cfg).unwrap();
+            let data = match (cfg.data.train_examples, cfg.data.test_examples) {
+                (Some(train), Some(test)) => format!(
+                    "{} ({} / {})",
+                    value["data"]["dataset"].as_str().unwrap(),
+                    thousands(train as u64),
+                    thousands(test as u64)
+                ),
+                (Some(train), None) => format!(
+                    "{} ({} train)",
+                    value["data"]["dataset"].as_str().unwrap(),
+                    thousands(train as u64)
+                ),
+                _ => value["data"]["dataset"].as_str().unwrap().to_string(),
+            }
+            .replace('_', " ");
+            let objective = kind_with(
+                &value["objective"],
+                &["lambda", "beta", "alpha", "logvar_l1"],
+            );
+            let encoder = value["model"]["encoder"]["kind"]
+                .as_str()
+                .unwrap()
+                .replace('_', " ");
+            let prior = kind_with(
+                &value["model"]["prior"],
+                &["variance", "half_width", "squash"],
+            );
+            let width = match cfg.model.encoder.width_div {
+                1 => "full".to_string(),
+                d => format!("1/{d}"),
+            };
+            let length = match cfg.training.max_steps {
+                Some(steps) => format!("{} steps", thousands(steps)),
+                None => format!(
+                    "{} epoch{}",
+                    cfg.training.epochs,
+                    if cfg.training.epochs == 1 { "" } else { "s" }
+                ),
+            };
+            out.push_str(&format!(
+                "| `{name}` | {data} | {objective} | {encoder} | {prior} | {} | {width} | {length}, batch {} | {what} |\n",
+                cfg.model.latent_dim(),
+                cfg.training.batch_size
+            ));
+        }
+        out
+    }
+
+    const TABLE_START: &str = "<!-- presets table: rendered from crates/wae-train/presets by a test; \
+                               WAE_UPDATE_DOCS=1 cargo test -p wae-train --lib presets rewrites it -->\n";
+    const TABLE_END: &str = "<!-- end of the presets table -->";
+
+    /// The table in `docs/training.md` lists every preset, in order, with what its config
+    /// holds: a preset added, renamed or changed without the docs fails here.
+    #[test]
+    fn docs_table_matches_the_presets() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/training.md");
+        let docs = std::fs::read_to_string(&path).unwrap();
+        let start = docs
+            .find(TABLE_START)
+            .expect("the presets table's start marker")
+            + TABLE_START.len();
+        let end = start
+            + docs[start..]
+                .find(TABLE_END)
+                .expect("the presets table's end marker");
+        let table = docs_table();
+        if std::env::var_os("WAE_UPDATE_DOCS").is_some_and(|v| v == "1") {
+            let updated = format!("{}{table}{}", &docs[..start], &docs[end..]);
+            std::fs::write(&path, updated).unwrap();
+            return;
+        }
+        let in_docs = &docs[start..end];
+        if in_docs != table {
+            let diff: Vec<String> = table
+                .lines()
+                .filter(|l| !in_docs.lines().any(|d| d == *l))
+                .map(|l| format!("  presets: {l}"))
+                .chain(
+                    in_docs
+                        .lines()
+                        .filter(|d| !table.lines().any(|l| l == *d))
+                        .map(|d| format!("  docs:    {d}")),
+                )
+                .collect();
+            panic!(
+                "the presets table in {} disagrees with the presets (rewrite it with \
+                 WAE_UPDATE_DOCS=1 cargo test -p wae-train --lib presets):\n{}",
+                path.display(),
+                diff.join("\n")
+            );
+        }
     }
 }

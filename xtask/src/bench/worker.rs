@@ -1,0 +1,452 @@
+//! Our side of `cargo xtask bench`: each measurement runs in a fresh release process
+//! (`xtask bench --worker ...`), which times one case in-process and prints one JSON line
+//! (a [`StepRun`], [`MmdRun`], [`InceptionRun`] or, with `--profile`, a [`Profile`]).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Device, Tensor};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::report::{KernelTime, Measurement, OptimizerTime, Pass, Profile};
+use super::{BenchArgs, Case};
+
+/// What a `--case step` worker prints: the timed training steps.
+#[derive(Debug, Serialize)]
+pub(super) struct StepRun {
+    framework: &'static str,
+    width_div: usize,
+    batch: usize,
+    steps: usize,
+    images_per_s: f64,
+    s_per_step: f64,
+    loss: f32,
+    threads: usize,
+    peak_rss_kb: Option<f64>,
+    min_step_wall_s: Option<f64>,
+    min_step_cpu_s: Option<f64>,
+}
+
+/// What a `--case mmd` worker prints: the fastest forward + backward of the penalty.
+#[derive(Debug, Serialize)]
+pub(super) struct MmdRun {
+    framework: &'static str,
+    n: usize,
+    d: usize,
+    steps: usize,
+    best_ms: f64,
+    images_per_s: f64,
+    threads: usize,
+    peak_rss_kb: Option<f64>,
+}
+
+/// What a `--case inception` worker prints: Inception pool3 features per second.
+#[derive(Debug, Serialize)]
+pub(super) struct InceptionRun {
+    framework: &'static str,
+    batch: usize,
+    reps: usize,
+    images_per_s: f64,
+    threads: usize,
+    peak_rss_kb: Option<f64>,
+}
+
+pub(super) fn exe(workspace: &Path) -> Result<PathBuf> {
+    if !cfg!(debug_assertions) {
+        return std::env::current_exe().context("locating this executable");
+    }
+    eprintln!("building the release worker: cargo build --release -p xtask");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "xtask"])
+        .current_dir(workspace)
+        .status()
+        .context("running cargo build --release -p xtask")?;
+    if !status.success() {
+        bail!("cargo build --release -p xtask failed");
+    }
+    let exe = crate::workspace::target_dir()
+        .join("release")
+        .join(format!("xtask{}", std::env::consts::EXE_SUFFIX));
+    if !exe.is_file() {
+        bail!("release worker not found at {}", exe.display());
+    }
+    Ok(exe)
+}
+
+/// One measurement of `case` by our side, in a fresh process.
+pub(super) fn run_case(exe: &Path, case: &Case, quick: bool) -> Result<Measurement> {
+    let (reps, warmup) = case.reps(quick);
+    match case {
+        Case::Step {
+            width_div, batch, ..
+        } => run_step(exe, *width_div, *batch, reps, warmup, false),
+        Case::Mmd { n, d } => run_with(
+            exe,
+            &[
+                "--case=mmd".into(),
+                format!("--batch={n}"),
+                format!("--mmd-dim={d}"),
+                format!("--steps={reps}"),
+            ],
+        ),
+        Case::Inception { batch } => run_with(
+            exe,
+            &[
+                "--case=inception".into(),
+                format!("--batch={batch}"),
+                format!("--steps={reps}"),
+            ],
+        ),
+    }
+}
+
+/// Runs one `--case step` worker (`profile`: with `--profile`).
+pub(super) fn run_step<T: DeserializeOwned>(
+    exe: &Path,
+    width_div: usize,
+    batch: usize,
+    steps: usize,
+    warmup: usize,
+    profile: bool,
+) -> Result<T> {
+    let mut args = vec![
+        format!("--width-div={width_div}"),
+        format!("--batch={batch}"),
+        format!("--steps={steps}"),
+        format!("--warmup={warmup}"),
+    ];
+    if profile {
+        args.push("--profile".into());
+    }
+    run_with(exe, &args)
+}
+
+/// Runs `exe bench --worker ARGS...` and parses the JSON line it prints last.
+fn run_with<T: DeserializeOwned>(exe: &Path, args: &[String]) -> Result<T> {
+    let out = Command::new(exe)
+        .args(["bench", "--worker"])
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    if !out.status.success() {
+        bail!(
+            "worker ({}) failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("worker printed {line:?}"))
+}
+
+/// The vector instructions our side uses on this CPU: the GEMMs (the `gemm` crate, ours and
+/// candle's, built with its `x86-v4` AVX-512 kernels and choosing at run time) and
+/// `wae-kernels`' own loops (Winograd transforms, col2im, BatchNorm, Adam: the level
+/// `WAE_SIMD` allows; the fused MMD pass of `wae-divergence` is AVX2 + FMA).
+pub(super) fn our_simd() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        let avx2 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        let gemm = if avx512 {
+            "AVX-512"
+        } else if avx2 {
+            "AVX2 + FMA"
+        } else {
+            "SSE/scalar"
+        };
+        let loops = match wae_kernels::simd_level() {
+            wae_kernels::SimdLevel::Avx512 => "AVX-512",
+            wae_kernels::SimdLevel::Avx2 => "AVX2 + FMA",
+            wae_kernels::SimdLevel::Baseline => "baseline (SSE2)",
+        };
+        format!(
+            "GEMM {gemm} (gemm crate, x86-v4 kernels built in); own loops {loops}; fused MMD \
+             {}",
+            if avx2 { "AVX2 + FMA" } else { "scalar" }
+        )
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        "not x86-64: gemm's generic / NEON kernels; own loops scalar".into()
+    }
+}
+
+/// Peak resident set size of this process in kB (VmHWM).
+fn peak_rss_kb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// The model, optimiser and data of one benchmark process; the step timed is
+/// `wae_train::TrainStep`, the one `wae train` runs.
+struct Step {
+    model: wae_objectives::Model,
+    train: wae_train::TrainStep,
+    x: Tensor,
+    rng: StdRng,
+    batch: usize,
+}
+
+impl Step {
+    fn new(width_div: usize, batch: usize) -> Result<Self> {
+        let device = Device::Cpu;
+        let mut config =
+            wae_objectives::ModelConfig::for_architecture(wae_nets::Architecture::MnistDcgan)
+                .with_width_div(width_div);
+        config.encoder.kind = wae_nets::EncoderKind::Deterministic;
+        let objective =
+            wae_objectives::ObjectiveConfig::WaeMmd(wae_objectives::WaeMmdConfig::default());
+        let vars = wae_train::init::SeededVarMap::new(0);
+        let model =
+            wae_objectives::Model::new(&config, &objective, vars.var_builder(DType::F32, &device))?;
+        let adam = wae_train::Adam::new(
+            wae_nets::trainable_vars(vars.var_map(), ""),
+            wae_train::AdamConfig::default(),
+        )?;
+        let mut rng = StdRng::seed_from_u64(0);
+        let pixels: Vec<f32> = (0..batch * 28 * 28).map(|_| rng.random::<f32>()).collect();
+        let x = Tensor::from_vec(pixels, (batch, 1, 28, 28), &device)?;
+        Ok(Self {
+            model,
+            train: wae_train::TrainStep::new(adam, None),
+            x,
+            rng,
+            batch,
+        })
+    }
+
+    /// One training step; returns the loss and the seconds of (forward, backward,
+    /// optimiser); drawing the step's noise counts as forward.
+    fn step(&mut self) -> Result<(f32, [f64; 3])> {
+        let t0 = Instant::now();
+        let noise = self
+            .model
+            .draw_noise(self.batch, &mut self.rng, &Device::Cpu)?;
+        let draw = t0.elapsed().as_secs_f64();
+        let report = self
+            .train
+            .step(&self.model, self.model.loss(), &self.x, &noise, 0)?;
+        let s = report.seconds;
+        Ok((
+            report.values["total"] as f32,
+            [draw + s.forward, s.backward, s.update],
+        ))
+    }
+}
+
+pub(super) fn measure_step(args: &BenchArgs) -> Result<StepRun> {
+    let mut step = Step::new(args.width_div, args.batch)?;
+    let mut loss = 0f32;
+    for _ in 0..args.warmup {
+        loss = step.step()?.0;
+    }
+    let start = Instant::now();
+    let mut step_cpu = Vec::new();
+    let mut step_wall = Vec::new();
+    for _ in 0..args.steps.max(1) {
+        let (c0, t0) = (process_cpu_seconds(), Instant::now());
+        loss = step.step()?.0;
+        step_wall.push(t0.elapsed().as_secs_f64());
+        if let (Some(a), Some(b)) = (c0, process_cpu_seconds()) {
+            step_cpu.push(b - a);
+        }
+    }
+    let dt = start.elapsed().as_secs_f64();
+    let min = |v: &[f64]| v.iter().copied().reduce(f64::min);
+    if !loss.is_finite() {
+        bail!("the loss is not finite: {loss}");
+    }
+    let steps = args.steps.max(1);
+    Ok(StepRun {
+        framework: "wae (candle + wae-kernels)",
+        width_div: args.width_div,
+        batch: args.batch,
+        steps,
+        images_per_s: (args.batch * steps) as f64 / dt,
+        s_per_step: dt / steps as f64,
+        loss,
+        threads: rayon::current_num_threads(),
+        peak_rss_kb: peak_rss_kb(),
+        min_step_wall_s: min(&step_wall),
+        min_step_cpu_s: min(&step_cpu),
+    })
+}
+
+/// Forward + backward of the default WAE-MMD penalty (`wae_divergence::mmd`: IMQ over 7
+/// scales, U-statistic, f32) of `--batch` codes ~ N(0, 2 I) of dimension `--mmd-dim`
+/// against as many N(0, I) prior samples, as `xtask/reference/mmd_bench_torch.py` does;
+/// "images" per second are codes per second of the fastest of `--steps` steps.
+pub(super) fn measure_mmd(args: &BenchArgs) -> Result<MmdRun> {
+    use wae_divergence::{MmdConfig, Prior, mmd};
+    let (n, d) = (args.batch, args.mmd_dim);
+    let dev = Device::Cpu;
+    let mut rng = StdRng::seed_from_u64(0);
+    let codes = Prior::Normal { variance: 2.0 }.sample(n, d, &mut rng, &dev, DType::F32)?;
+    let codes = candle_core::Var::from_tensor(&codes)?;
+    let prior = Prior::default().sample(n, d, &mut rng, &dev, DType::F32)?;
+    let cfg = MmdConfig::default();
+    let step = || -> Result<f64> {
+        let t = Instant::now();
+        let value = mmd(codes.as_tensor(), &prior, &cfg)?;
+        let grads = value.backward()?;
+        let g = grads
+            .get(codes.as_tensor())
+            .context("no gradient for the codes")?;
+        // Read one element so that nothing is skipped.
+        g.get(0)?.get(0)?.to_scalar::<f32>()?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    step()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..args.steps.max(1) {
+        best = best.min(step()?);
+    }
+    Ok(MmdRun {
+        framework: "wae-divergence (fused CPU kernel)",
+        n,
+        d,
+        steps: args.steps.max(1),
+        best_ms: best * 1e3,
+        images_per_s: n as f64 / best,
+        threads: rayon::current_num_threads(),
+        peak_rss_kb: peak_rss_kb(),
+    })
+}
+
+/// Pool3 features of `--batch` 299x299 RGB images through the FID Inception-v3
+/// (`wae_metrics::InceptionV3`, formula weights), `--steps` batches after one warm-up
+/// batch, as `xtask/reference/inception_reference.py --bench-json` does.
+pub(super) fn measure_inception(args: &BenchArgs) -> Result<InceptionRun> {
+    use wae_metrics::testing::{inception_formula_weights, uniform};
+    use wae_metrics::{InceptionConfig, InceptionV3};
+    let dev = Device::Cpu;
+    let weights = inception_formula_weights(&dev)?;
+    let net = InceptionV3::new(
+        &InceptionConfig::default(),
+        candle_nn::VarBuilder::from_tensors(weights, DType::F32, &dev),
+    )?;
+    let batch = args.batch.max(1);
+    let values: Vec<f32> = (0..(batch * 3 * 299 * 299) as u64)
+        .map(|k| uniform(1, k) as f32)
+        .collect();
+    let images = Tensor::from_vec(values, (batch, 3, 299, 299), &dev)?;
+    net.features(&images)?;
+    let reps = args.steps.max(1);
+    let t = Instant::now();
+    for _ in 0..reps {
+        net.features(&images)?.sum_all()?.to_scalar::<f32>()?;
+    }
+    let dt = t.elapsed().as_secs_f64();
+    Ok(InceptionRun {
+        framework: "wae-metrics (candle + wae-kernels)",
+        batch,
+        reps,
+        images_per_s: (reps * batch) as f64 / dt,
+        threads: rayon::current_num_threads(),
+        peak_rss_kb: peak_rss_kb(),
+    })
+}
+
+/// User + system CPU time of this process (all threads), from /proc/self/stat, in
+/// seconds (10 ms resolution).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Kernel time per op kind accumulated during one phase, and their sum in seconds.
+fn kernel_rows(pass_is_backward: bool) -> (Vec<KernelTime>, f64) {
+    let mut total = 0.0;
+    let rows = wae_kernels::profile::snapshot()
+        .into_iter()
+        .map(|t| {
+            let (d, calls) = if pass_is_backward {
+                (t.backward, t.backward_calls)
+            } else {
+                (t.forward, t.forward_calls)
+            };
+            total += d.as_secs_f64();
+            KernelTime {
+                op: t.kind.name().to_string(),
+                seconds: d.as_secs_f64(),
+                calls,
+            }
+        })
+        .collect();
+    (rows, total)
+}
+
+/// Times `steps` steps after the warm-up, each phase with the kernel counters reset
+/// before it, and keeps the fastest step. The phases are run one by one here (the
+/// counters are read between them), with the same model, objective and optimiser as
+/// `TrainStep`; the throughput rows time `TrainStep::step` itself.
+pub(super) fn profile_step(args: &BenchArgs) -> Result<Profile> {
+    let mut step = Step::new(args.width_div, args.batch)?;
+    for _ in 0..args.warmup {
+        step.step()?;
+    }
+    let mut best: Option<(f64, Profile)> = None;
+    for _ in 0..args.steps.max(1) {
+        // The three phases, each with its own kernel counters.
+        let t0 = Instant::now();
+        wae_kernels::profile::reset();
+        let noise = step
+            .model
+            .draw_noise(step.batch, &mut step.rng, &Device::Cpu)?;
+        let (parts, _) = step.model.losses(&step.x, &noise, true)?;
+        let forward = t0.elapsed().as_secs_f64();
+        let (fwd_rows, fwd_kernels) = kernel_rows(false);
+        wae_kernels::profile::reset();
+        let t1 = Instant::now();
+        let grads = parts.total.backward()?;
+        let backward = t1.elapsed().as_secs_f64();
+        let (bwd_rows, bwd_kernels) = kernel_rows(true);
+        let t2 = Instant::now();
+        step.train.autoencoder_optimizer_mut().step(&grads)?;
+        drop(grads);
+        let loss = parts.total.to_scalar::<f32>()?;
+        let optimizer = t2.elapsed().as_secs_f64();
+        let total = forward + backward + optimizer;
+        let value = Profile {
+            width_div: args.width_div,
+            batch: args.batch,
+            threads: rayon::current_num_threads(),
+            loss,
+            step_seconds: total,
+            forward: Pass {
+                seconds: forward,
+                kernels: fwd_rows,
+                other_seconds: forward - fwd_kernels,
+            },
+            backward: Pass {
+                seconds: backward,
+                kernels: bwd_rows,
+                other_seconds: backward - bwd_kernels,
+            },
+            optimizer: OptimizerTime { seconds: optimizer },
+        };
+        if best.as_ref().is_none_or(|(t, _)| total < *t) {
+            best = Some((total, value));
+        }
+    }
+    best.map(|(_, v)| v).context("no step was profiled")
+}
