@@ -4,7 +4,7 @@
 # network needed there: the CUDA libraries come from the machine's CUDA toolkit or its
 # PyTorch installation.
 #
-#   run.sh [--device cuda|cpu] [--out DIR] [--minutes N] [--bench-steps N]
+#   run.sh [--device cuda|cpu] [--out DIR] [--minutes N] [--bench-steps N] [--runs DIR]
 #
 # In order, printing as it goes and writing JSON under --out (default: ./gpu-out):
 #   1. nvidia-smi, `wae selftest` (every op and one step of each model family against
@@ -14,8 +14,9 @@
 #      alternating (bench.jsonl);
 #   3. `wae train --preset mnist-wae-mmd` (the paper's MNIST WAE-MMD) for the minutes
 #      left, stopped by SIGTERM, which writes a checkpoint; its run directory stays in
-#      DIR/runs, so a second call on the same machine resumes it; metrics, evaluation
-#      and pictures are copied to --out (train/).
+#      --runs (default: gpu-runs beside the bundle, outside it, so that sending the
+#      bundle again does not delete it), and a second call on the same machine resumes
+#      it; metrics, evaluation and pictures are copied to --out (train/).
 # --device cpu is the dry run on a machine without a GPU (needs the libraries the
 # binary links; point WAE_CUDA_LIBS at them, with the driver stub for libcuda.so.1).
 # Exit status: 0 when every step ran, 1 when the self-test found a mismatch or a step
@@ -27,13 +28,15 @@ device=cuda
 out="$PWD/gpu-out"
 minutes=9
 bench_steps=""
+runs="$(dirname "$here")/gpu-runs"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --device) device="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --minutes) minutes="$2"; shift 2 ;;
         --bench-steps) bench_steps="$2"; shift 2 ;;
-        -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --runs) runs="$2"; shift 2 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -124,7 +127,7 @@ done
 cat "$out/bench.jsonl"
 
 # --- 3. Training for the minutes left, resumable. ----------------------------------------
-run="$here/runs/mnist-wae-mmd"
+run="$runs/mnist-wae-mmd"
 left=$((minutes * 60 - SECONDS - 60))
 if [[ $left -lt 30 ]]; then
     say "no time left for training ($left s)"
@@ -138,7 +141,7 @@ else
         else
             say "training mnist-wae-mmd for $left s"
             rm -rf "$run"
-            mkdir -p "$here/runs"
+            mkdir -p "$runs"
             train=("$wae" train --preset mnist-wae-mmd --device "$device" --out "$run" --data-dir "$here/data/mnist")
         fi
         timeout -s TERM -k 60 "$left" "${train[@]}" 2>&1 | tail -n 40 | tee -a "$log"

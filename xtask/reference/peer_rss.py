@@ -2,7 +2,7 @@
 """Runs a benchmark script in this process and reports its peak memory.
 
 Used by `cargo xtask bench` to measure the PyTorch peer
-(`shared/peers/torch_wae_mmd.py`) the same way as our own worker: the peak resident
+(`xtask/peers/torch_wae_mmd.py`) the same way as our own worker: the peak resident
 set size (Linux `ru_maxrss`, the kernel's VmHWM) of the whole process, interpreter,
 imported libraries and the run together.
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-step times of the PyTorch peer's WAE-MMD training step.
 
-Builds the exact model, loss and optimiser of `shared/peers/torch_wae_mmd.py` (imported,
+Builds the exact model, loss and optimiser of `xtask/peers/torch_wae_mmd.py` (imported,
 not copied) and times every step on its own: wall time (perf_counter) and the CPU time
 of the whole process (process_time, all threads). `cargo xtask bench` uses the fastest
 step as a measure that is less sensitive to other load on the machine than the peer's

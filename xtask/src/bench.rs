@@ -5,7 +5,7 @@
 //! divisor, batch of random images in [0, 1], deterministic encoder, loss 0.05 times
 //! squared L2 plus 10 times MMD-IMQ, Adam lr 1e-3 betas (0.5, 0.999)) with 2 threads:
 //! ours is `wae_objectives::Model` + `wae_train::Adam`, the peer is
-//! `shared/peers/torch_wae_mmd.py`. Every measurement runs in a fresh process (a
+//! `xtask/peers/torch_wae_mmd.py`. Every measurement runs in a fresh process (a
 //! release build of this binary, or the peer under `xtask/reference/peer_rss.py`), so
 //! each reports its own peak RSS. Our runs and the peer's alternate, round after round,
 //! and the best images/s of each is kept: the machine is shared and noisy.
@@ -61,7 +61,7 @@ pub struct BenchArgs {
     /// Python interpreter with torch installed, for the peer (found on PATH by default).
     #[arg(long, env = "WAE_TORCH_PYTHON", default_value = "python3")]
     torch_python: PathBuf,
-    /// The PyTorch peer script [default: <workspace>/../shared/peers/torch_wae_mmd.py].
+    /// The PyTorch peer script [default: <workspace>/xtask/peers/torch_wae_mmd.py].
     #[arg(long)]
     peer_script: Option<PathBuf>,
     /// Interleaved rounds; the best of them is reported [default: 3, 1 with --quick].

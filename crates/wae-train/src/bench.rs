@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use wae_objectives::{Model, ModelConfig, ObjectiveConfig, WaeMmdConfig};
+use wae_objectives::{Model, ModelConfig, ObjectiveConfig, StepNoise, WaeMmdConfig};
 
 use crate::init::SeededVarMap;
 use crate::{Adam, AdamConfig, Error, Result, TrainStep};
@@ -55,13 +55,18 @@ impl StepBench {
         })
     }
 
+    /// The next step's noise (prior draws), from the bench's seeded RNG.
+    pub fn draw_noise(&mut self) -> Result<StepNoise> {
+        Ok(self
+            .model
+            .draw_noise(self.batch, &mut self.rng, &self.device)?)
+    }
+
     /// One training step; returns the loss and the seconds of its phases. The noise is
     /// drawn on the host, as the trainer draws it, and counts as forward.
     pub fn step(&mut self) -> Result<(f32, PhaseSeconds)> {
         let t0 = Instant::now();
-        let noise = self
-            .model
-            .draw_noise(self.batch, &mut self.rng, &self.device)?;
+        let noise = self.draw_noise()?;
         let draw = t0.elapsed().as_secs_f64();
         let report = self
             .train
@@ -73,9 +78,20 @@ impl StepBench {
         ))
     }
 
-    /// The model (to profile its parts).
+    /// The model (to run the step's phases one by one, as `cargo xtask bench --profile`
+    /// does).
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// The batch of images every step trains on.
+    pub fn images(&self) -> &Tensor {
+        &self.x
+    }
+
+    /// The step and its optimiser.
+    pub fn train_step_mut(&mut self) -> &mut TrainStep {
+        &mut self.train
     }
 }
 

@@ -39,7 +39,7 @@ impl Peer {
         let script = args
             .peer_script
             .clone()
-            .unwrap_or_else(|| workspace.join("../shared/peers/torch_wae_mmd.py"));
+            .unwrap_or_else(|| workspace.join("xtask/peers/torch_wae_mmd.py"));
         if !script.is_file() {
             bail!(
                 "PyTorch peer script not found at {} (pass --peer-script, or --no-peer to run only ours)",
@@ -52,7 +52,7 @@ impl Peer {
         match probe {
             Ok(o) if o.status.success() => {}
             Ok(o) => bail!(
-                "{} cannot import torch ({}); install it (shared/peers/README.md says how), \
+                "{} cannot import torch ({}); install it (`python3 -m venv V && V/bin/pip install torch numpy`, docs/performance.md), \
                  point --torch-python / WAE_TORCH_PYTHON at one that can, or pass --no-peer",
                 args.torch_python.display(),
                 String::from_utf8_lossy(&o.stderr)

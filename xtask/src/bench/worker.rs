@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use wae_train::bench::StepBench;
 
 use super::report::{KernelTime, Measurement, OptimizerTime, Pass, Profile};
 use super::{BenchArgs, Case};
@@ -191,65 +192,8 @@ fn peak_rss_kb() -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// The model, optimiser and data of one benchmark process; the step timed is
-/// `wae_train::TrainStep`, the one `wae train` runs.
-struct Step {
-    model: wae_objectives::Model,
-    train: wae_train::TrainStep,
-    x: Tensor,
-    rng: StdRng,
-    batch: usize,
-}
-
-impl Step {
-    fn new(width_div: usize, batch: usize) -> Result<Self> {
-        let device = Device::Cpu;
-        let mut config =
-            wae_objectives::ModelConfig::for_architecture(wae_nets::Architecture::MnistDcgan)
-                .with_width_div(width_div);
-        config.encoder.kind = wae_nets::EncoderKind::Deterministic;
-        let objective =
-            wae_objectives::ObjectiveConfig::WaeMmd(wae_objectives::WaeMmdConfig::default());
-        let vars = wae_train::init::SeededVarMap::new(0);
-        let model =
-            wae_objectives::Model::new(&config, &objective, vars.var_builder(DType::F32, &device))?;
-        let adam = wae_train::Adam::new(
-            wae_nets::trainable_vars(vars.var_map(), ""),
-            wae_train::AdamConfig::default(),
-        )?;
-        let mut rng = StdRng::seed_from_u64(0);
-        let pixels: Vec<f32> = (0..batch * 28 * 28).map(|_| rng.random::<f32>()).collect();
-        let x = Tensor::from_vec(pixels, (batch, 1, 28, 28), &device)?;
-        Ok(Self {
-            model,
-            train: wae_train::TrainStep::new(adam, None),
-            x,
-            rng,
-            batch,
-        })
-    }
-
-    /// One training step; returns the loss and the seconds of (forward, backward,
-    /// optimiser); drawing the step's noise counts as forward.
-    fn step(&mut self) -> Result<(f32, [f64; 3])> {
-        let t0 = Instant::now();
-        let noise = self
-            .model
-            .draw_noise(self.batch, &mut self.rng, &Device::Cpu)?;
-        let draw = t0.elapsed().as_secs_f64();
-        let report = self
-            .train
-            .step(&self.model, self.model.loss(), &self.x, &noise, 0)?;
-        let s = report.seconds;
-        Ok((
-            report.values["total"] as f32,
-            [draw + s.forward, s.backward, s.update],
-        ))
-    }
-}
-
 pub(super) fn measure_step(args: &BenchArgs) -> Result<StepRun> {
-    let mut step = Step::new(args.width_div, args.batch)?;
+    let mut step = StepBench::new(args.width_div, args.batch, &Device::Cpu)?;
     let mut loss = 0f32;
     for _ in 0..args.warmup {
         loss = step.step()?.0;
@@ -400,7 +344,7 @@ fn kernel_rows(pass_is_backward: bool) -> (Vec<KernelTime>, f64) {
 /// counters are read between them), with the same model, objective and optimiser as
 /// `TrainStep`; the throughput rows time `TrainStep::step` itself.
 pub(super) fn profile_step(args: &BenchArgs) -> Result<Profile> {
-    let mut step = Step::new(args.width_div, args.batch)?;
+    let mut step = StepBench::new(args.width_div, args.batch, &Device::Cpu)?;
     for _ in 0..args.warmup {
         step.step()?;
     }
@@ -409,10 +353,8 @@ pub(super) fn profile_step(args: &BenchArgs) -> Result<Profile> {
         // The three phases, each with its own kernel counters.
         let t0 = Instant::now();
         wae_kernels::profile::reset();
-        let noise = step
-            .model
-            .draw_noise(step.batch, &mut step.rng, &Device::Cpu)?;
-        let (parts, _) = step.model.losses(&step.x, &noise, true)?;
+        let noise = step.draw_noise()?;
+        let (parts, _) = step.model().losses(step.images(), &noise, true)?;
         let forward = t0.elapsed().as_secs_f64();
         let (fwd_rows, fwd_kernels) = kernel_rows(false);
         wae_kernels::profile::reset();
@@ -421,7 +363,9 @@ pub(super) fn profile_step(args: &BenchArgs) -> Result<Profile> {
         let backward = t1.elapsed().as_secs_f64();
         let (bwd_rows, bwd_kernels) = kernel_rows(true);
         let t2 = Instant::now();
-        step.train.autoencoder_optimizer_mut().step(&grads)?;
+        step.train_step_mut()
+            .autoencoder_optimizer_mut()
+            .step(&grads)?;
         drop(grads);
         let loss = parts.total.to_scalar::<f32>()?;
         let optimizer = t2.elapsed().as_secs_f64();
