@@ -82,13 +82,17 @@ pub struct BenchArgs {
     /// Batch of the Inception-features case (0 for none).
     #[arg(long, default_value_t = 8)]
     inception_batch: usize,
+    /// Batch of the fully connected dSprites step (Rubenstein et al.'s nets, preset
+    /// dsprites-wae-mmd-random; 0 for none).
+    #[arg(long, default_value_t = 100)]
+    fc_batch: usize,
     /// Run only our side (no PyTorch).
     #[arg(long)]
     no_peer: bool,
     /// Internal: run one measurement in this process and print one JSON line.
     #[arg(long, hide = true)]
     worker: bool,
-    /// Internal (worker): what to measure: `step`, `mmd` or `inception`.
+    /// Internal (worker): what to measure: `step`, `fc`, `mmd` or `inception`.
     #[arg(long, hide = true, default_value = "step")]
     case: String,
     /// Internal (worker, `--case mmd`): latent dimension.
@@ -132,6 +136,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let out = match (args.profile, args.case.as_str()) {
             (true, _) => serde_json::to_string(&worker::profile_step(&args)?)?,
             (false, "step") => serde_json::to_string(&worker::measure_step(&args)?)?,
+            (false, "fc") => serde_json::to_string(&worker::measure_fc_step(&args)?)?,
             (false, "mmd") => serde_json::to_string(&worker::measure_mmd(&args)?)?,
             (false, "inception") => serde_json::to_string(&worker::measure_inception(&args)?)?,
             (false, other) => bail!("unknown bench case {other:?}"),
@@ -241,7 +246,14 @@ enum Case {
     Mmd { n: usize, d: usize },
     /// Inception pool3 features of `batch` 299x299 images.
     Inception { batch: usize },
+    /// The training step of the fully connected dSprites WAE (preset
+    /// `dsprites-wae-mmd-random`: 4096 -> 1200 -> 1200 -> 2 x 16, 16 -> 3 x 1200 -> 4096,
+    /// Bernoulli + MMD, log-variance L1).
+    FcStep { batch: usize },
 }
+
+/// The preset of [`Case::FcStep`].
+pub(crate) const FC_PRESET: &str = "dsprites-wae-mmd-random";
 
 impl Case {
     fn label(&self) -> String {
@@ -253,6 +265,7 @@ impl Case {
             } => format!("{name} width_div {width_div} batch {batch}"),
             Case::Mmd { n, d } => format!("MMD penalty n {n} d {d}"),
             Case::Inception { batch } => format!("Inception features batch {batch}"),
+            Case::FcStep { batch } => format!("dSprites FC step batch {batch}"),
         }
     }
 
@@ -261,6 +274,7 @@ impl Case {
             Case::Step { name, .. } => (*name).to_string(),
             Case::Mmd { d, .. } => format!("mmd_imq_d{d}"),
             Case::Inception { .. } => "inception_pool3".to_string(),
+            Case::FcStep { .. } => "train_step_fc_dsprites".to_string(),
         }
     }
 
@@ -273,7 +287,7 @@ impl Case {
 
     fn batch(&self) -> usize {
         match self {
-            Case::Step { batch, .. } | Case::Inception { batch } => *batch,
+            Case::Step { batch, .. } | Case::Inception { batch } | Case::FcStep { batch } => *batch,
             Case::Mmd { n, .. } => *n,
         }
     }
@@ -286,6 +300,8 @@ impl Case {
             } => steps_for(*width_div, *batch, quick),
             Case::Mmd { n, .. } => (if *n <= 100 { 30 } else { 10 }, 1),
             Case::Inception { .. } => (if quick { 1 } else { 2 }, 1),
+            // About 2.6 GFLOP a batch of 100 (forward + backward): 0.1-0.3 s a step.
+            Case::FcStep { .. } => (if quick { 5 } else { 20 }, 2),
         }
     }
 }
@@ -314,6 +330,11 @@ fn cases(args: &BenchArgs) -> Result<Vec<Case>> {
             Some((n, d)) if n >= 2 && d >= 1 => cases.push(Case::Mmd { n, d }),
             _ => bail!("--mmd takes SIZExDIM with SIZE >= 2 (e.g. 100x8), got {spec:?}"),
         }
+    }
+    if args.fc_batch > 0 {
+        cases.push(Case::FcStep {
+            batch: args.fc_batch,
+        });
     }
     if args.inception_batch > 0 {
         cases.push(Case::Inception {
@@ -354,6 +375,7 @@ mod tests {
                 "train_step_batch_scaling",
                 "mmd_imq_d8",
                 "mmd_imq_d64",
+                "train_step_fc_dsprites",
                 "inception_pool3",
             ]
         );
@@ -366,13 +388,22 @@ mod tests {
 
     #[test]
     fn cases_can_be_left_out_and_bad_sizes_are_refused() -> Result<()> {
-        let only_steps = cases(&parse(&["--mmd=", "--inception-batch=0", "--widths=4"]))?;
+        let only_steps = cases(&parse(&[
+            "--mmd=",
+            "--inception-batch=0",
+            "--fc-batch=0",
+            "--widths=4",
+        ]))?;
         assert!(only_steps.iter().all(|c| matches!(c, Case::Step { .. })));
         assert_eq!(only_steps.len(), 4);
         let no_steps = cases(&parse(&["--widths", "--scaling-batches", "--mmd=100x8"]))?;
         assert_eq!(
             no_steps,
-            [Case::Mmd { n: 100, d: 8 }, Case::Inception { batch: 8 }]
+            [
+                Case::Mmd { n: 100, d: 8 },
+                Case::FcStep { batch: 100 },
+                Case::Inception { batch: 8 }
+            ]
         );
         for bad in ["--mmd=100", "--mmd=1x8", "--mmd=ax8", "--mmd=100x0"] {
             let err = cases(&parse(&[bad])).unwrap_err().to_string();

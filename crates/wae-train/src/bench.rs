@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use wae_objectives::{Model, ModelConfig, ObjectiveConfig, StepNoise, WaeMmdConfig};
 
+use crate::config::TrainConfig;
 use crate::init::SeededVarMap;
 use crate::{Adam, AdamConfig, Error, Result, TrainStep};
 
@@ -60,6 +61,44 @@ impl StepBench {
         Ok(self
             .model
             .draw_noise(self.batch, &mut self.rng, &self.device)?)
+    }
+
+    /// The model of a training config (`cfg.model`, `cfg.objective`, weights from
+    /// `cfg.seed`, Adam as `cfg.optimizer.autoencoder`; WAE-GAN is refused, its
+    /// discriminator step is not part of this bench) and one batch of `batch` random
+    /// images in [0, 1] of the config's image shape, on `device`. `cargo xtask bench`
+    /// times Rubenstein et al.'s fully connected dSprites nets this way
+    /// (`dsprites-wae-mmd-random`).
+    pub fn from_config(cfg: &TrainConfig, batch: usize, device: &Device) -> Result<Self> {
+        if cfg.objective.is_adversarial() {
+            return Err(Error::InvalidConfig(
+                "bench: WAE-GAN's discriminator step is not benchmarked; pick another objective"
+                    .into(),
+            ));
+        }
+        let vars = SeededVarMap::new(cfg.seed);
+        let model = Model::new(
+            &cfg.model,
+            &cfg.objective,
+            vars.var_builder(DType::F32, device),
+        )?;
+        let mut params = wae_nets::trainable_vars(vars.var_map(), "encoder.");
+        params.extend(wae_nets::trainable_vars(vars.var_map(), "decoder."));
+        let adam = Adam::new(params, cfg.optimizer.autoencoder.clone())?;
+        let (c, h, w) = cfg.model.encoder.architecture.image_shape();
+        let mut rng = StdRng::seed_from_u64(cfg.seed);
+        let pixels: Vec<f32> = (0..batch * c * h * w)
+            .map(|_| rng.random::<f32>())
+            .collect();
+        let x = Tensor::from_vec(pixels, (batch, c, h, w), &Device::Cpu)?.to_device(device)?;
+        Ok(Self {
+            model,
+            train: TrainStep::new(adam, None),
+            x,
+            rng,
+            batch,
+            device: device.clone(),
+        })
     }
 
     /// One training step; returns the loss and the seconds of its phases. The noise is

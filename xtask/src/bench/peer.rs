@@ -97,6 +97,10 @@ impl Peer {
                     format!("--reps={reps}"),
                 ],
             ),
+            Case::FcStep { batch } => (
+                self.script.with_file_name("torch_fc_wae.py"),
+                vec![format!("--batch={batch}"), format!("--steps={reps}")],
+            ),
             Case::Inception { batch } => (
                 reference.join("inception_reference.py"),
                 vec![

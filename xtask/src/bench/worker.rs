@@ -104,6 +104,15 @@ pub(super) fn run_case(exe: &Path, case: &Case, quick: bool) -> Result<Measureme
                 format!("--steps={reps}"),
             ],
         ),
+        Case::FcStep { batch } => run_with(
+            exe,
+            &[
+                "--case=fc".into(),
+                format!("--batch={batch}"),
+                format!("--steps={reps}"),
+                format!("--warmup={warmup}"),
+            ],
+        ),
     }
 }
 
@@ -193,7 +202,18 @@ fn peak_rss_kb() -> Option<f64> {
 }
 
 pub(super) fn measure_step(args: &BenchArgs) -> Result<StepRun> {
-    let mut step = StepBench::new(args.width_div, args.batch, &Device::Cpu)?;
+    let step = StepBench::new(args.width_div, args.batch, &Device::Cpu)?;
+    time_steps(step, args, args.width_div)
+}
+
+/// The fully connected dSprites step ([`super::FC_PRESET`]).
+pub(super) fn measure_fc_step(args: &BenchArgs) -> Result<StepRun> {
+    let cfg = wae_train::preset(super::FC_PRESET)?;
+    let step = StepBench::from_config(&cfg, args.batch, &Device::Cpu)?;
+    time_steps(step, args, 1)
+}
+
+fn time_steps(mut step: StepBench, args: &BenchArgs, width_div: usize) -> Result<StepRun> {
     let mut loss = 0f32;
     for _ in 0..args.warmup {
         loss = step.step()?.0;
@@ -217,7 +237,7 @@ pub(super) fn measure_step(args: &BenchArgs) -> Result<StepRun> {
     let steps = args.steps.max(1);
     Ok(StepRun {
         framework: "wae (candle + wae-kernels)",
-        width_div: args.width_div,
+        width_div,
         batch: args.batch,
         steps,
         images_per_s: (args.batch * steps) as f64 / dt,
