@@ -64,14 +64,15 @@ for name in cudart cublas cublasLt curand nvrtc; do
     ln -sfn "$versioned" "$lib/lib$name.so"
 done
 
-# The driver stub: one empty function per `cu*` function in cuda.h. Only the linker
-# reads it; at run time the dynamic loader resolves libcuda.so.1 to the driver.
+# The driver stub: one empty function per `cu*` name in cuda.h, the versioned names its
+# macros map the API to included (`#define cuMemAlloc cuMemAlloc_v2`: the binary links
+# cuMemAlloc_v2). Only the linker reads it; at run time the dynamic loader resolves
+# libcuda.so.1 to the driver.
 stubs="$lib/stubs"
 mkdir -p "$stubs"
-if [[ ! -f "$stubs/libcuda.so" || "$root/include/cuda.h" -nt "$stubs/libcuda.so" ]]; then
+if [[ ! -f "$stubs/libcuda.so" || "$root/include/cuda.h" -nt "$stubs/libcuda.so" || "$0" -nt "$stubs/libcuda.so" ]]; then
     src=$(mktemp --suffix .c)
-    grep -oE '\bcu[A-Z][A-Za-z0-9_]*[[:space:]]*\(' "$root/include/cuda.h" |
-        sed 's/[[:space:](]//g' | sort -u |
+    grep -oE '\bcu[A-Z][A-Za-z0-9_]*' "$root/include/cuda.h" | sort -u |
         awk '{ printf "int %s(void) { return 999; }\n", $1 }' >"$src"
     gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$stubs/libcuda.so" "$src"
     rm -f "$src"

@@ -83,6 +83,10 @@ for lib in "${needed[@]}"; do
 done
 export LD_LIBRARY_PATH="${libpath#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 wae="$here/wae"
+if [[ -f "$here/wae.gz" && ! "$wae" -nt "$here/wae.gz" ]]; then
+    say "unpacking wae.gz"
+    gzip -dc "$here/wae.gz" >"$wae.part" && chmod +x "$wae.part" && mv "$wae.part" "$wae"
+fi
 if ! "$wae" --version >>"$log" 2>&1; then
     fail "the wae binary does not start; ldd says:"
     ldd "$wae" 2>&1 | grep "not found" | tee -a "$log"

@@ -1,7 +1,9 @@
 //! `cargo xtask gpu-bundle --out DIR`: everything one call on a GPU machine needs, built
 //! here: the `wae` binary with `--features cuda` (PTX for one compute capability, by a
 //! CUDA 13.0 compiler: the machines' driver series, whose loader rejects newer PTX),
-//! stripped; `run.sh` (`xtask/gpu/run.sh`: finds the CUDA libraries, runs the self-test,
+//! stripped and gzipped (`wae.gz`: 65 MiB stripped, mostly candle-kernels' quantized
+//! matmul cubins that every CUDA build of candle links; 17 MiB compressed; `run.sh`
+//! unpacks it); `run.sh` (`xtask/gpu/run.sh`: finds the CUDA libraries, runs the self-test,
 //! the training step against PyTorch and as much paper-width training as the minutes
 //! allow); the PyTorch peer; MNIST's four `.gz` files. See docs/gpu.md.
 
@@ -161,6 +163,16 @@ pub fn run(args: &GpuBundleArgs) -> Result<()> {
     if !matches!(strip, Ok(s) if s.success()) {
         eprintln!("warning: `strip` failed or is missing: the binary keeps its symbols");
     }
+    let binary_size = std::fs::metadata(&binary)?.len();
+    // gzip -9 -n: no name or time stamp in the header, so the same binary packs the same.
+    let status = Command::new("gzip")
+        .args(["-9", "-n"])
+        .arg(&binary)
+        .status()
+        .context("cannot run gzip")?;
+    if !status.success() {
+        bail!("gzip {} failed", binary.display());
+    }
     let commit = Command::new("git")
         .current_dir(&workspace)
         .args(["rev-parse", "--short=12", "HEAD"])
@@ -195,12 +207,15 @@ pub fn run(args: &GpuBundleArgs) -> Result<()> {
         copy(&from, &to)?;
     }
     let size = dir_size(&args.out)?;
-    let binary_size = std::fs::metadata(&binary)?.len();
+    let packed = std::fs::metadata(args.out.join("wae.gz"))?.len();
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
-        "{}: {:.1} MiB (wae {:.1} MiB, --features {features}, nvcc {release}, sm_{}, commit {commit})",
+        "{}: {:.1} MiB (wae {:.1} MiB stripped, {:.1} MiB gzipped; --features {features}, nvcc \
+         {release}, sm_{}, commit {commit})",
         args.out.display(),
-        size as f64 / (1 << 20) as f64,
-        binary_size as f64 / (1 << 20) as f64,
+        mib(size),
+        mib(binary_size),
+        mib(packed),
         args.compute_cap
     );
     if size > MAX_BUNDLE_BYTES {
