@@ -4,7 +4,7 @@
 //! Both sides run the same step (Tolstikhin et al. 2018, MNIST networks at a width
 //! divisor, batch of random images in [0, 1], deterministic encoder, loss 0.05 times
 //! squared L2 plus 10 times MMD-IMQ, Adam lr 1e-3 betas (0.5, 0.999)) with 2 threads:
-//! ours is `wae_objectives::Model` + `wae_train::Adam`, the peer is
+//! ours is `wae_train::Model` + `wae_train::Adam`, the peer is
 //! `shared/peers/torch_wae_mmd.py`. Every measurement runs in a fresh process (a
 //! release build of this binary, or the peer under `xtask/reference/peer_rss.py`), so
 //! each reports its own peak RSS. Our runs and the peer's alternate, round after round,
@@ -696,7 +696,7 @@ fn peak_rss_kb() -> Option<f64> {
 /// The model, optimiser and data of one benchmark process; the step timed is
 /// `wae_train::TrainStep`, the one `wae train` runs.
 struct Step {
-    model: wae_objectives::Model,
+    model: wae_train::Model,
     train: wae_train::TrainStep,
     x: Tensor,
     rng: StdRng,
@@ -707,14 +707,14 @@ impl Step {
     fn new(width_div: usize, batch: usize) -> Result<Self> {
         let device = Device::Cpu;
         let mut config =
-            wae_objectives::ModelConfig::for_architecture(wae_nets::Architecture::MnistDcgan)
+            wae_train::ModelConfig::for_architecture(wae_nets::Architecture::MnistDcgan)
                 .with_width_div(width_div);
         config.encoder.kind = wae_nets::EncoderKind::Deterministic;
         let objective =
             wae_objectives::ObjectiveConfig::WaeMmd(wae_objectives::WaeMmdConfig::default());
         let vars = wae_train::init::SeededVarMap::new(0);
         let model =
-            wae_objectives::Model::new(&config, &objective, vars.var_builder(DType::F32, &device))?;
+            wae_train::Model::new(&config, &objective, vars.var_builder(DType::F32, &device))?;
         let adam = wae_train::Adam::new(
             wae_nets::trainable_vars(vars.var_map(), ""),
             wae_train::AdamConfig::default(),

@@ -33,6 +33,7 @@ mod error;
 pub mod evaluate;
 pub mod init;
 pub mod metrics;
+pub mod model;
 pub mod presets;
 pub mod progress;
 pub mod rng;
@@ -50,6 +51,7 @@ pub use config::{
 };
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
+pub use model::{Model, ModelConfig};
 pub use presets::{PRESETS, preset};
 pub use run_dir::{DONE_FILE, RunDir};
 pub use run_lock::RunLock;

@@ -16,12 +16,13 @@
 
 use wae_nets::{Activation, Architecture, EncoderKind};
 use wae_objectives::{
-    InfoVaeConfig, Likelihood, ModelConfig, ObjectiveConfig, PriorConfig, SwaeConfig, VaeConfig,
-    WaeGanConfig, WaeMmdConfig,
+    InfoVaeConfig, Likelihood, ObjectiveConfig, PriorConfig, SwaeConfig, VaeConfig, WaeGanConfig,
+    WaeMmdConfig,
 };
 
 use crate::adam::AdamConfig;
 use crate::config::{DataConfig, DatasetKind, SplitKind, TrainConfig};
+use crate::model::ModelConfig;
 use crate::schedule::{Milestone, Schedule};
 use crate::{Error, Result};
 

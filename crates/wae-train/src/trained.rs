@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use wae_data::Dataset;
 use wae_nets::{Activation, EncoderKind};
-use wae_objectives::{Model, PriorConfig};
+use wae_objectives::PriorConfig;
 
 use crate::checkpoint::{self, CONFIG_FILE, MODEL_FILE};
 use crate::config::TrainConfig;
+use crate::model::Model;
 use crate::run_dir::RunDir;
 use crate::trainer::{BuiltModel, build_model};
 use crate::{Error, Result};

@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 use wae_data::Dataset;
-use wae_objectives::{LossParts, Model};
+use wae_objectives::LossParts;
 
 use crate::adam::{Adam, AdamConfig};
 use crate::checkpoint::{
@@ -19,6 +19,7 @@ use crate::checkpoint::{
 use crate::config::TrainConfig;
 use crate::init::SeededVarMap;
 use crate::metrics::MetricsLog;
+use crate::model::Model;
 use crate::progress::step_bar;
 use crate::rng::{Stream, derived_rng};
 use crate::run_dir::RunDir;
@@ -136,12 +137,8 @@ pub fn build_model(cfg: &TrainConfig, device: &Device) -> Result<BuiltModel> {
 /// config, the model with its trained weights (use it in evaluation mode), and
 /// the checkpoint directory it came from.
 pub fn load_trained(run_dir: &Path, device: &Device) -> Result<(TrainConfig, BuiltModel, PathBuf)> {
-    let dir = crate::run_dir::RunDir::new(run_dir).require_checkpoint()?;
-    let ck = checkpoint::load_checkpoint(&dir, device)?;
-    let cfg = TrainConfig::from_toml_str(&ck.config_text, &dir.join(CONFIG_FILE))?;
-    let built = build_model(&cfg, device)?;
-    checkpoint::restore_vars(&built.vars.named_vars(), &ck.model, &dir.join(MODEL_FILE))?;
-    Ok((cfg, built, dir))
+    let run = crate::trained::TrainedRun::load(run_dir, device)?;
+    Ok((run.cfg, run.built, run.checkpoint_dir))
 }
 
 struct Run {

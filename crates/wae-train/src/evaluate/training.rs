@@ -3,11 +3,12 @@
 
 use candle_core::{Device, Tensor};
 use wae_data::Dataset;
-use wae_objectives::{CostKind, Model, per_image_cost};
+use wae_objectives::{CostKind, per_image_cost};
 
 use super::{EvalReport, SCHEMA_VERSION, Skipped};
 use crate::Result;
 use crate::config::TrainConfig;
+use crate::model::Model;
 use crate::rng::{Stream, derived_rng};
 use crate::trainer::{model_batch, scalar, symmetric_pixels};
 

@@ -44,12 +44,13 @@
 
 use wae_nets::{Activation, Architecture, EncoderKind};
 use wae_objectives::{
-    CostKind, KernelConstant, Likelihood, MmdEstimator, MmdKernel, ModelConfig, ObjectiveConfig,
-    PriorConfig, VaeConfig, WaeMmdConfig,
+    CostKind, KernelConstant, Likelihood, MmdEstimator, MmdKernel, ObjectiveConfig, PriorConfig,
+    VaeConfig, WaeMmdConfig,
 };
 
 use crate::adam::AdamConfig;
 use crate::config::{DataConfig, DatasetKind, SplitKind, TrainConfig};
+use crate::model::ModelConfig;
 use crate::schedule::{Schedule, StepMilestone};
 
 /// The 10 IMQ coefficients c of `config.py` (`coeffs`); each kernel has `C = c * d_z`.
