@@ -4,7 +4,7 @@ mod common;
 
 use common::{text, wae};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const TINY: &str = r#"
 description = "cli test"
@@ -30,12 +30,18 @@ fn lines(p: &Path) -> usize {
     fs::read_to_string(p).unwrap().lines().count()
 }
 
-#[test]
-fn train_stop_and_resume_through_the_cli() {
+/// A temporary folder holding the TINY config, and the run directory to train into.
+fn tiny_run() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("tiny.toml");
     fs::write(&cfg, TINY).unwrap();
     let run = tmp.path().join("run");
+    (tmp, cfg, run)
+}
+
+#[test]
+fn train_stop_and_resume_through_the_cli() {
+    let (_tmp, cfg, run) = tiny_run();
     let (cfg_s, run_s) = (cfg.to_str().unwrap(), run.to_str().unwrap());
     let o = wae(&[
         "train",
@@ -120,10 +126,7 @@ fn list_presets() {
 #[test]
 fn trainer_and_eval_write_one_eval_schema() {
     use wae_train::evaluate::{EvalReport, SCHEMA_VERSION};
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("tiny.toml");
-    fs::write(&cfg, TINY).unwrap();
-    let run = tmp.path().join("run");
+    let (tmp, cfg, run) = tiny_run();
     let (cfg_s, run_s) = (cfg.to_str().unwrap(), run.to_str().unwrap());
     let o = wae(&["train", "--config", cfg_s, "--out", run_s]);
     assert!(o.status.success(), "{}", text(&o));
