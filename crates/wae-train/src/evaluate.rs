@@ -6,9 +6,9 @@
 //!   prior-match test, sharpness, FID / KID / precision / recall in the MNIST classifier's
 //!   or Inception-v3's features, the post-hoc Gaussian-mixture sampler, and the
 //!   disentanglement scores of dSprites runs;
-//! - [`end_of_training`] (the trainer, when a run reaches its end): the reconstruction
-//!   error and the MMDs only, on the device the run trained on, with the other fields
-//!   left out and listed in [`EvalReport::skipped`].
+//! - [`end_of_training`] (the trainer, when a run reaches its end; any `AutoEncoder`):
+//!   the reconstruction error and the MMDs only, on the device the run trained on, with
+//!   the other fields left out and listed in [`EvalReport::skipped`].
 //!
 //! # Example
 //! ```no_run
@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 pub use disentanglement::FACTOR_VAE;
 pub use full::{EvalOptions, GmmSampler, evaluate};
-pub use training::end_of_training;
+pub use training::{EndOfTraining, end_of_training};
 
 use crate::{Error, Result};
 

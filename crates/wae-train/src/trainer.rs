@@ -476,7 +476,7 @@ impl Run {
     fn evaluate(&self) -> Result<EvalReport> {
         let mut report = crate::evaluate::end_of_training(
             &self.built.model,
-            &self.cfg,
+            &crate::evaluate::EndOfTraining::of(&self.cfg),
             &self.test,
             &self.device,
             self.state.step,
