@@ -4,7 +4,7 @@
 //! Both sides run the same step (Tolstikhin et al. 2018, MNIST networks at a width
 //! divisor, batch of random images in [0, 1], deterministic encoder, loss 0.05 times
 //! squared L2 plus 10 times MMD-IMQ, Adam lr 1e-3 betas (0.5, 0.999)) with 2 threads:
-//! ours is `wae_objectives::Model` + `wae_train::Adam`, the peer is
+//! ours is `wae_train::bench::StepBench` (`wae_train::Model` + `TrainStep`), the peer is
 //! `xtask/peers/torch_wae_mmd.py`. Every measurement runs in a fresh process (a
 //! release build of this binary, or the peer under `xtask/reference/peer_rss.py`), so
 //! each reports its own peak RSS. Our runs and the peer's alternate, round after round,

@@ -387,14 +387,16 @@ fn eval_writes_finite_numbers_and_says_what_it_skipped() {
     let v: Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
     let mut count = 0;
     finite_numbers(&v, "eval", &mut count);
-    // step, examples, seed, 3 reconstruction errors, 2 MMDs, 3 sharpnesses, and the
-    // prior match's 7 (points, statistic, p-value, permutations, 2 dimensions, d_z).
-    assert_eq!(count, 18, "{v:#}");
+    // schema_version, step, examples, seed, 3 reconstruction errors, 2 MMDs, 3
+    // sharpnesses, and the prior match's 7 (points, statistic, p-value, permutations, 2
+    // dimensions, d_z).
+    assert_eq!(count, 19, "{v:#}");
+    assert_eq!(v["schema_version"], wae_train::evaluate::SCHEMA_VERSION);
     assert_eq!(v["examples"], 40);
     assert_eq!(v["step"], 3);
     assert_eq!(v["skipped"].as_array().unwrap().len(), 2);
     assert!(v["sharpness_test_images"].as_f64().unwrap() > 0.01);
-    // The keys of wae-train's EvalReport are there, so the report type reads this file.
+    // The one eval.json schema, which the trainer's end-of-run evaluation also writes.
     let report: wae_train::EvalReport = serde_json::from_value(v).expect("EvalReport keys");
     assert!(report.reconstruction_sq_l2 > 0.0);
 

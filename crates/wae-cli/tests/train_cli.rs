@@ -4,7 +4,7 @@ mod common;
 
 use common::{text, wae};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const TINY: &str = r#"
 description = "cli test"
@@ -30,12 +30,18 @@ fn lines(p: &Path) -> usize {
     fs::read_to_string(p).unwrap().lines().count()
 }
 
-#[test]
-fn train_stop_and_resume_through_the_cli() {
+/// A temporary folder holding the TINY config, and the run directory to train into.
+fn tiny_run() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("tiny.toml");
     fs::write(&cfg, TINY).unwrap();
     let run = tmp.path().join("run");
+    (tmp, cfg, run)
+}
+
+#[test]
+fn train_stop_and_resume_through_the_cli() {
+    let (_tmp, cfg, run) = tiny_run();
     let (cfg_s, run_s) = (cfg.to_str().unwrap(), run.to_str().unwrap());
     let o = wae(&[
         "train",
@@ -113,4 +119,43 @@ fn list_presets() {
     ] {
         assert!(t.contains(name), "{t}");
     }
+}
+
+/// The trainer's end-of-run `eval.json` and `wae eval`'s are one schema: both read into
+/// `wae_train::EvalReport` with the current schema version, `wae eval`'s with more fields.
+#[test]
+fn trainer_and_eval_write_one_eval_schema() {
+    use wae_train::evaluate::{EvalReport, SCHEMA_VERSION};
+    let (tmp, cfg, run) = tiny_run();
+    let (cfg_s, run_s) = (cfg.to_str().unwrap(), run.to_str().unwrap());
+    let o = wae(&["train", "--config", cfg_s, "--out", run_s]);
+    assert!(o.status.success(), "{}", text(&o));
+    let trained = EvalReport::read(&run.join("eval.json")).expect("the trainer's eval.json");
+    let cli_json = tmp.path().join("cli-eval.json");
+    let o = wae(&[
+        "eval",
+        run_s,
+        "--n",
+        "32",
+        "--out",
+        cli_json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let evaluated = EvalReport::read(&cli_json).expect("wae eval's eval.json");
+
+    assert_eq!(trained.schema_version, SCHEMA_VERSION);
+    assert_eq!(evaluated.schema_version, SCHEMA_VERSION);
+    assert_eq!((trained.step, evaluated.step), (8, 8));
+    assert_eq!((trained.examples, evaluated.examples), (32, 32));
+    // The trainer computes the reconstruction error and MMDs only, and says so.
+    assert!(trained.reconstruction_l1.is_none() && trained.prior_match.is_none());
+    assert!(
+        trained.skipped[0].reason.contains("wae eval"),
+        "{:?}",
+        trained.skipped
+    );
+    assert!(evaluated.reconstruction_l1.is_some() && evaluated.prior_match.is_some());
+    // The same images and weights: the reconstruction errors agree to float rounding.
+    let (a, b) = (trained.reconstruction_sq_l2, evaluated.reconstruction_sq_l2);
+    assert!((a - b).abs() <= 1e-4 * a.abs(), "{a} vs {b}");
 }

@@ -1,9 +1,7 @@
-//! Serde configs of the model (networks + prior) and of the objectives.
+//! Serde configs of the prior and of the objectives (the networks' are `wae-train`'s
+//! `ModelConfig`).
 
 use serde::{Deserialize, Serialize};
-use wae_nets::{
-    Activation, Architecture, DecoderConfig, DiscriminatorConfig, EncoderConfig, EncoderKind,
-};
 
 use crate::cost::CostKind;
 use crate::{Error, Result};
@@ -68,7 +66,8 @@ impl PriorConfig {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the prior's values (a positive, finite variance or half-width).
+    pub fn validate(&self) -> Result<()> {
         let ok = match *self {
             PriorConfig::Normal { variance } => variance.is_finite() && variance > 0.0,
             PriorConfig::UniformBox { half_width, .. } => {
@@ -83,171 +82,6 @@ impl PriorConfig {
                 "prior {self:?}: the variance / half width must be finite and > 0"
             )))
         }
-    }
-}
-
-/// The networks and prior of an auto-encoder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelConfig {
-    /// The prior P_Z.
-    pub prior: PriorConfig,
-    /// Encoder Q(z|x).
-    pub encoder: EncoderConfig,
-    /// Decoder G(z).
-    pub decoder: DecoderConfig,
-    /// Latent discriminator (used by WAE-GAN only).
-    pub discriminator: DiscriminatorConfig,
-    /// Standard deviation of the truncated-normal noise added to the encoder's input
-    /// in training (the reference code's `e_noise = "add_noise"`, 0.01); 0 = none.
-    /// The reconstruction target stays the clean image.
-    pub input_noise_std: f64,
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        Self::for_architecture(Architecture::MnistDcgan)
-    }
-}
-
-impl ModelConfig {
-    /// The paper's networks for `architecture` with a standard normal prior, no input noise.
-    pub fn for_architecture(architecture: Architecture) -> Self {
-        let encoder = EncoderConfig::for_architecture(architecture);
-        let discriminator = DiscriminatorConfig {
-            latent_dim: encoder.latent_dim,
-            ..DiscriminatorConfig::default()
-        };
-        Self {
-            prior: PriorConfig::default(),
-            decoder: DecoderConfig::for_architecture(architecture),
-            encoder,
-            discriminator,
-            input_noise_std: 0.0,
-        }
-    }
-
-    /// Sets the latent dimension of all three networks.
-    pub fn with_latent_dim(mut self, d: usize) -> Self {
-        self.encoder.latent_dim = d;
-        self.decoder.latent_dim = d;
-        self.discriminator.latent_dim = d;
-        self
-    }
-
-    /// Sets `width_div` of all three networks.
-    pub fn with_width_div(mut self, k: usize) -> Self {
-        self.encoder.width_div = k;
-        self.decoder.width_div = k;
-        self.discriminator.width_div = k;
-        self
-    }
-
-    /// The latent dimension d_z.
-    pub fn latent_dim(&self) -> usize {
-        self.encoder.latent_dim
-    }
-
-    /// Checks that the parts fit together and with `objective`.
-    pub fn validate(&self, objective: &ObjectiveConfig) -> Result<()> {
-        self.prior.validate()?;
-        // Widths and ranges first: a config is refused before anything is allocated.
-        self.encoder.validate()?;
-        self.decoder.validate()?;
-        if objective.is_adversarial() {
-            self.discriminator.validate()?;
-        }
-        let d = self.encoder.latent_dim;
-        if self.decoder.latent_dim != d {
-            return Err(Error::Config(format!(
-                "encoder.latent_dim = {d} but decoder.latent_dim = {}",
-                self.decoder.latent_dim
-            )));
-        }
-        if self.decoder.architecture != self.encoder.architecture {
-            return Err(Error::Config(format!(
-                "encoder.architecture = {:?} but decoder.architecture = {:?}",
-                self.encoder.architecture, self.decoder.architecture
-            )));
-        }
-        if !(self.input_noise_std.is_finite() && self.input_noise_std >= 0.0) {
-            return Err(Error::Config(format!(
-                "input_noise_std must be >= 0, got {}",
-                self.input_noise_std
-            )));
-        }
-        let gaussian = self.encoder.kind == EncoderKind::Gaussian;
-        let random = self.encoder.is_random();
-        if gaussian && !matches!(self.prior, PriorConfig::Normal { .. }) {
-            return Err(Error::Config(
-                "a Gaussian encoder needs a normal prior (as in the reference code)".into(),
-            ));
-        }
-        match objective {
-            ObjectiveConfig::Vae(v) => {
-                if !gaussian {
-                    return Err(Error::Config(
-                        "a VAE needs encoder.kind = \"gaussian\"".into(),
-                    ));
-                }
-                if !matches!(self.prior, PriorConfig::Normal { .. }) {
-                    return Err(Error::Config("a VAE needs a normal prior".into()));
-                }
-                self.check_likelihood(v.likelihood)?;
-            }
-            ObjectiveConfig::WaeMmd(w) => {
-                if w.logvar_l1 > 0.0 && !random {
-                    return Err(Error::Config(
-                        "logvar_l1 > 0 needs a random encoder (encoder.kind = \"gaussian\" or \"uniform_noise\")".into(),
-                    ));
-                }
-                self.check_cost(w.cost)?;
-            }
-            ObjectiveConfig::Swae(w) => self.check_cost(w.cost)?,
-            ObjectiveConfig::InfoVae(v) => {
-                if !gaussian {
-                    return Err(Error::Config(
-                        "InfoVAE needs encoder.kind = \"gaussian\"".into(),
-                    ));
-                }
-                self.check_likelihood(v.likelihood)?;
-            }
-            ObjectiveConfig::WaeGan(w) => {
-                if self.discriminator.latent_dim != d {
-                    return Err(Error::Config(format!(
-                        "encoder.latent_dim = {d} but discriminator.latent_dim = {}",
-                        self.discriminator.latent_dim
-                    )));
-                }
-                if w.logvar_l1 > 0.0 && !random {
-                    return Err(Error::Config(
-                        "logvar_l1 > 0 needs a random encoder (encoder.kind = \"gaussian\" or \"uniform_noise\")".into(),
-                    ));
-                }
-                self.check_cost(w.cost)?;
-            }
-        }
-        objective.validate()
-    }
-
-    fn check_likelihood(&self, likelihood: Likelihood) -> Result<()> {
-        if likelihood == Likelihood::Bernoulli && self.decoder.activation != Activation::Sigmoid {
-            return Err(Error::Config(
-                "a Bernoulli decoder needs decoder.activation = \"sigmoid\" (data in [0, 1])"
-                    .into(),
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_cost(&self, cost: CostKind) -> Result<()> {
-        if cost == CostKind::CrossEntropy && self.decoder.activation != Activation::Sigmoid {
-            return Err(Error::Config(
-                "cost = \"cross_entropy\" needs decoder.activation = \"sigmoid\" (data in [0, 1])"
-                    .into(),
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -656,7 +490,6 @@ mod tests {
     #[serde(deny_unknown_fields)]
     struct Wrap {
         objective: ObjectiveConfig,
-        model: ModelConfig,
     }
 
     #[test]
@@ -666,7 +499,6 @@ mod tests {
                 beta: 4.0,
                 likelihood: Likelihood::Gaussian { variance: 0.5 },
             }),
-            model: ModelConfig::default().with_width_div(4),
         };
         let text = toml::to_string(&w).unwrap();
         let back: Wrap = toml::from_str(&text).unwrap();
@@ -675,11 +507,10 @@ mod tests {
 
     #[test]
     fn unknown_key_in_objective_is_named() {
-        let text = "[objective]\nkind = \"wae_mmd\"\nlambda = 3.0\nlamda = 2.0\n[model]\n";
+        let text = "[objective]\nkind = \"wae_mmd\"\nlambda = 3.0\nlamda = 2.0\n";
         let err = toml::from_str::<Wrap>(text).unwrap_err().to_string();
         assert!(err.contains("lamda"), "{err}");
-        let ok = toml::from_str::<Wrap>("[objective]\nkind = \"wae_mmd\"\nlambda = 3.0\n[model]\n")
-            .unwrap();
+        let ok = toml::from_str::<Wrap>("[objective]\nkind = \"wae_mmd\"\nlambda = 3.0\n").unwrap();
         match ok.objective {
             ObjectiveConfig::WaeMmd(w) => {
                 assert_eq!(w.lambda, 3.0);
@@ -687,15 +518,5 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn vae_needs_gaussian_encoder() {
-        let m = ModelConfig::default();
-        let err = m
-            .validate(&ObjectiveConfig::Vae(VaeConfig::default()))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("gaussian"), "{err}");
     }
 }

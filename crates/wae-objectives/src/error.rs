@@ -7,9 +7,10 @@ pub enum Error {
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
-    /// A network could not be built or run.
+    /// A network of an [`AutoEncoder`](crate::AutoEncoder) could not be built or run
+    /// (`wae_train::Model`'s `wae-nets` networks, or a user's own).
     #[error(transparent)]
-    Nets(#[from] wae_nets::Error),
+    Network(Box<dyn std::error::Error + Send + Sync>),
     /// A divergence could not be computed.
     #[error(transparent)]
     Divergence(#[from] wae_divergence::Error),

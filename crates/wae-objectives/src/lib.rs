@@ -9,30 +9,31 @@
 //! them, the input and prior draws), so they work with any networks. Implement
 //! [`AutoEncoder`] for your own candle encoder and decoder and [`Objective::losses`] runs
 //! them (`wae_train::TrainStep` then trains them; see `wae-train`'s `custom_model`
-//! example); [`Model`] is the implementation for the papers' networks.
+//! example); `wae_train::Model` is the implementation for the papers' networks. This
+//! crate knows no network (it does not depend on `wae-nets`).
 //!
 //! All randomness a step needs is drawn on the host from a caller's seeded
-//! `StdRng` ([`Model::draw_noise`]), so the same seed gives the same numbers.
+//! `StdRng` ([`Objective::draw_noise`]), so the same seed gives the same numbers.
 //!
-//! # Example: one WAE-MMD loss on a tiny MNIST-shaped model
+//! # Example: the WAE-MMD loss of a batch, from tensors
 //! ```
 //! use candle_core::{DType, Device, Tensor};
-//! use candle_nn::{VarBuilder, VarMap};
 //! use rand::{SeedableRng, rngs::StdRng};
-//! use wae_objectives::{Model, ModelConfig, ObjectiveConfig};
+//! use wae_objectives::loss::{self, Decoded};
+//! use wae_objectives::{Codes, Objective, ObjectiveConfig, PriorConfig, WaeMmdConfig};
 //!
 //! # fn main() -> wae_objectives::Result<()> {
 //! let device = Device::Cpu;
-//! let varmap = VarMap::new();
-//! let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
-//! let config = ModelConfig::default().with_width_div(32); // paper MNIST nets / 32
-//! let objective = ObjectiveConfig::default(); // WAE-MMD, lambda 10, IMQ, cost 0.05 * ||.||^2
-//! let model = Model::new(&config, &objective, vb)?;
-//! let x = Tensor::zeros((4, 1, 28, 28), DType::F32, &device)?;
-//! let noise = model.draw_noise(4, &mut StdRng::seed_from_u64(0), &device)?;
-//! let (loss, _codes) = model.losses(&x, &noise, true)?;
-//! assert_eq!(loss.total.dims(), &[] as &[usize]);
-//! for (name, value) in loss.named() {
+//! let cfg = WaeMmdConfig::default(); // lambda 10, IMQ, cost 0.05 * ||.||^2
+//! let objective = Objective::new(ObjectiveConfig::WaeMmd(cfg.clone()), PriorConfig::default())?;
+//! let noise = objective.draw_noise(4, 8, &mut StdRng::seed_from_u64(0), &device)?;
+//! let x = Tensor::zeros((4, 1, 28, 28), DType::F32, &device)?; // the batch
+//! let x_hat = Tensor::full(0.5f32, (4, 1, 28, 28), &device)?; // your decoder's output
+//! let codes = Codes::deterministic(Tensor::zeros((4, 8), DType::F32, &device)?); // your encoder's
+//! let mmd = cfg.mmd_config(&PriorConfig::default(), 8);
+//! let parts = loss::wae_mmd(&x, Decoded::Output(&x_hat), &codes, &noise.prior, &cfg, &mmd)?;
+//! assert_eq!(parts.total.dims(), &[] as &[usize]);
+//! for (name, value) in parts.named() {
 //!     println!("{name} = {}", value.to_scalar::<f32>()?);
 //! }
 //! # Ok(())
@@ -44,13 +45,14 @@ mod config;
 pub mod cost;
 mod error;
 pub mod loss;
-mod model;
 
 pub use config::{
-    InfoVaeConfig, KernelConstant, Likelihood, MmdEstimator, MmdKernel, ModelConfig,
-    ObjectiveConfig, PriorConfig, SwaeConfig, VaeConfig, WaeGanConfig, WaeMmdConfig,
+    InfoVaeConfig, KernelConstant, Likelihood, MmdEstimator, MmdKernel, ObjectiveConfig,
+    PriorConfig, SwaeConfig, VaeConfig, WaeGanConfig, WaeMmdConfig,
 };
 pub use cost::{CostKind, bernoulli_nll, gaussian_nll, per_image_cost, reconstruction_cost};
 pub use error::{Error, Result};
-pub use loss::{AutoEncoder, Codes, Decoded, DiscriminatorLoss, LossParts, Objective, StepNoise};
-pub use model::{Model, moment_matching_loss};
+pub use loss::{
+    AutoEncoder, Codes, Decoded, DiscriminatorLoss, LossParts, Objective, StepNoise,
+    moment_matching_loss,
+};

@@ -3,8 +3,8 @@
 //!
 //! Nothing here knows a network: each objective takes the encoder's codes, what the
 //! decoder made of them, the input batch and the prior draws, and returns its named
-//! parts. [`Objective::losses`] runs an [`AutoEncoder`] (this crate's [`crate::Model`] or
-//! a user's own candle networks) and picks the right function.
+//! parts. [`Objective::losses`] runs an [`AutoEncoder`] (`wae_train::Model` or a
+//! user's own candle networks) and picks the right function.
 
 use candle_core::{D, DType, Device, Tensor};
 use rand::rngs::StdRng;
@@ -355,7 +355,7 @@ impl Objective {
     }
 
     /// The draws of a step on `n` images for a deterministic encoder without input noise:
-    /// `n` prior samples, then (SWAE) the random directions. [`crate::Model::draw_noise`]
+    /// `n` prior samples, then (SWAE) the random directions. `wae_train::Model::draw_noise`
     /// adds what the papers' random encoders need.
     pub fn draw_noise(
         &self,
@@ -471,4 +471,26 @@ impl Objective {
         let logits_codes = model.discriminate(&codes.detach())?;
         wae_gan_discriminator(&logits_prior, &logits_codes, w)
     }
+}
+
+/// `mean((mean(p) - mean(q))^2) + mean((cov(p) - cov(q))^2)` for `q`, `p` of shape
+/// `(n, d)` (n >= 2), covariances with the n - 1 normaliser.
+pub fn moment_matching_loss(q: &Tensor, p: &Tensor) -> Result<Tensor> {
+    let (n, d) = q.dims2()?;
+    if p.dims() != [n, d] || n < 2 {
+        return Err(Error::Shape {
+            what: "moment matching inputs",
+            expected: format!("two equal shapes (n >= 2, d), the first is ({n}, {d})"),
+            got: p.dims().to_vec(),
+        });
+    }
+    let mean_q = q.mean_keepdim(0)?;
+    let mean_p = p.mean_keepdim(0)?;
+    let mean_loss = (&mean_p - &mean_q)?.sqr()?.mean_all()?;
+    let cq = q.broadcast_sub(&mean_q)?;
+    let cp = p.broadcast_sub(&mean_p)?;
+    let cov_q = (cq.t()?.matmul(&cq)? / (n as f64 - 1.0))?;
+    let cov_p = (cp.t()?.matmul(&cp)? / (n as f64 - 1.0))?;
+    let cov_loss = (cov_p - cov_q)?.sqr()?.mean_all()?;
+    Ok((mean_loss + cov_loss)?)
 }

@@ -138,3 +138,18 @@ fn wrong_decoder_output_kind_and_missing_pieces_are_errors_that_say_what_to_pass
         "{err}"
     );
 }
+
+#[test]
+fn moment_matching_by_hand() -> wae_objectives::Result<()> {
+    use wae_objectives::moment_matching_loss;
+    let dev = Device::Cpu;
+    // q: mean (1, 0), cov [[2/3*..]]; compute by hand for 3 points in 2-d.
+    let q = Tensor::new(&[[0f64, 0.0], [1.0, 1.0], [2.0, -1.0]], &dev)?;
+    let p = Tensor::new(&[[0f64, 1.0], [0.0, -1.0], [0.0, 0.0]], &dev)?;
+    // mean_q = (1, 0), mean_p = (0, 0) -> mean loss = (1 + 0) / 2 = 0.5
+    // cov_q = [[1, -0.5], [-0.5, 1]], cov_p = [[0, 0], [0, 1]] -> diff^2 mean = (1 + .25 + .25 + 0) / 4
+    let got = moment_matching_loss(&q, &p)?.to_scalar::<f64>()?;
+    assert!((got - (0.5 + 1.5 / 4.0)).abs() < 1e-12, "{got}");
+    assert!(moment_matching_loss(&q, &p.narrow(0, 0, 2)?).is_err());
+    Ok(())
+}

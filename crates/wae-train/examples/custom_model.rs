@@ -1,6 +1,7 @@
 //! Your own candle networks trained as a WAE-MMD through the public API: an MLP encoder
 //! and decoder written here, `wae_objectives::Objective` for the loss, `wae_train::TrainStep`
-//! for the step (the one `wae train` runs), MNIST from `wae_data`.
+//! for the step (the one `wae train` runs), MNIST from `wae_data`, and the trainer's
+//! end-of-run evaluation (`wae_train::evaluate::end_of_training`).
 //!
 //! `cargo run --release -p wae-train --example custom_model -- [STEPS]` (default 1000)
 //! prints the test reconstruction error (squared L2 per image) and MMD^2 to the prior.
@@ -8,6 +9,7 @@ use anyhow::Result;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder, VarMap, linear};
 use wae_objectives::{AutoEncoder, Codes, Objective, ObjectiveConfig, StepNoise, WaeMmdConfig};
+use wae_train::evaluate::{EndOfTraining, end_of_training};
 use wae_train::rng::{Stream, derived_rng};
 use wae_train::{Adam, AdamConfig, TrainStep};
 
@@ -63,19 +65,17 @@ pub fn run(steps: u64) -> Result<(f64, f64)> {
             println!("step {step}: loss {:.4}", report.values["total"]);
         }
     }
-    // Test set: reconstruction error per image and MMD^2 of the codes to prior draws.
-    let idx: Vec<usize> = (0..1000).collect();
-    let x = mnist.test.batch(&idx, &device)?;
-    let z = model.encode(&x, None, false)?.z;
-    let err = (model.decode(&z, false)? - &x)?
-        .sqr()?
-        .sum_all()?
-        .to_scalar::<f32>()?
-        / 1000.0;
-    let mut rng = derived_rng(seed, Stream::Eval, 0);
-    let prior = objective.draw_noise(1000, Z, &mut rng, &device)?.prior;
-    let mmd = wae_divergence::mmd(&z, &prior, &Default::default())?;
-    Ok((err as f64, mmd.to_scalar::<f32>()? as f64))
+    // Test set: the trainer's own end-of-run evaluation (the `eval.json` schema of `wae
+    // train` and `wae eval`), which takes any AutoEncoder.
+    let settings = EndOfTraining {
+        examples: 1000,
+        batch_size: 250,
+        seed,
+        prior: objective.prior,
+        symmetric_pixels: false,
+    };
+    let report = end_of_training(&model, &settings, &mnist.test, &device, steps)?;
+    Ok((report.reconstruction_sq_l2, report.mmd_codes_vs_prior))
 }
 
 #[allow(dead_code)]

@@ -10,7 +10,9 @@ use candle_core::{DType, Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use wae_objectives::{Model, ModelConfig, ObjectiveConfig, StepNoise, WaeMmdConfig};
+use wae_objectives::{ObjectiveConfig, StepNoise, WaeMmdConfig};
+
+use crate::model::{Model, ModelConfig};
 
 use crate::config::TrainConfig;
 use crate::init::SeededVarMap;

@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use wae_objectives::{ModelConfig, ObjectiveConfig};
+use wae_objectives::ObjectiveConfig;
+
+use crate::model::ModelConfig;
 
 use crate::adam::AdamConfig;
 use crate::schedule::Schedule;

@@ -24,6 +24,22 @@ pub enum Error {
     /// A fused CPU kernel (the Adam update) failed.
     #[error(transparent)]
     Kernel(#[from] wae_kernels::Error),
+    /// An evaluation metric failed.
+    #[error(transparent)]
+    Metrics(#[from] wae_metrics::Error),
+    /// A feature network's weights (the MNIST classifier, Inception-v3) did not load.
+    #[error("while loading {what} {path}: {reason}")]
+    FeatureWeights {
+        /// Which network.
+        what: String,
+        /// The weights file.
+        path: PathBuf,
+        /// Why it failed.
+        reason: String,
+    },
+    /// An input that cannot be used (too few images, an impossible setting).
+    #[error("{0}")]
+    InvalidInput(String),
     /// `--device cuda` in a build without CUDA support.
     #[error(
         "--device cuda: this build has no CUDA support; rebuild with `--features cuda` \

@@ -1,7 +1,7 @@
 //! Training of Wasserstein auto-encoders and VAEs: configs and presets, Adam
 //! with saveable state, learning-rate schedules, encoder pretraining, atomic and
-//! verified checkpoints, exact resumption, `metrics.jsonl` logging and a final
-//! test-set evaluation.
+//! verified checkpoints, exact resumption, `metrics.jsonl` logging, and the evaluation
+//! of a trained model with its one `eval.json` schema ([`evaluate`]).
 //!
 //! # Reproducibility
 //! Every random number of a run is drawn from a `StdRng` derived from the run's
@@ -31,8 +31,10 @@ pub mod config;
 pub mod data;
 pub mod device;
 mod error;
+pub mod evaluate;
 pub mod init;
 pub mod metrics;
+pub mod model;
 pub mod presets;
 pub mod progress;
 pub mod rng;
@@ -41,6 +43,7 @@ pub mod run_lock;
 pub mod schedule;
 pub mod selftest;
 pub mod step;
+pub mod trained;
 pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};
@@ -50,11 +53,13 @@ pub use config::{
 };
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
+pub use model::{Model, ModelConfig};
 pub use presets::{PRESETS, preset};
 pub use run_dir::{DONE_FILE, RunDir};
 pub use run_lock::RunLock;
 pub use schedule::{Milestone, Schedule, ScheduleState, StepMilestone};
 pub use step::{StepReport, StepSeconds, TrainStep};
+pub use trained::{Split, TrainedRun};
 pub use trainer::{
     BuiltModel, EVAL_FILE, EvalReport, ResumeOverrides, TrainOptions, TrainSummary, build_model,
     load_data, load_trained, load_user_data, loss_values, model_batch, resume, symmetric_pixels,

@@ -35,7 +35,9 @@ use rand_distr::StandardNormal;
 use serde::Serialize;
 use wae_divergence::{Estimator, Kernel, MmdConfig};
 use wae_kernels::{Activation, Padding2d};
-use wae_objectives::{Model, StepNoise};
+use wae_objectives::StepNoise;
+
+use crate::model::Model;
 
 use crate::adam::{Adam, AdamConfig};
 use crate::config::TrainConfig;

@@ -2,7 +2,7 @@
 //! a library user's own loop all call.
 //!
 //! [`TrainStep::step`] takes a model implementing [`wae_objectives::AutoEncoder`] (the
-//! built-in [`wae_objectives::Model`] or your own candle networks), the
+//! built-in [`crate::Model`] or your own candle networks), the
 //! [`Objective`], a batch and this step's noise; it computes the loss parts, checks them
 //! and the gradient norms for NaN / infinity *before* touching a weight, and applies the
 //! Adam updates (the auto-encoder's, then the WAE-GAN discriminator's, both from the
@@ -45,7 +45,8 @@ pub struct StepReport {
 /// ```no_run
 /// # use candle_core::{DType, Device, Tensor};
 /// # use rand::{SeedableRng, rngs::StdRng};
-/// # use wae_objectives::{Model, ModelConfig, Objective, ObjectiveConfig};
+/// # use wae_objectives::{Objective, ObjectiveConfig};
+/// # use wae_train::{Model, ModelConfig};
 /// # use wae_train::{Adam, AdamConfig, TrainStep, init::SeededVarMap};
 /// # fn main() -> wae_train::Result<()> {
 /// let device = Device::Cpu;

@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 use wae_data::Dataset;
-use wae_objectives::{CostKind, LossParts, Model, per_image_cost};
+use wae_objectives::LossParts;
 
 use crate::adam::{Adam, AdamConfig};
 use crate::checkpoint::{
@@ -20,6 +19,7 @@ use crate::checkpoint::{
 use crate::config::TrainConfig;
 use crate::init::SeededVarMap;
 use crate::metrics::MetricsLog;
+use crate::model::Model;
 use crate::progress::step_bar;
 use crate::rng::{Stream, derived_rng};
 use crate::run_dir::RunDir;
@@ -28,8 +28,7 @@ use crate::schedule::ScheduleState;
 use crate::step::TrainStep;
 use crate::{Error, Result};
 
-/// Name of the evaluation report written at the end of a run.
-pub const EVAL_FILE: &str = "eval.json";
+pub use crate::evaluate::{EVAL_FILE, EvalReport};
 
 /// Text stored in `state.json` to say how randomness is reproduced.
 pub const RNG_NOTE: &str = "no RNG state is saved: step s draws its noise from \
@@ -70,26 +69,6 @@ impl TrainOptions {
             stop: None,
         }
     }
-}
-
-/// Test-set numbers computed at the end of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvalReport {
-    /// Step at which it was computed.
-    pub step: u64,
-    /// Test images used.
-    pub examples: usize,
-    /// Mean over test images of ||x - G(E(x))||^2 summed over pixels (no 0.05 factor),
-    /// in evaluation mode with mean codes.
-    pub reconstruction_sq_l2: f64,
-    /// The same divided by the number of pixel values (mean squared error per pixel).
-    pub reconstruction_mse_per_pixel: f64,
-    /// MMD^2 (IMQ, the paper's scales, U-statistic) between the test codes and as
-    /// many prior samples.
-    pub mmd_codes_vs_prior: f64,
-    /// The same estimator between two independent prior samples of that size: the
-    /// value a perfect match would give, up to noise.
-    pub mmd_prior_vs_prior: f64,
 }
 
 /// What a finished (or stopped) run returns.
@@ -158,12 +137,8 @@ pub fn build_model(cfg: &TrainConfig, device: &Device) -> Result<BuiltModel> {
 /// config, the model with its trained weights (use it in evaluation mode), and
 /// the checkpoint directory it came from.
 pub fn load_trained(run_dir: &Path, device: &Device) -> Result<(TrainConfig, BuiltModel, PathBuf)> {
-    let dir = crate::run_dir::RunDir::new(run_dir).require_checkpoint()?;
-    let ck = checkpoint::load_checkpoint(&dir, device)?;
-    let cfg = TrainConfig::from_toml_str(&ck.config_text, &dir.join(CONFIG_FILE))?;
-    let built = build_model(&cfg, device)?;
-    checkpoint::restore_vars(&built.vars.named_vars(), &ck.model, &dir.join(MODEL_FILE))?;
-    Ok((cfg, built, dir))
+    let run = crate::trained::TrainedRun::load(run_dir, device)?;
+    Ok((run.cfg, run.built, run.checkpoint_dir))
 }
 
 struct Run {
@@ -203,7 +178,7 @@ fn batches_per_epoch(train_len: usize, batch: usize) -> Result<u64> {
     Ok(b)
 }
 
-fn scalar(t: &Tensor) -> Result<f64> {
+pub(crate) fn scalar(t: &Tensor) -> Result<f64> {
     Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
 }
 
@@ -499,50 +474,19 @@ impl Run {
     }
 
     fn evaluate(&self) -> Result<EvalReport> {
-        let n = self.cfg.training.eval_examples.min(self.test.len());
-        let batch = self.cfg.training.batch_size.max(2);
-        let mut sum_sq = 0f64;
-        let mut codes = Vec::new();
-        let mut start = 0;
-        while start < n {
-            let end = (start + batch).min(n);
-            let idx: Vec<usize> = (start..end).collect();
-            let x = model_batch(&self.cfg, &self.test, &idx, &self.device)?;
-            let c = self.built.model.encode(&x, None, false)?;
-            let x_hat = self.built.model.decode(&c.mean, false)?;
-            let per = per_image_cost(&x, &x_hat, CostKind::SquaredL2)?;
-            sum_sq += scalar(&per.sum_all()?)?;
-            codes.push(c.mean.detach());
-            start = end;
-        }
-        let codes = Tensor::cat(&codes, 0)?;
-        let d = self.built.model.latent_dim();
-        let mut rng = derived_rng(self.cfg.seed, Stream::Eval, 0);
-        let prior_a = self.built.model.sample_prior(n, &mut rng, &self.device)?;
-        let prior_b = self.built.model.sample_prior(n, &mut rng, &self.device)?;
-        let cfg = wae_divergence::MmdConfig {
-            prior_variance: self.cfg.model.prior.kernel_variance(d),
-            ..wae_divergence::MmdConfig::default()
-        };
-        let block = 1000;
-        let mmd_codes = wae_divergence::mmd_blockwise(&codes, &prior_a, &cfg, block)?;
-        let mmd_prior = wae_divergence::mmd_blockwise(&prior_b, &prior_a, &cfg, block)?;
-        let pixels = self.cfg.model.encoder.architecture.image_len() as f64;
-        // Reported in [0, 1] pixel units: errors in [-1, 1] units are 4 times larger.
-        let unit = if symmetric_pixels(&self.cfg) {
-            4.0
-        } else {
-            1.0
-        };
-        let rec = sum_sq / n.max(1) as f64 / unit;
-        Ok(EvalReport {
-            step: self.state.step,
-            examples: n,
-            reconstruction_sq_l2: rec,
-            reconstruction_mse_per_pixel: rec / pixels,
-            mmd_codes_vs_prior: mmd_codes,
-            mmd_prior_vs_prior: mmd_prior,
-        })
+        let mut report = crate::evaluate::end_of_training(
+            &self.built.model,
+            &crate::evaluate::EndOfTraining::of(&self.cfg),
+            &self.test,
+            &self.device,
+            self.state.step,
+        )?;
+        report.run = Some(self.run_dir.display().to_string());
+        report.checkpoint = self
+            .last_checkpoint
+            .as_ref()
+            .map(|p| p.display().to_string());
+        Ok(report)
     }
 
     fn run(mut self, opts: &TrainOptions, mut metrics: MetricsLog) -> Result<TrainSummary> {
@@ -578,9 +522,7 @@ impl Run {
                 mmd_prior_vs_prior = report.mmd_prior_vs_prior,
                 "evaluation on the test set"
             );
-            let text = serde_json::to_string_pretty(&report)
-                .map_err(|e| Error::InvalidConfig(format!("cannot write eval report: {e}")))?;
-            wae_io::write_atomic(&RunDir::new(&self.run_dir).eval(), text.as_bytes())?;
+            report.save(&RunDir::new(&self.run_dir).eval())?;
             Some(report)
         } else {
             None

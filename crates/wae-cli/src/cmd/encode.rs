@@ -71,7 +71,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         &format!("codes-{}.safetensors", args.split.name()),
     );
     let _lock = pictures::claim_output(&run.run_dir, &out, "wae encode")?;
-    let data = run.dataset(args.split, args.run.data_dir.as_deref(), args.n)?;
+    let data = run.data(args.split, args.run.data_dir.as_deref(), args.n)?;
     let indices: Vec<usize> = (0..data.len()).collect();
     let (codes, logvar) = run.encode(&data, &indices)?;
     let mut tensors: Vec<(String, Tensor)> = vec![

@@ -98,7 +98,7 @@ pub fn run(args: InterpolateArgs) -> Result<()> {
     };
     let out = run.output_path(args.out.as_deref(), default_name);
     let _lock = pictures::claim_output(&run.run_dir, &out, "wae interpolate")?;
-    let data = run.dataset(args.split, args.run.data_dir.as_deref(), None)?;
+    let data = run.data(args.split, args.run.data_dir.as_deref(), None)?;
     let wanted = match args.grid {
         Some(_) => 4,
         None => 2 * args.pairs,

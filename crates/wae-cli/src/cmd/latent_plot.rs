@@ -65,7 +65,7 @@ pub fn run(args: LatentPlotArgs) -> Result<()> {
     let run = pictures::load_run(&args.run, "latent-plot", &[Network::Encoder])?;
     let out = run.output_path(args.out.as_deref(), "latent.png");
     let _lock = pictures::claim_output(&run.run_dir, &out, "wae latent-plot")?;
-    let data = run.dataset(SplitArg::Test, args.run.data_dir.as_deref(), Some(args.n))?;
+    let data = run.data(SplitArg::Test, args.run.data_dir.as_deref(), Some(args.n))?;
     let n = data.len();
     let indices: Vec<usize> = (0..n).collect();
     let (means, logvar) = run.encode(&data, &indices)?;

@@ -61,7 +61,7 @@ pub fn run(args: ReconstructArgs) -> Result<()> {
     )?;
     let out = run.output_path(args.out.as_deref(), "reconstructions.png");
     let _lock = pictures::claim_output(&run.run_dir, &out, "wae reconstruct")?;
-    let data = run.dataset(args.split, args.run.data_dir.as_deref(), None)?;
+    let data = run.data(args.split, args.run.data_dir.as_deref(), None)?;
     let wanted = args.n.min(data.len());
     let columns = args.columns.min(wanted);
     let n = wanted - wanted % columns;

@@ -55,8 +55,8 @@ pub fn parse_sampler(text: &str) -> Result<Option<usize>> {
 }
 
 /// Fits a `k`-component mixture to the encoder means of the first `fit_images` training
-/// images of `run` and returns `n` codes drawn from it (`seed`).
-pub fn gmm_codes(
+/// images of `run`, says so, and returns `n` codes drawn from it (`seed`).
+fn gmm_codes(
     run: &pictures::LoadedRun,
     data_dir: Option<&std::path::Path>,
     k: usize,
@@ -64,28 +64,14 @@ pub fn gmm_codes(
     n: usize,
     seed: u64,
 ) -> Result<candle_core::Tensor> {
-    let data = run.dataset(pictures::SplitArg::Train, data_dir, Some(fit_images))?;
-    let indices: Vec<usize> = (0..data.len()).collect();
-    let (means, _) = run.encode(&data, &indices)?;
-    let points = wae_metrics::disentanglement::codes_from_tensor(&means)?;
-    let (rows, d) = points.dim();
-    let cfg = wae_metrics::gmm::GmmConfig {
-        seed,
-        ..wae_metrics::gmm::GmmConfig::new(k)
-    };
-    let gmm = wae_metrics::gmm::GaussianMixture::fit(&points, &cfg)?;
+    let data = run.data(pictures::SplitArg::Train, data_dir, Some(fit_images))?;
+    let drawn = run.gmm_codes(&data, k, n, seed)?;
     println!(
-        "fitted a {k}-component Gaussian mixture to {rows} training codes ({} EM iterations, \
+        "fitted a {k}-component Gaussian mixture to {} training codes ({} EM iterations, \
          mean log-likelihood {:.3})",
-        gmm.iterations, gmm.log_likelihood
+        drawn.fit_points, drawn.iterations, drawn.log_likelihood
     );
-    let draws = gmm.sample(n, seed);
-    let flat: Vec<f32> = draws.iter().map(|&v| v as f32).collect();
-    Ok(candle_core::Tensor::from_vec(
-        flat,
-        (n, d),
-        &candle_core::Device::Cpu,
-    )?)
+    Ok(drawn.codes)
 }
 
 /// The default number of columns for `n` images: a square-ish grid.

@@ -96,7 +96,7 @@ pub fn run(args: TraverseArgs) -> Result<()> {
     let (base, base_text) = match args.from_image {
         None => (vec![0f32; d], "the prior's centre".to_string()),
         Some(index) => {
-            let data = run.dataset(SplitArg::Test, args.run.data_dir.as_deref(), None)?;
+            let data = run.data(SplitArg::Test, args.run.data_dir.as_deref(), None)?;
             if index >= data.len() {
                 bail!(
                     "--from-image {index}: the test split has {} images",

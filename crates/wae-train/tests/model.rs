@@ -1,5 +1,7 @@
-//! Objectives on tiny MNIST-shaped models: parts add up, gradients flow where
-//! they should, training steps lower the loss, the same seed gives the same numbers.
+//! The papers' `Model` with each objective, on tiny MNIST-shaped networks: parts add up,
+//! gradients flow where they should, training steps lower the loss, the same seed gives
+//! the same numbers; SWAE draws its directions with the step noise; configs that do not
+//! fit together are refused.
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Optimizer, SGD, VarBuilder, VarMap};
@@ -7,9 +9,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use wae_nets::EncoderKind;
 use wae_objectives::{
-    Likelihood, Model, ModelConfig, ObjectiveConfig, PriorConfig, Result, VaeConfig, WaeGanConfig,
-    WaeMmdConfig, moment_matching_loss,
+    AutoEncoder, InfoVaeConfig, Likelihood, ObjectiveConfig, PriorConfig, Result, SwaeConfig,
+    VaeConfig, WaeGanConfig, WaeMmdConfig,
 };
+use wae_train::{Model, ModelConfig};
 
 fn tiny(kind: EncoderKind, objective: &ObjectiveConfig) -> (VarMap, Model) {
     let varmap = VarMap::new();
@@ -209,20 +212,6 @@ fn discriminator_step_does_not_reach_the_encoder() -> Result<()> {
 }
 
 #[test]
-fn moment_matching_by_hand() -> Result<()> {
-    let dev = Device::Cpu;
-    // q: mean (1, 0), cov [[2/3*..]]; compute by hand for 3 points in 2-d.
-    let q = Tensor::new(&[[0f64, 0.0], [1.0, 1.0], [2.0, -1.0]], &dev)?;
-    let p = Tensor::new(&[[0f64, 1.0], [0.0, -1.0], [0.0, 0.0]], &dev)?;
-    // mean_q = (1, 0), mean_p = (0, 0) -> mean loss = (1 + 0) / 2 = 0.5
-    // cov_q = [[1, -0.5], [-0.5, 1]], cov_p = [[0, 0], [0, 1]] -> diff^2 mean = (1 + .25 + .25 + 0) / 4
-    let got = val(&moment_matching_loss(&q, &p)?);
-    assert!((got - (0.5 + 1.5 / 4.0)).abs() < 1e-12, "{got}");
-    assert!(moment_matching_loss(&q, &p.narrow(0, 0, 2)?).is_err());
-    Ok(())
-}
-
-#[test]
 fn inconsistent_configs_are_rejected() {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
@@ -292,14 +281,14 @@ fn uniform_noise_encoder_with_cross_entropy_cost() -> Result<()> {
         .to_scalar::<f32>()?;
     assert!(gap < 1e-6, "{gap}");
     // The reconstruction is the Bernoulli NLL of the decoder's logits at z ...
-    let logits = model.decoder.forward_logits_t(&codes.z, true)?;
+    let logits = AutoEncoder::decode_logits(&model, &codes.z, true)?;
     let nll = val(&bernoulli_nll(&x, &logits)?);
     assert!(
         (val(&parts.reconstruction) - nll).abs() < 1e-3 * nll,
         "{nll}"
     );
     // ... which per_image_cost's cross-entropy of the probabilities matches.
-    let probs = model.decoder.forward_t(&codes.z, true)?;
+    let probs = model.decode(&codes.z, true)?;
     let ce = val(&per_image_cost(&x, &probs, CostKind::CrossEntropy)?.mean_all()?);
     assert!((ce - nll).abs() < 1e-3 * nll, "{ce} vs {nll}");
     let total = val(&parts.reconstruction) + 20.0 * val(&parts.penalty);
@@ -314,4 +303,43 @@ fn uniform_noise_encoder_with_cross_entropy_cost() -> Result<()> {
             .contains("cross_entropy")
     );
     Ok(())
+}
+
+#[test]
+fn swae_draws_its_directions_with_the_step_noise_and_infovae_needs_a_gaussian_encoder() {
+    let swae = ObjectiveConfig::Swae(SwaeConfig {
+        projections: 7,
+        ..Default::default()
+    });
+    let (_vars, model) = tiny(EncoderKind::Deterministic, &swae);
+    let noise = model
+        .draw_noise(4, &mut StdRng::seed_from_u64(3), &Device::Cpu)
+        .unwrap();
+    let theta = noise.projections.as_ref().expect("SWAE draws directions");
+    assert_eq!(theta.dims(), &[8, 7]);
+    let norms: Vec<f32> = theta.sqr().unwrap().sum(0).unwrap().to_vec1().unwrap();
+    assert!(norms.iter().all(|v| (v - 1.0).abs() < 1e-5), "{norms:?}");
+    let x = Tensor::rand(0f32, 1.0, (4, 1, 28, 28), &Device::Cpu).unwrap();
+    let (parts, _) = model.losses(&x, &noise, true).unwrap();
+    assert!(val(&parts.penalty) > 0.0);
+    // Same seed, same directions.
+    let again = model
+        .draw_noise(4, &mut StdRng::seed_from_u64(3), &Device::Cpu)
+        .unwrap();
+    let diff = (theta - again.projections.unwrap()).unwrap().abs().unwrap();
+    assert_eq!(val(&diff.sum_all().unwrap()), 0.0);
+
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let info = ObjectiveConfig::InfoVae(InfoVaeConfig::default());
+    let err = Model::new(&ModelConfig::default().with_width_div(32), &info, vb).unwrap_err();
+    assert!(err.to_string().contains("gaussian"), "{err}");
+    let (_vars, model) = tiny(EncoderKind::Gaussian, &info);
+    let noise = model
+        .draw_noise(4, &mut StdRng::seed_from_u64(3), &Device::Cpu)
+        .unwrap();
+    assert!(noise.projections.is_none());
+    let (parts, _) = model.losses(&x, &noise, true).unwrap();
+    let names: Vec<&str> = parts.named().iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["total", "reconstruction", "penalty", "kl"]);
 }
