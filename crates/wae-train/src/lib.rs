@@ -43,6 +43,7 @@ pub mod run_lock;
 pub mod schedule;
 pub mod selftest;
 pub mod step;
+pub mod trainable;
 pub mod trained;
 pub mod trainer;
 
@@ -59,11 +60,12 @@ pub use run_dir::{DONE_FILE, RunDir};
 pub use run_lock::RunLock;
 pub use schedule::{Milestone, Schedule, ScheduleState, StepMilestone};
 pub use step::{StepReport, StepSeconds, TrainStep};
+pub use trainable::TrainableModel;
 pub use trained::{Split, TrainedRun};
 pub use trainer::{
     BuiltModel, EVAL_FILE, EvalReport, ResumeOverrides, TrainOptions, TrainSummary, build_model,
-    load_data, load_trained, load_user_data, loss_values, model_batch, resume, symmetric_pixels,
-    train,
+    load_data, load_trained, load_user_data, loss_values, model_batch, resume, resume_with,
+    symmetric_pixels, train, train_with,
 };
 
 /// The process's peak resident set size in MiB (`VmHWM` of `/proc/self/status`), where

@@ -423,6 +423,25 @@ impl AutoEncoder for Model {
     }
 }
 
+/// The trainer's view: the noise of [`Model::draw_noise`] (prior, encoder noise, input
+/// noise, projections, in that order), the default variable prefixes, and
+/// [`Model::pretrain_loss`] as the pretraining.
+impl crate::trainable::TrainableModel for Model {
+    fn draw_noise(
+        &self,
+        _objective: &Objective,
+        n: usize,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Result<StepNoise> {
+        Model::draw_noise(self, n, rng, device)
+    }
+
+    fn pretrain_loss(&self, x: &Tensor, noise: &StepNoise) -> Result<Option<Tensor>> {
+        Model::pretrain_loss(self, x, noise).map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

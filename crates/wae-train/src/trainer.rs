@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 use wae_data::Dataset;
-use wae_objectives::LossParts;
+use wae_objectives::{LossParts, Objective};
 
 use crate::adam::{Adam, AdamConfig};
 use crate::checkpoint::{
@@ -26,6 +27,7 @@ use crate::run_dir::RunDir;
 use crate::run_lock::RunLock;
 use crate::schedule::ScheduleState;
 use crate::step::TrainStep;
+use crate::trainable::TrainableModel;
 use crate::{Error, Result};
 
 pub use crate::evaluate::{EVAL_FILE, EvalReport};
@@ -128,8 +130,7 @@ pub struct BuiltModel {
 /// Builds the model of `cfg` on `device`, weights initialised from `cfg.seed`.
 pub fn build_model(cfg: &TrainConfig, device: &Device) -> Result<BuiltModel> {
     let vars = SeededVarMap::new(cfg.seed);
-    let vb = vars.var_builder(DType::F32, device);
-    let model = Model::new(&cfg.model, &cfg.objective, vb)?;
+    let model = project_model(cfg, vars.var_builder(DType::F32, device))?;
     Ok(BuiltModel { vars, model })
 }
 
@@ -141,11 +142,16 @@ pub fn load_trained(run_dir: &Path, device: &Device) -> Result<(TrainConfig, Bui
     Ok((run.cfg, run.built, run.checkpoint_dir))
 }
 
-struct Run {
+struct Run<M> {
     cfg: TrainConfig,
     config_text: String,
     device: Device,
-    built: BuiltModel,
+    /// The variables (all of them, BatchNorm statistics included).
+    vars: SeededVarMap,
+    /// The model being trained (the project's [`Model`] or a user's own).
+    model: M,
+    /// `cfg.objective` with `cfg.model.prior`.
+    objective: Objective,
     /// The optimisers and the step (the same one a library user calls).
     step: TrainStep,
     train: Dataset,
@@ -160,10 +166,10 @@ struct Run {
     stopped_by: Option<usize>,
 }
 
-fn optimiser_for(built: &BuiltModel, prefixes: &[&str], cfg: AdamConfig) -> Result<Adam> {
+fn optimiser_for(vars_of: &SeededVarMap, prefixes: &[&str], cfg: AdamConfig) -> Result<Adam> {
     let mut vars = Vec::new();
     for p in prefixes {
-        vars.extend(wae_nets::trainable_vars(built.vars.var_map(), p));
+        vars.extend(wae_nets::trainable_vars(vars_of.var_map(), p));
     }
     Adam::new(vars, cfg)
 }
@@ -182,21 +188,35 @@ pub(crate) fn scalar(t: &Tensor) -> Result<f64> {
     Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
 }
 
-impl Run {
-    fn new(cfg: TrainConfig, opts: &TrainOptions) -> Result<Self> {
+impl<M: TrainableModel> Run<M> {
+    fn new(
+        cfg: TrainConfig,
+        opts: &TrainOptions,
+        build: impl FnOnce(VarBuilder<'static>) -> Result<M>,
+    ) -> Result<Self> {
         cfg.validate()?;
         let (train, test) = load_data(&cfg, opts.data_dir.as_deref())?;
         let bpe = batches_per_epoch(train.len(), cfg.training.batch_size)?;
-        let built = build_model(&cfg, &opts.device)?;
+        let vars = SeededVarMap::new(cfg.seed);
+        let model = build(vars.var_builder(DType::F32, &opts.device))?;
+        if model.latent_dim() != cfg.model.latent_dim() {
+            return Err(Error::InvalidConfig(format!(
+                "the model's latent dimension is {} but the config's is {} (model.encoder.latent_dim): \
+                 set it with ModelConfig::with_latent_dim so that the prior draws and config.toml match the model",
+                model.latent_dim(),
+                cfg.model.latent_dim()
+            )));
+        }
+        let objective = Objective::new(cfg.objective.clone(), cfg.model.prior)?;
         let ae_opt = optimiser_for(
-            &built,
-            &["encoder.", "decoder."],
+            &vars,
+            model.autoencoder_prefixes(),
             cfg.optimizer.autoencoder.clone(),
         )?;
         let disc_opt = if cfg.objective.is_adversarial() {
             Some(optimiser_for(
-                &built,
-                &["discriminator."],
+                &vars,
+                model.discriminator_prefixes(),
                 cfg.optimizer.discriminator.clone(),
             )?)
         } else {
@@ -223,7 +243,9 @@ impl Run {
             cfg,
             config_text,
             device: opts.device.clone(),
-            built,
+            vars,
+            model,
+            objective,
             step: TrainStep::new(ae_opt, disc_opt),
             train,
             test,
@@ -253,7 +275,6 @@ impl Run {
 
     fn save(&mut self, elapsed: f64) -> Result<PathBuf> {
         let model: HashMap<String, Tensor> = self
-            .built
             .vars
             .named_vars()
             .into_iter()
@@ -296,8 +317,8 @@ impl Run {
     fn pretrain(&mut self) -> Result<()> {
         let p = self.cfg.pretrain.clone();
         let mut opt = optimiser_for(
-            &self.built,
-            &["encoder."],
+            &self.vars,
+            self.model.pretrain_prefixes(),
             AdamConfig {
                 lr: p.lr,
                 ..self.cfg.optimizer.autoencoder.clone()
@@ -314,8 +335,16 @@ impl Run {
             let mut rng = derived_rng(self.cfg.seed, Stream::Pretrain, k);
             let idx = rand::seq::index::sample(&mut rng, self.train.len(), n).into_vec();
             let x = model_batch(&self.cfg, &self.train, &idx, &self.device)?;
-            let noise = self.built.model.draw_noise(n, &mut rng, &self.device)?;
-            let loss = self.built.model.pretrain_loss(&x, &noise)?;
+            let noise = self
+                .model
+                .draw_noise(&self.objective, n, &mut rng, &self.device)?;
+            let Some(loss) = self.model.pretrain_loss(&x, &noise)? else {
+                return Err(Error::InvalidConfig(
+                    "pretrain.enabled = true but this model has no pretraining \
+                     (TrainableModel::pretrain_loss returns None): set pretrain.enabled = false"
+                        .into(),
+                ));
+            };
             last = scalar(&loss)?;
             if !last.is_finite() {
                 return Err(Error::NonFinite {
@@ -391,10 +420,12 @@ impl Run {
             };
             let x = model_batch(&self.cfg, &self.train, indices, &self.device)?;
             let mut rng = derived_rng(seed, Stream::StepNoise, step);
-            let noise = self.built.model.draw_noise(batch, &mut rng, &self.device)?;
+            let noise = self
+                .model
+                .draw_noise(&self.objective, batch, &mut rng, &self.device)?;
             let values = self
                 .step
-                .step(&self.built.model, self.built.model.loss(), &x, &noise, step)
+                .step(&self.model, &self.objective, &x, &noise, step)
                 .map_err(|e| match e {
                     Error::NonFinite {
                         step, part, value, ..
@@ -475,7 +506,7 @@ impl Run {
 
     fn evaluate(&self) -> Result<EvalReport> {
         let mut report = crate::evaluate::end_of_training(
-            &self.built.model,
+            &self.model,
             &crate::evaluate::EndOfTraining::of(&self.cfg),
             &self.test,
             &self.device,
@@ -493,7 +524,7 @@ impl Run {
         let target = self.target_steps(opts);
         info!(
             objective = self.cfg.objective.name(),
-            parameters = wae_nets::parameter_count(self.built.vars.var_map(), ""),
+            parameters = wae_nets::parameter_count(self.vars.var_map(), ""),
             train_examples = self.train.len(),
             batches_per_epoch = self.state.batches_per_epoch,
             from_step = self.state.step,
@@ -567,9 +598,38 @@ fn prepare_run_dir(run_dir: &Path, config_text: &str) -> Result<()> {
     )?)
 }
 
-/// Starts a new run of `cfg` in `opts.run_dir`. Refuses a directory that already
-/// holds a checkpoint (continue it with [`resume`] instead).
+/// The project's [`Model`] of `cfg`, built under `vb` (what [`train`] and [`resume`]
+/// pass to [`train_with`] and [`resume_with`]).
+fn project_model(cfg: &TrainConfig, vb: VarBuilder<'static>) -> Result<Model> {
+    Ok(Model::new(&cfg.model, &cfg.objective, vb)?)
+}
+
+/// Starts a new run of `cfg` in `opts.run_dir` with the project's [`Model`] built from
+/// `cfg.model`. Refuses a directory that already holds a checkpoint (continue it with
+/// [`resume`] instead).
 pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
+    train_with(cfg, opts, project_model)
+}
+
+/// Starts a new run of `cfg` in `opts.run_dir` with any model: `build` makes it from
+/// `cfg` and the root [`VarBuilder`] of the run's variables (weights drawn from
+/// `cfg.seed`, [`SeededVarMap`]). The run is
+/// the one [`train`] runs: the same data order, noise streams, loop, checkpoints,
+/// `metrics.jsonl`, run lock and end-of-training `eval.json`; continue it with
+/// [`resume_with`] and the same `build`.
+///
+/// `config.toml` records `cfg` whole. Of its `[model]` section the trainer reads only
+/// the prior (`model.prior`: noise and evaluation), the latent dimension
+/// (`model.encoder.latent_dim`, which must equal the model's
+/// [`AutoEncoder::latent_dim`](wae_objectives::AutoEncoder::latent_dim)) and the pixel
+/// range (`model.decoder.activation = "tanh"` for [-1, 1] images); the rest describes
+/// the project's networks, is still validated against the objective and the data's
+/// image shape, and is otherwise unused: leave it at its default for the data set.
+pub fn train_with<M: TrainableModel>(
+    cfg: &TrainConfig,
+    opts: &TrainOptions,
+    build: impl FnOnce(&TrainConfig, VarBuilder<'static>) -> Result<M>,
+) -> Result<TrainSummary> {
     cfg.validate()?;
     std::fs::create_dir_all(&opts.run_dir).map_err(|source| Error::Io {
         path: opts.run_dir.clone(),
@@ -584,7 +644,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             opts.run_dir.display()
         )));
     }
-    let run = Run::new(cfg.clone(), opts)?;
+    let run = Run::new(cfg.clone(), opts, |vb| build(cfg, vb))?;
     prepare_run_dir(&opts.run_dir, &run.config_text)?;
     let metrics = MetricsLog::open(&RunDir::new(&opts.run_dir).metrics(), None)?;
     run.run(opts, metrics)
@@ -628,7 +688,20 @@ fn differing_sections(a: &TrainConfig, b: &TrainConfig) -> Vec<&'static str> {
 /// from that step: the newer checkpoints are removed, with a warning naming them,
 /// once it has loaded). `metrics.jsonl` is appended to (lines logged after the
 /// checkpoint are dropped first). Holds the run directory's [`RunLock`] throughout.
+/// The model is the project's [`Model`] of the run's config.
 pub fn resume(opts: &TrainOptions, overrides: &ResumeOverrides) -> Result<TrainSummary> {
+    resume_with(opts, overrides, project_model)
+}
+
+/// [`resume`] for a run started by [`train_with`]: `build` makes the model from the
+/// run's config (as the checkpoint saved it, with `overrides` applied) and the root
+/// [`VarBuilder`]; the checkpoint's weights then replace the initial ones, and every
+/// variable of the checkpoint must be one of the model's (and the other way round).
+pub fn resume_with<M: TrainableModel>(
+    opts: &TrainOptions,
+    overrides: &ResumeOverrides,
+    build: impl FnOnce(&TrainConfig, VarBuilder<'static>) -> Result<M>,
+) -> Result<TrainSummary> {
     let from_step_dir = checkpoint::run_dir_of_checkpoint(&opts.run_dir);
     let run_dir = from_step_dir
         .clone()
@@ -682,12 +755,9 @@ pub fn resume(opts: &TrainOptions, overrides: &ResumeOverrides) -> Result<TrainS
     if let Some(e) = overrides.epochs {
         cfg.training.epochs = e;
     }
-    let mut run = Run::new(cfg, opts)?;
-    checkpoint::restore_vars(
-        &run.built.vars.named_vars(),
-        &ck.model,
-        &dir.join(MODEL_FILE),
-    )?;
+    let build_cfg = cfg.clone();
+    let mut run = Run::new(cfg, opts, |vb| build(&build_cfg, vb))?;
+    checkpoint::restore_vars(&run.vars.named_vars(), &ck.model, &dir.join(MODEL_FILE))?;
     let optim_path = dir.join(OPTIMIZER_FILE);
     run.step
         .autoencoder_optimizer_mut()
