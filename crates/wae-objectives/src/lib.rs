@@ -8,8 +8,9 @@
 //! The losses are functions over tensors ([`loss`]: the codes, what the decoder made of
 //! them, the input and prior draws), so they work with any networks. Implement
 //! [`AutoEncoder`] for your own candle encoder and decoder and [`Objective::losses`] runs
-//! them (`wae_train::TrainStep` then trains them; see `wae-train`'s `custom_model`
-//! example); `wae_train::Model` is the implementation for the papers' networks. This
+//! them (`wae_train::train_with` then trains them with `wae train`'s loop and run
+//! directory, or `wae_train::TrainStep` in a loop of your own; see `wae-train`'s
+//! `custom_model` example); `wae_train::Model` is the implementation for the papers' networks. This
 //! crate knows no network (it does not depend on `wae-nets`).
 //!
 //! All randomness a step needs is drawn on the host from a caller's seeded
