@@ -14,17 +14,17 @@ use candle_nn::{Linear, VarBuilder, linear};
 use wae_objectives::{AutoEncoder, Codes, StepNoise};
 use wae_train::{TrainConfig, TrainOptions, TrainableModel, train_with};
 
-const Z: usize = 8;
+pub const Z: usize = 8;
 
 /// 784 -> 256 -> Z encoder and Z -> 256 -> 784 decoder (logits), plain candle-nn, named
 /// `encoder.*` and `decoder.*`: the trainer's default optimiser groups.
-struct Mlp {
+pub struct Mlp {
     enc: [Linear; 2],
     dec: [Linear; 2],
 }
 
 impl Mlp {
-    fn new(_cfg: &TrainConfig, vb: VarBuilder<'static>) -> wae_train::Result<Self> {
+    pub fn new(_cfg: &TrainConfig, vb: VarBuilder<'static>) -> wae_train::Result<Self> {
         let (e, d) = (vb.pp("encoder"), vb.pp("decoder"));
         Ok(Self {
             enc: [linear(784, 256, e.pp("0"))?, linear(256, Z, e.pp("1"))?],

@@ -613,10 +613,9 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
 
 /// Starts a new run of `cfg` in `opts.run_dir` with any model: `build` makes it from
 /// `cfg` and the root [`VarBuilder`] of the run's variables (weights drawn from
-/// `cfg.seed`, [`SeededVarMap`]). The run is
-/// the one [`train`] runs: the same data order, noise streams, loop, checkpoints,
-/// `metrics.jsonl`, run lock and end-of-training `eval.json`; continue it with
-/// [`resume_with`] and the same `build`.
+/// `cfg.seed`, [`SeededVarMap`]). The run is the one [`train`] runs: the same data order,
+/// noise streams, loop, checkpoints, `metrics.jsonl`, run lock and end-of-training
+/// `eval.json`; continue it with [`resume_with`] and the same `build`.
 ///
 /// `config.toml` records `cfg` whole. Of its `[model]` section the trainer reads only
 /// the prior (`model.prior`: noise and evaluation), the latent dimension

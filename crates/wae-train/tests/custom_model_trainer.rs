@@ -1,56 +1,23 @@
-//! A user's own candle auto-encoder through the whole trainer (`train_with`,
-//! `resume_with`): the same loop, checkpoints, exact resume, `metrics.jsonl` and
-//! `eval.json` as the project's `Model`, with nothing but `impl TrainableModel {}`.
+//! A user's own candle auto-encoder (the MLP of `examples/custom_model.rs`) through the
+//! whole trainer (`train_with`, `resume_with`): the same loop, checkpoints, exact resume,
+//! `metrics.jsonl` and `eval.json` as the project's `Model`, with nothing but
+//! `impl TrainableModel for Mlp {}`.
+
+#[path = "../examples/custom_model.rs"]
+#[allow(dead_code)]
+mod custom_model;
 
 use std::path::Path;
 
-use candle_core::{Module, Tensor};
-use candle_nn::{Linear, VarBuilder, linear};
-use wae_objectives::{AutoEncoder, Codes, StepNoise};
+use custom_model::{Mlp, Z};
 use wae_train::checkpoint::{MODEL_FILE, OPTIMIZER_FILE, latest_checkpoint_dir};
 use wae_train::metrics::{METRICS_FILE, read_metrics};
 use wae_train::{
-    EVAL_FILE, ResumeOverrides, TrainConfig, TrainOptions, TrainableModel, preset, resume_with,
-    train_with,
+    EVAL_FILE, ResumeOverrides, TrainConfig, TrainOptions, preset, resume_with, train_with,
 };
 
-const Z: usize = 8;
-
-/// 784 -> 64 -> Z encoder and Z -> 64 -> 784 decoder (logits), named `encoder.*` and
-/// `decoder.*` so the trainer's default optimiser groups find them.
-struct Mlp {
-    enc: [Linear; 2],
-    dec: [Linear; 2],
-}
-
-impl Mlp {
-    fn new(_cfg: &TrainConfig, vb: VarBuilder<'static>) -> wae_train::Result<Self> {
-        let (e, d) = (vb.pp("encoder"), vb.pp("decoder"));
-        Ok(Self {
-            enc: [linear(784, 64, e.pp("0"))?, linear(64, Z, e.pp("1"))?],
-            dec: [linear(Z, 64, d.pp("0"))?, linear(64, 784, d.pp("1"))?],
-        })
-    }
-}
-
-impl AutoEncoder for Mlp {
-    fn latent_dim(&self) -> usize {
-        Z
-    }
-    fn encode(&self, x: &Tensor, _: Option<&StepNoise>, _: bool) -> wae_objectives::Result<Codes> {
-        let h = self.enc[0].forward(&x.flatten_from(1)?)?.relu()?;
-        Ok(Codes::deterministic(self.enc[1].forward(&h)?))
-    }
-    fn decode_logits(&self, z: &Tensor, _: bool) -> wae_objectives::Result<Tensor> {
-        let h = self.dec[0].forward(z)?.relu()?;
-        Ok(self.dec[1].forward(&h)?.reshape((z.dim(0)?, 1, 28, 28))?)
-    }
-}
-
-impl TrainableModel for Mlp {}
-
-/// 256 MNIST images in batches of 16 (16 steps per epoch, two epochs), no pretraining, a latent
-/// dimension that matches the MLP's.
+/// 256 MNIST images in batches of 16 (16 steps per epoch, two epochs), no pretraining,
+/// a latent dimension that matches the MLP's.
 fn config() -> TrainConfig {
     let mut cfg = preset("mnist-wae-mmd-smoke").expect("preset");
     cfg.model = cfg.model.with_latent_dim(Z);
