@@ -82,6 +82,10 @@ pub struct BenchArgs {
     /// Batch of the Inception-features case (0 for none).
     #[arg(long, default_value_t = 8)]
     inception_batch: usize,
+    /// Samples of the evaluation case (FID-MNIST features, FID, precision / recall, KID,
+    /// MMD; 0 for none).
+    #[arg(long, default_value_t = 10_000)]
+    eval_n: usize,
     /// Batch of the fully connected dSprites step (Rubenstein et al.'s nets, preset
     /// dsprites-wae-mmd-random; 0 for none).
     #[arg(long, default_value_t = 100)]
@@ -137,6 +141,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             (true, _) => serde_json::to_string(&worker::profile_step(&args)?)?,
             (false, "step") => serde_json::to_string(&worker::measure_step(&args)?)?,
             (false, "fc") => serde_json::to_string(&worker::measure_fc_step(&args)?)?,
+            (false, "eval") => serde_json::to_string(&worker::measure_eval(&args)?)?,
             (false, "mmd") => serde_json::to_string(&worker::measure_mmd(&args)?)?,
             (false, "inception") => serde_json::to_string(&worker::measure_inception(&args)?)?,
             (false, other) => bail!("unknown bench case {other:?}"),
@@ -250,6 +255,8 @@ enum Case {
     /// `dsprites-wae-mmd-random`: 4096 -> 1200 -> 1200 -> 2 x 16, 16 -> 3 x 1200 -> 4096,
     /// Bernoulli + MMD, log-variance L1).
     FcStep { batch: usize },
+    /// The evaluation of `n` samples against `n` test images.
+    Eval { n: usize },
 }
 
 /// The preset of [`Case::FcStep`].
@@ -266,6 +273,7 @@ impl Case {
             Case::Mmd { n, d } => format!("MMD penalty n {n} d {d}"),
             Case::Inception { batch } => format!("Inception features batch {batch}"),
             Case::FcStep { batch } => format!("dSprites FC step batch {batch}"),
+            Case::Eval { n } => format!("evaluation of {n} samples"),
         }
     }
 
@@ -275,6 +283,7 @@ impl Case {
             Case::Mmd { d, .. } => format!("mmd_imq_d{d}"),
             Case::Inception { .. } => "inception_pool3".to_string(),
             Case::FcStep { .. } => "train_step_fc_dsprites".to_string(),
+            Case::Eval { .. } => "eval_fid_mnist_pr_kid_mmd".to_string(),
         }
     }
 
@@ -288,7 +297,7 @@ impl Case {
     fn batch(&self) -> usize {
         match self {
             Case::Step { batch, .. } | Case::Inception { batch } | Case::FcStep { batch } => *batch,
-            Case::Mmd { n, .. } => *n,
+            Case::Mmd { n, .. } | Case::Eval { n } => *n,
         }
     }
 
@@ -302,6 +311,7 @@ impl Case {
             Case::Inception { .. } => (if quick { 1 } else { 2 }, 1),
             // About 2.6 GFLOP a batch of 100 (forward + backward): 0.1-0.3 s a step.
             Case::FcStep { .. } => (if quick { 5 } else { 20 }, 2),
+            Case::Eval { .. } => (1, 0),
         }
     }
 }
@@ -330,6 +340,9 @@ fn cases(args: &BenchArgs) -> Result<Vec<Case>> {
             Some((n, d)) if n >= 2 && d >= 1 => cases.push(Case::Mmd { n, d }),
             _ => bail!("--mmd takes SIZExDIM with SIZE >= 2 (e.g. 100x8), got {spec:?}"),
         }
+    }
+    if args.eval_n > 0 {
+        cases.push(Case::Eval { n: args.eval_n });
     }
     if args.fc_batch > 0 {
         cases.push(Case::FcStep {
@@ -375,6 +388,7 @@ mod tests {
                 "train_step_batch_scaling",
                 "mmd_imq_d8",
                 "mmd_imq_d64",
+                "eval_fid_mnist_pr_kid_mmd",
                 "train_step_fc_dsprites",
                 "inception_pool3",
             ]
@@ -392,6 +406,7 @@ mod tests {
             "--mmd=",
             "--inception-batch=0",
             "--fc-batch=0",
+            "--eval-n=0",
             "--widths=4",
         ]))?;
         assert!(only_steps.iter().all(|c| matches!(c, Case::Step { .. })));
@@ -401,6 +416,7 @@ mod tests {
             no_steps,
             [
                 Case::Mmd { n: 100, d: 8 },
+                Case::Eval { n: 10_000 },
                 Case::FcStep { batch: 100 },
                 Case::Inception { batch: 8 }
             ]

@@ -113,32 +113,11 @@ impl Conv3x3 {
         })
     }
 
-    /// (N, C, H, W) -> (N, O, H, W).
+    /// (N, C, H, W) -> (N, O, H, W): a 3x3 convolution padded by 1, through
+    /// `wae_kernels::conv2d` (GEMM on the CPU, candle's op elsewhere; both with gradients).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, c, h, w) = x.dims4()?;
-        let out = self.weight.dim(0)?;
-        let padded = x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;
-        let mut shifted = Vec::with_capacity(9);
-        for dy in 0..3 {
-            for dx in 0..3 {
-                shifted.push(padded.narrow(2, dy, h)?.narrow(3, dx, w)?);
-            }
-        }
-        // (N, C, 9, H, W) -> (N, H*W, C*9): rows are patches in the weight's (C, ky, kx) order.
-        let cols = Tensor::stack(&shifted, 2)?
-            .reshape((n, c * 9, h * w))?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((n * h * w, c * 9))?;
-        let kernel = self.weight.reshape((out, c * 9))?.t()?;
-        let y = cols
-            .matmul(&kernel)?
-            .broadcast_add(&self.bias)?
-            .reshape((n, h * w, out))?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((n, out, h, w))?;
-        Ok(y)
+        Ok(wae_kernels::conv2d(x, &self.weight, Some(&self.bias), 1, 1)
+            .map_err(candle_core::Error::wrap)?)
     }
 }
 

@@ -35,6 +35,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use disentanglement::FACTOR_VAE;
+pub use features::{batched_features, feature_scores};
 pub use full::{EvalOptions, GmmSampler, evaluate};
 pub use training::{EndOfTraining, end_of_training};
 

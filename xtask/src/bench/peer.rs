@@ -97,6 +97,10 @@ impl Peer {
                     format!("--reps={reps}"),
                 ],
             ),
+            Case::Eval { n } => (
+                self.script.with_file_name("torch_eval.py"),
+                vec![format!("--n={n}")],
+            ),
             Case::FcStep { batch } => (
                 self.script.with_file_name("torch_fc_wae.py"),
                 vec![format!("--batch={batch}"), format!("--steps={reps}")],

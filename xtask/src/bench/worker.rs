@@ -104,6 +104,7 @@ pub(super) fn run_case(exe: &Path, case: &Case, quick: bool) -> Result<Measureme
                 format!("--steps={reps}"),
             ],
         ),
+        Case::Eval { n } => run_with(exe, &["--case=eval".into(), format!("--batch={n}")]),
         Case::FcStep { batch } => run_with(
             exe,
             &[
@@ -320,6 +321,78 @@ pub(super) fn measure_inception(args: &BenchArgs) -> Result<InceptionRun> {
         batch,
         reps,
         images_per_s: (reps * batch) as f64 / dt,
+        threads: rayon::current_num_threads(),
+        peak_rss_kb: peak_rss_kb(),
+    })
+}
+
+/// What a `--case eval` worker prints: one evaluation of `n` samples.
+#[derive(Debug, Serialize)]
+pub(super) struct EvalRun {
+    framework: &'static str,
+    n: usize,
+    images_per_s: f64,
+    seconds: f64,
+    fid: f64,
+    precision: f64,
+    recall: f64,
+    kid: f64,
+    mmd: f64,
+    /// Seconds of the parts: features, FID + precision / recall + KID, MMD.
+    features_s: f64,
+    scores_s: f64,
+    mmd_s: f64,
+    threads: usize,
+    peak_rss_kb: Option<f64>,
+}
+
+/// The evaluation of `--batch` generated images against as many real ones, as `wae eval`
+/// computes it (`wae_train::evaluate::{batched_features, feature_scores}`): the MNIST
+/// classifier's 128-d features of both sets (seeded random weights: the cost does not
+/// depend on them), FID, precision / recall (k = 3), KID (100 subsets of 1,000), and the
+/// MMD^2 of `--batch` 8-d codes to as many prior draws (IMQ, blocks of 1,000). Images
+/// are uniform random; "images" per second are evaluated samples per second.
+pub(super) fn measure_eval(args: &BenchArgs) -> Result<EvalRun> {
+    use wae_metrics::mnist_classifier::{MnistClassifier, MnistClassifierConfig};
+    let dev = Device::Cpu;
+    let n = args.batch.max(2);
+    let vars = wae_train::init::SeededVarMap::new(0);
+    let net = MnistClassifier::new(
+        &MnistClassifierConfig::default(),
+        vars.var_builder(DType::F32, &dev),
+    )?;
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut images = || -> Result<Tensor> {
+        let v: Vec<f32> = (0..n * 28 * 28)
+            .map(|_| rand::Rng::random(&mut rng))
+            .collect();
+        Ok(Tensor::from_vec(v, (n, 1, 28, 28), &dev)?)
+    };
+    let (real, generated) = (images()?, images()?);
+    let prior = wae_divergence::Prior::Normal { variance: 1.0 };
+    let codes = (prior.sample(n, 8, &mut rng, &dev, DType::F32)? * 1.2)?;
+    let draws = prior.sample(n, 8, &mut rng, &dev, DType::F32)?;
+    let t = Instant::now();
+    let real_f = wae_train::evaluate::batched_features(&real, &dev, |x| net.features(x))?;
+    let gen_f = wae_train::evaluate::batched_features(&generated, &dev, |x| net.features(x))?;
+    let features_s = t.elapsed().as_secs_f64();
+    let scores = wae_train::evaluate::feature_scores(&real_f, &gen_f)?;
+    let scores_s = t.elapsed().as_secs_f64() - features_s;
+    let mmd = wae_divergence::mmd_blockwise(&codes, &draws, &Default::default(), 1000)?;
+    let seconds = t.elapsed().as_secs_f64();
+    Ok(EvalRun {
+        framework: "wae (candle + wae-kernels)",
+        n,
+        images_per_s: n as f64 / seconds,
+        seconds,
+        fid: scores.fid,
+        precision: scores.precision,
+        recall: scores.recall,
+        kid: scores.kid.map(|k| k.mean).unwrap_or(f64::NAN),
+        mmd,
+        features_s,
+        scores_s,
+        mmd_s: seconds - features_s - scores_s,
         threads: rayon::current_num_threads(),
         peak_rss_kb: peak_rss_kb(),
     })

@@ -22,7 +22,7 @@ fn weights_error(what: &str, path: &Path, e: wae_metrics::Error) -> Error {
 
 /// Applies `features` to `images` (host, `(N, C, H, W)`) in batches on `device`;
 /// returns host `(N, D)`.
-fn batched_features(
+pub fn batched_features(
     images: &Tensor,
     device: &Device,
     features: impl Fn(&Tensor) -> wae_metrics::Result<Tensor>,
@@ -39,8 +39,9 @@ fn batched_features(
     Ok(Tensor::cat(&parts, 0)?)
 }
 
-/// FID, precision/recall and KID of `generated` features against `real` ones (host `(N, D)`).
-fn scores(real: &Tensor, generated: &Tensor) -> Result<FeatureScores> {
+/// FID, precision/recall and KID of `generated` features against `real` ones (host `(N, D)`):
+/// what `wae eval` reports in each feature space (and `cargo xtask bench` times).
+pub fn feature_scores(real: &Tensor, generated: &Tensor) -> Result<FeatureScores> {
     let fid = frechet_distance(
         &GaussianStats::from_tensor(real)?,
         &GaussianStats::from_tensor(generated)?,
@@ -73,7 +74,7 @@ pub(super) fn classifier_scores(
     let real_f = batched_features(real, device, |x| net.features(x))?;
     samples
         .iter()
-        .map(|s| scores(&real_f, &batched_features(s, device, |x| net.features(x))?))
+        .map(|s| feature_scores(&real_f, &batched_features(s, device, |x| net.features(x))?))
         .collect()
 }
 
@@ -89,6 +90,6 @@ pub(super) fn inception_scores(
     let real_f = net.features_batched(real, 50, device)?;
     samples
         .iter()
-        .map(|s| scores(&real_f, &net.features_batched(s, 50, device)?))
+        .map(|s| feature_scores(&real_f, &net.features_batched(s, 50, device)?))
         .collect()
 }
