@@ -13,7 +13,9 @@
 //! - [`kl_to_standard_normal`]: the VAE's KL term.
 //! - [`discriminator_loss`], [`encoder_adversarial_loss`]: the WAE-GAN (adversarial JS)
 //!   losses on discriminator logits, stable for logits of any size.
-//! - [`Prior`]: normal, uniform-box and sphere priors sampled from a seeded RNG.
+//! - [`Prior`]: normal, uniform-box and sphere priors sampled from a seeded RNG, with the
+//!   rule that makes an MMD kernel constant of each ([`Prior::kernel_variance`],
+//!   [`KernelConstant`]).
 //!
 //! All invalid inputs give an [`Error`]; nothing panics on user input.
 #![deny(missing_docs)]
@@ -35,7 +37,7 @@ pub use mmd::{
     Estimator, Kernel, MmdConfig, MmdImplementation, force_fallback, mmd, mmd_blockwise,
     mmd_blockwise_with, mmd_with, set_force_fallback,
 };
-pub use prior::Prior;
+pub use prior::{KernelConstant, Prior};
 pub use sliced::{random_projections, sliced_wasserstein, sliced_wasserstein_with_projections};
 pub use stats::{
     PermutationTest, median_heuristic_scale, median_pairwise_squared_distance, mmd_permutation_test,

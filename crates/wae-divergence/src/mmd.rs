@@ -12,19 +12,31 @@ use crate::{Error, Result, check, fused};
 /// - `Rbf`: `k_s(x, y) = exp(-||x - y||^2 / C_s)`.
 ///
 /// The kernel used by the estimator is the **sum** over all scales.
+///
+/// With the `serde` feature it is written `"imq"` or `"rbf"` (`"inverse_multiquadratic"`
+/// is read too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Kernel {
     /// Inverse multiquadratic kernel `C / (C + ||x - y||^2)` (heavy tails; the WAE paper's choice).
     #[default]
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "imq", alias = "inverse_multiquadratic")
+    )]
     InverseMultiquadratic,
     /// Gaussian (radial basis function) kernel `exp(-||x - y||^2 / C)`.
     Rbf,
 }
 
 /// Which estimator of MMD^2 to use.
+///
+/// With the `serde` feature it is written in snake case: `"u_statistic"`,
+/// `"v_statistic"`, `"paired_u_statistic"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Estimator {
     /// Unbiased U-statistic: within-sample sums skip `i == j` and are divided by
     /// `n (n - 1)` and `m (m - 1)`; the cross term is the full mean over `n m` pairs.

@@ -7,9 +7,16 @@ use rand_distr::StandardNormal;
 use crate::{Error, Result, check};
 
 /// A prior distribution `P_Z` on `R^d`.
+///
+/// With the `serde` feature it is written as a table tagged by `kind`:
+/// `{ kind = "normal", variance = 1.0 }`, `{ kind = "uniform_box", half_width = 1.0 }`,
+/// `{ kind = "sphere" }`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)
+)]
 pub enum Prior {
     /// Isotropic normal `N(0, variance * I)`.
     Normal {
@@ -53,6 +60,21 @@ impl Prior {
         match *self {
             Prior::Normal { variance } => variance,
             Prior::UniformBox { half_width } => half_width * half_width / 3.0,
+            Prior::Sphere => 1.0 / d.max(1) as f64,
+        }
+    }
+
+    /// The [`MmdConfig::prior_variance`] that gives the reference code's (`tolstikhin/wae`)
+    /// kernel constant base `C = 2 d sigma^2`: `variance` for a normal prior, `1 / d` for
+    /// the sphere (C = 2) and `half_width^2 / 2` for the box (C = d for the `[-1, 1]` box).
+    /// Unlike [`Prior::coordinate_variance`], the box's is not its true variance
+    /// (`half_width^2 / 3`): the rule follows the reference code, not the distribution.
+    ///
+    /// [`MmdConfig::prior_variance`]: crate::MmdConfig::prior_variance
+    pub fn kernel_variance(&self, d: usize) -> f64 {
+        match *self {
+            Prior::Normal { variance } => variance,
+            Prior::UniformBox { half_width } => half_width * half_width / 2.0,
             Prior::Sphere => 1.0 / d.max(1) as f64,
         }
     }
@@ -110,5 +132,37 @@ impl Prior {
         Ok(Tensor::from_vec(values, (n, d), &Device::Cpu)?
             .to_dtype(dtype)?
             .to_device(device)?)
+    }
+}
+
+/// How the MMD kernel constant `C_s` of each scale `s` is made for codes under a prior.
+///
+/// With the `serde` feature it is written in snake case (`"two_dim_prior_variance"`,
+/// `"latent_dim"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum KernelConstant {
+    /// `C = 2 d sigma_z^2 s` with the prior's [`Prior::kernel_variance`] (`tolstikhin/wae`,
+    /// the WAE paper).
+    #[default]
+    TwoDimPriorVariance,
+    /// `C = d s` whatever the prior (Rubenstein et al.'s
+    /// `IMQ_length_params = [c * z_dim for c in coeffs]`).
+    LatentDim,
+}
+
+impl KernelConstant {
+    /// The [`MmdConfig::prior_variance`] this rule gives for codes of dimension `d` under
+    /// `prior` ([`mmd`] uses `C_s = 2 d prior_variance s`, so [`KernelConstant::LatentDim`]
+    /// is `1 / 2`).
+    ///
+    /// [`MmdConfig::prior_variance`]: crate::MmdConfig::prior_variance
+    /// [`mmd`]: crate::mmd
+    pub fn prior_variance(self, prior: &Prior, d: usize) -> f64 {
+        match self {
+            KernelConstant::TwoDimPriorVariance => prior.kernel_variance(d),
+            KernelConstant::LatentDim => 0.5,
+        }
     }
 }

@@ -13,6 +13,13 @@
 //! reference code: e.g. MNIST's 7 -> 4 convolution pads (1, 2), and the last
 //! stride-1 transposed convolution (k = 4) crops 29 -> 28.
 //!
+//! # candle modules
+//! The networks are candle modules too: [`Decoder`] and [`Encoder`] implement
+//! `candle_nn::ModuleT` (images after the output activation; the encoder's codes, the
+//! mean for a random encoder) and [`Discriminator`] implements `candle_nn::Module`
+//! (logits), so they compose with candle-nn layers. The inherent methods say more (the
+//! decoder's logits, the encoder's log-variances, an implicit encoder's noise).
+//!
 //! # Variable names (stable across versions)
 //! Each network adds its own prefix, so pass the root `VarBuilder`:
 //!
@@ -65,6 +72,7 @@ mod discriminator;
 mod encoder;
 mod error;
 pub mod layers;
+mod module;
 
 pub use config::{
     Activation, Architecture, BatchNormConfig, DEFAULT_LOGVAR_CLIP, DcganSpec, DecoderConfig,

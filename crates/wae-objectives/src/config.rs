@@ -2,11 +2,17 @@
 //! `ModelConfig`).
 
 use serde::{Deserialize, Serialize};
+use wae_divergence::{Estimator, Kernel, KernelConstant, MmdConfig, Prior};
 
 use crate::cost::CostKind;
 use crate::{Error, Result};
 
-/// The prior P_Z over the latent space.
+/// The prior P_Z over the latent space, as a config.
+///
+/// It is `wae_divergence`'s [`Prior`] plus one model setting, `squash` (how codes are put
+/// into the box), which is no part of the distribution; hence a type of its own, turned
+/// into the [`Prior`] by [`PriorConfig::sampler`]. Its TOML is [`Prior`]'s (`kind = ...`)
+/// with that one key more.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PriorConfig {
@@ -44,44 +50,21 @@ impl Default for PriorConfig {
 }
 
 impl PriorConfig {
-    /// The divergence crate's sampler for this prior.
-    pub fn sampler(&self) -> wae_divergence::Prior {
+    /// The distribution (`wae_divergence`'s [`Prior`]): what is sampled and what the
+    /// kernel constant rule ([`Prior::kernel_variance`]) reads.
+    pub fn sampler(&self) -> Prior {
         match *self {
-            PriorConfig::Normal { variance } => wae_divergence::Prior::Normal { variance },
-            PriorConfig::UniformBox { half_width, .. } => {
-                wae_divergence::Prior::UniformBox { half_width }
-            }
-            PriorConfig::Sphere => wae_divergence::Prior::Sphere,
-        }
-    }
-
-    /// The `prior_variance` that gives the reference code's IMQ/RBF constant base
-    /// `C = 2 d sigma^2`: sigma^2 for a normal prior, `1 / d` for the sphere
-    /// (C = 2) and `half_width^2 / 2` for the box (C = d for the [-1, 1] box).
-    pub fn kernel_variance(&self, latent_dim: usize) -> f64 {
-        match *self {
-            PriorConfig::Normal { variance } => variance,
-            PriorConfig::Sphere => 1.0 / latent_dim.max(1) as f64,
-            PriorConfig::UniformBox { half_width, .. } => half_width * half_width / 2.0,
+            PriorConfig::Normal { variance } => Prior::Normal { variance },
+            PriorConfig::UniformBox { half_width, .. } => Prior::UniformBox { half_width },
+            PriorConfig::Sphere => Prior::Sphere,
         }
     }
 
     /// Checks the prior's values (a positive, finite variance or half-width).
     pub fn validate(&self) -> Result<()> {
-        let ok = match *self {
-            PriorConfig::Normal { variance } => variance.is_finite() && variance > 0.0,
-            PriorConfig::UniformBox { half_width, .. } => {
-                half_width.is_finite() && half_width > 0.0
-            }
-            PriorConfig::Sphere => true,
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::Config(format!(
-                "prior {self:?}: the variance / half width must be finite and > 0"
-            )))
-        }
+        self.sampler()
+            .validate()
+            .map_err(|e| Error::Config(format!("prior {self:?}: {e}")))
     }
 }
 
@@ -118,55 +101,8 @@ impl Default for VaeConfig {
     }
 }
 
-/// The kernel of the MMD penalty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum MmdKernel {
-    /// Inverse multiquadratic C / (C + ||x - y||^2) (the paper's choice).
-    #[default]
-    Imq,
-    /// Gaussian exp(-||x - y||^2 / C).
-    Rbf,
-}
-
-/// The MMD estimator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum MmdEstimator {
-    /// Unbiased: diagonal terms excluded (the paper's).
-    #[default]
-    UStatistic,
-    /// Biased: diagonal terms included.
-    VStatistic,
-    /// Paired U-statistic (codes and prior samples paired by index, cross diagonal
-    /// excluded too, all sums over n (n - 1)): Rubenstein et al.'s code.
-    PairedUStatistic,
-}
-
-impl MmdEstimator {
-    /// The divergence crate's estimator.
-    pub fn to_divergence(self) -> wae_divergence::Estimator {
-        match self {
-            MmdEstimator::UStatistic => wae_divergence::Estimator::UStatistic,
-            MmdEstimator::VStatistic => wae_divergence::Estimator::VStatistic,
-            MmdEstimator::PairedUStatistic => wae_divergence::Estimator::PairedUStatistic,
-        }
-    }
-}
-
-/// How the kernel constant of each scale `s` is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum KernelConstant {
-    /// `C = 2 d_z sigma_z^2 s` with the prior's variance (`tolstikhin/wae`, the paper).
-    #[default]
-    TwoDimPriorVariance,
-    /// `C = d_z s` (Rubenstein et al.'s `IMQ_length_params = [c * z_dim for c in coeffs]`).
-    LatentDim,
-}
-
 fn is_default_constant(k: &KernelConstant) -> bool {
-    *k == KernelConstant::TwoDimPriorVariance
+    *k == KernelConstant::default()
 }
 
 /// WAE-MMD: E[c(x, G(z))] + lambda * MMD(Q_Z, P_Z) (+ logvar_l1 * E sum |log sigma^2|).
@@ -180,35 +116,31 @@ pub struct WaeMmdConfig {
     /// Factor on the cost (the reference code's 0.05 for squared L2; 1 = the plain cost).
     pub cost_scale: f64,
     /// Kernel family.
-    pub kernel: MmdKernel,
+    pub kernel: Kernel,
     /// Kernel scales s: the kernel is the sum over s of k with the constant C that
     /// `kernel_constant` makes of s (default C = 2 d sigma^2 s).
     pub scales: Vec<f64>,
     /// How each scale becomes a kernel constant (left out of saved configs when the default).
     #[serde(skip_serializing_if = "is_default_constant")]
     pub kernel_constant: KernelConstant,
-    /// U- or V-statistic.
-    pub estimator: MmdEstimator,
+    /// U- or V-statistic (or the paired U-statistic).
+    pub estimator: Estimator,
     /// Weight of the random-encoder penalty E sum_d |log sigma_d^2| (Rubenstein et al.);
     /// 0 = off. Needs a Gaussian or uniform-noise encoder.
     pub logvar_l1: f64,
 }
 
 impl WaeMmdConfig {
-    /// The divergence crate's MMD config for codes of dimension `latent_dim` under `prior`.
-    pub fn mmd_config(&self, prior: &PriorConfig, latent_dim: usize) -> wae_divergence::MmdConfig {
-        wae_divergence::MmdConfig {
-            kernel: match self.kernel {
-                MmdKernel::Imq => wae_divergence::Kernel::InverseMultiquadratic,
-                MmdKernel::Rbf => wae_divergence::Kernel::Rbf,
-            },
+    /// The divergence crate's MMD config for codes of dimension `latent_dim` under `prior`
+    /// (the kernel constant by [`KernelConstant::prior_variance`]).
+    pub fn mmd_config(&self, prior: &PriorConfig, latent_dim: usize) -> MmdConfig {
+        MmdConfig {
+            kernel: self.kernel,
             scales: self.scales.clone(),
-            // The divergence crate uses C = 2 d v s: v = 1/2 gives C = d s.
-            prior_variance: match self.kernel_constant {
-                KernelConstant::TwoDimPriorVariance => prior.kernel_variance(latent_dim),
-                KernelConstant::LatentDim => 0.5,
-            },
-            estimator: self.estimator.to_divergence(),
+            prior_variance: self
+                .kernel_constant
+                .prior_variance(&prior.sampler(), latent_dim),
+            estimator: self.estimator,
         }
     }
 }
@@ -219,10 +151,10 @@ impl Default for WaeMmdConfig {
             lambda: 10.0,
             cost: CostKind::SquaredL2,
             cost_scale: CostKind::SquaredL2.reference_scale(),
-            kernel: MmdKernel::Imq,
+            kernel: Kernel::InverseMultiquadratic,
             scales: vec![0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0],
             kernel_constant: KernelConstant::TwoDimPriorVariance,
-            estimator: MmdEstimator::UStatistic,
+            estimator: Estimator::UStatistic,
             logvar_l1: 0.0,
         }
     }
@@ -297,11 +229,11 @@ pub struct InfoVaeConfig {
     /// The decoder's likelihood.
     pub likelihood: Likelihood,
     /// Kernel family of the MMD.
-    pub kernel: MmdKernel,
+    pub kernel: Kernel,
     /// Kernel scales, constant `C = 2 d sigma^2 s` as in WAE-MMD.
     pub scales: Vec<f64>,
     /// U- or V-statistic.
-    pub estimator: MmdEstimator,
+    pub estimator: Estimator,
 }
 
 impl Default for InfoVaeConfig {
@@ -310,9 +242,9 @@ impl Default for InfoVaeConfig {
             alpha: 0.0,
             lambda: 10.0,
             likelihood: Likelihood::Bernoulli,
-            kernel: MmdKernel::Imq,
+            kernel: Kernel::InverseMultiquadratic,
             scales: WaeMmdConfig::default().scales,
-            estimator: MmdEstimator::UStatistic,
+            estimator: Estimator::UStatistic,
         }
     }
 }
@@ -329,7 +261,7 @@ impl InfoVaeConfig {
     }
 
     /// The divergence crate's MMD config for codes of dimension `latent_dim` under `prior`.
-    pub fn mmd_config(&self, prior: &PriorConfig, latent_dim: usize) -> wae_divergence::MmdConfig {
+    pub fn mmd_config(&self, prior: &PriorConfig, latent_dim: usize) -> MmdConfig {
         WaeMmdConfig {
             kernel: self.kernel,
             scales: self.scales.clone(),
@@ -518,5 +450,80 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The configs' TOML is written with `wae_divergence`'s types: the spellings of the
+    /// presets (`kernel = "imq"`, ...) must not change.
+    #[test]
+    fn divergence_types_keep_the_config_spellings() {
+        let w = Wrap {
+            objective: ObjectiveConfig::WaeMmd(WaeMmdConfig {
+                kernel_constant: KernelConstant::LatentDim,
+                estimator: Estimator::PairedUStatistic,
+                ..WaeMmdConfig::default()
+            }),
+        };
+        let text = toml::to_string(&w).unwrap();
+        assert!(text.contains("kernel = \"imq\"\n"), "{text}");
+        assert!(
+            text.contains("kernel_constant = \"latent_dim\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("estimator = \"paired_u_statistic\"\n"),
+            "{text}"
+        );
+        assert_eq!(toml::from_str::<Wrap>(&text).unwrap(), w);
+        // The default constant is left out of saved configs.
+        let text = toml::to_string(&Wrap {
+            objective: ObjectiveConfig::default(),
+        })
+        .unwrap();
+        assert!(!text.contains("kernel_constant"), "{text}");
+        assert!(text.contains("estimator = \"u_statistic\"\n"), "{text}");
+        for (name, kernel) in [
+            ("imq", Kernel::InverseMultiquadratic),
+            ("inverse_multiquadratic", Kernel::InverseMultiquadratic),
+            ("rbf", Kernel::Rbf),
+        ] {
+            let text = format!("[objective]\nkind = \"wae_mmd\"\nkernel = \"{name}\"\n");
+            match toml::from_str::<Wrap>(&text).unwrap().objective {
+                ObjectiveConfig::WaeMmd(w) => assert_eq!(w.kernel, kernel),
+                other => panic!("{other:?}"),
+            }
+        }
+        let err = toml::from_str::<Wrap>("[objective]\nkind = \"wae_mmd\"\nkernel = \"gauss\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("imq") && err.contains("rbf"), "{err}");
+    }
+
+    #[test]
+    fn prior_config_is_the_divergence_prior_plus_squash() {
+        #[derive(Debug, Deserialize, Serialize, PartialEq)]
+        struct P {
+            prior: PriorConfig,
+            plain: Prior,
+        }
+        let p = P {
+            prior: PriorConfig::UniformBox {
+                half_width: 2.0,
+                squash: true,
+            },
+            plain: Prior::UniformBox { half_width: 2.0 },
+        };
+        let text = toml::to_string(&p).unwrap();
+        let tables: Vec<&str> = text.split("\n\n").collect();
+        assert_eq!(
+            tables[0].trim_start_matches("[prior]"),
+            tables[1].trim_end().trim_start_matches("[plain]"),
+            "{text}"
+        );
+        assert_eq!(toml::from_str::<P>(&text).unwrap(), p);
+        assert_eq!(p.prior.sampler(), p.plain);
+        assert!(
+            PriorConfig::Normal { variance: -1.0 }.validate().is_err()
+                && PriorConfig::Sphere.validate().is_ok()
+        );
     }
 }

@@ -48,8 +48,8 @@ mod error;
 pub mod loss;
 
 pub use config::{
-    InfoVaeConfig, KernelConstant, Likelihood, MmdEstimator, MmdKernel, ObjectiveConfig,
-    PriorConfig, SwaeConfig, VaeConfig, WaeGanConfig, WaeMmdConfig,
+    InfoVaeConfig, Likelihood, ObjectiveConfig, PriorConfig, SwaeConfig, VaeConfig, WaeGanConfig,
+    WaeMmdConfig,
 };
 pub use cost::{CostKind, bernoulli_nll, gaussian_nll, per_image_cost, reconstruction_cost};
 pub use error::{Error, Result};
@@ -57,3 +57,6 @@ pub use loss::{
     AutoEncoder, Codes, Decoded, DiscriminatorLoss, LossParts, Objective, StepNoise,
     moment_matching_loss,
 };
+/// The MMD settings and the prior are `wae_divergence`'s own types (its `serde` feature),
+/// re-exported so a config can be written with this crate alone.
+pub use wae_divergence::{Estimator, Kernel, KernelConstant, Prior};

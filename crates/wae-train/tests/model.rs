@@ -239,14 +239,14 @@ fn inconsistent_configs_are_rejected() {
 /// z = mean + exp(logvar) u with u ~ U[0, 1], paired MMD with C = c * d_z.
 #[test]
 fn uniform_noise_encoder_with_cross_entropy_cost() -> Result<()> {
-    use wae_objectives::{CostKind, KernelConstant, MmdEstimator, bernoulli_nll, per_image_cost};
+    use wae_objectives::{CostKind, Estimator, KernelConstant, bernoulli_nll, per_image_cost};
     let objective = ObjectiveConfig::WaeMmd(WaeMmdConfig {
         lambda: 20.0,
         cost: CostKind::CrossEntropy,
         cost_scale: 1.0,
         scales: vec![0.01, 1.0],
         kernel_constant: KernelConstant::LatentDim,
-        estimator: MmdEstimator::PairedUStatistic,
+        estimator: Estimator::PairedUStatistic,
         ..WaeMmdConfig::default()
     });
     let varmap = VarMap::new();

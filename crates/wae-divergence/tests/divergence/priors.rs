@@ -99,3 +99,35 @@ fn normal_and_uniform_moments() {
     assert_eq!(Prior::Sphere.coordinate_variance(8), 0.125);
     assert_eq!(Prior::default(), Prior::Normal { variance: 1.0 });
 }
+
+#[test]
+fn kernel_constant_rule_per_prior() {
+    use wae_divergence::{KernelConstant, MmdConfig};
+    let d = 8;
+    // C = 2 d v s at s = 1: 2 d sigma^2 (normal), 2 (sphere), d for the [-1, 1] box.
+    for (prior, c) in [
+        (Prior::Normal { variance: 2.0 }, 2.0 * 8.0 * 2.0),
+        (Prior::Sphere, 2.0),
+        (Prior::UniformBox { half_width: 1.0 }, 8.0),
+    ] {
+        let prior_variance = KernelConstant::TwoDimPriorVariance.prior_variance(&prior, d);
+        assert_eq!(prior_variance, prior.kernel_variance(d));
+        let cfg = MmdConfig {
+            scales: vec![1.0],
+            prior_variance,
+            ..MmdConfig::default()
+        };
+        assert_eq!(cfg.kernel_constants(d), vec![c], "{prior:?}");
+        // Rubenstein et al.'s C = d s, whatever the prior.
+        let cfg = MmdConfig {
+            scales: vec![1.0],
+            prior_variance: KernelConstant::LatentDim.prior_variance(&prior, d),
+            ..MmdConfig::default()
+        };
+        assert_eq!(cfg.kernel_constants(d), vec![8.0], "{prior:?}");
+    }
+    assert_eq!(
+        KernelConstant::default(),
+        KernelConstant::TwoDimPriorVariance
+    );
+}

@@ -126,7 +126,7 @@ pub fn evaluate(run: &TrainedRun, opts: &EvalOptions) -> Result<EvalReport> {
     let prior_b = run.model().sample_prior(n, &mut rng, &Device::Cpu)?;
     let prior_c = run.model().sample_prior(n, &mut rng, &Device::Cpu)?;
     let mmd_cfg = wae_divergence::MmdConfig {
-        prior_variance: run.cfg.model.prior.kernel_variance(d),
+        prior_variance: run.cfg.model.prior.sampler().kernel_variance(d),
         ..wae_divergence::MmdConfig::default()
     };
     let mmd_codes = wae_divergence::mmd_blockwise(&codes, &prior_a, &mmd_cfg, 1000)?;

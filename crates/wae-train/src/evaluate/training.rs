@@ -85,7 +85,7 @@ pub fn end_of_training<M: AutoEncoder + ?Sized>(
     let prior_a = sampler.sample(n, d, &mut rng, device, DType::F32)?;
     let prior_b = sampler.sample(n, d, &mut rng, device, DType::F32)?;
     let mmd_cfg = wae_divergence::MmdConfig {
-        prior_variance: settings.prior.kernel_variance(d),
+        prior_variance: sampler.kernel_variance(d),
         ..wae_divergence::MmdConfig::default()
     };
     let block = 1000;

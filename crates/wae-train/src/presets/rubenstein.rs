@@ -6,7 +6,7 @@
 
 use wae_nets::{Activation, Architecture, EncoderKind};
 use wae_objectives::{
-    CostKind, KernelConstant, Likelihood, MmdEstimator, MmdKernel, ObjectiveConfig, PriorConfig,
+    CostKind, Estimator, Kernel, KernelConstant, Likelihood, ObjectiveConfig, PriorConfig,
     VaeConfig,
 };
 
@@ -79,13 +79,13 @@ fn assert_wae_mmd(cfg: &TrainConfig, logvar_l1: f64) {
     assert_eq!(w.lambda, 20.0);
     assert_eq!(w.cost, CostKind::CrossEntropy);
     assert_eq!(w.cost_scale, 1.0);
-    assert_eq!(w.kernel, MmdKernel::Imq);
+    assert_eq!(w.kernel, Kernel::InverseMultiquadratic);
     assert_eq!(
         w.scales,
         vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5, 0.8, 1.0, 2.0]
     );
     assert_eq!(w.kernel_constant, KernelConstant::LatentDim);
-    assert_eq!(w.estimator, MmdEstimator::PairedUStatistic);
+    assert_eq!(w.estimator, Estimator::PairedUStatistic);
     assert_eq!(w.logvar_l1, logvar_l1);
     // C = c * d_z: the divergence crate's 2 d v s with v = 1/2.
     let d = cfg.model.latent_dim();
