@@ -333,6 +333,18 @@ impl<M: TrainableModel> Run<M> {
         );
         let mut last = f64::NAN;
         for k in 0..p.max_steps {
+            if let Some(value) = self.stop_requested() {
+                // Nothing is saved: the first checkpoint comes after pretraining, and a
+                // partly pretrained encoder would make the run differ from an
+                // uninterrupted one. A new start repeats the pretraining.
+                info!(
+                    step = k,
+                    "stopped during the encoder's pretraining, before the first checkpoint: \
+                     nothing is saved; start the run again (not --resume)"
+                );
+                self.stopped_by = Some(value);
+                return Ok(());
+            }
             let mut rng = derived_rng(self.cfg.seed, Stream::Pretrain, k);
             let idx = rand::seq::index::sample(&mut rng, self.train.len(), n).into_vec();
             let x = model_batch(&self.cfg, &self.train, &idx, &self.device)?;
@@ -535,6 +547,17 @@ impl<M: TrainableModel> Run<M> {
         );
         if !self.state.pretrain_done {
             self.pretrain()?;
+            if self.stopped_by.is_some() {
+                return Ok(TrainSummary {
+                    steps: 0,
+                    target_steps: target,
+                    last_losses: BTreeMap::new(),
+                    checkpoint: self.run_dir.clone(),
+                    eval: None,
+                    stopped_by: self.stopped_by,
+                    run_dir: self.run_dir.clone(),
+                });
+            }
             self.state.pretrain_done = true;
             self.save(self.state.elapsed_seconds)?;
         }

@@ -455,3 +455,26 @@ fn a_second_writer_is_refused_with_the_holders_pid() {
     let s = resume(&opts(&run, 4), &ResumeOverrides::default()).unwrap();
     assert_eq!(s.steps, 4);
 }
+
+#[test]
+fn a_stop_during_pretraining_saves_nothing_and_a_new_start_runs_as_if_uninterrupted() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    let cfg = smoke();
+    assert!(cfg.pretrain.enabled);
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    // The request is there before the first pretraining step.
+    let mut o = opts(&run, 6);
+    o.stop = Some(Arc::new(AtomicUsize::new(15)));
+    let s = train(&cfg, &o).expect("stopped run");
+    assert_eq!((s.stopped_by, s.steps), (Some(15), 0));
+    assert_eq!(s.checkpoint, run, "no checkpoint to name");
+    assert!(!run.join("checkpoints").exists(), "nothing saved");
+    assert!(resume(&opts(&run, 6), &ResumeOverrides::default()).is_err());
+    // Started again, it is the run that was never stopped.
+    train(&cfg, &opts(&run, 6)).expect("new start");
+    let straight = tmp.path().join("straight");
+    train(&cfg, &opts(&straight, 6)).expect("straight run");
+    assert_same_run(&straight, &run);
+}

@@ -128,6 +128,14 @@ fn finish(s: &TrainSummary) -> ExitCode {
     print_summary(&s.run_dir, s);
     match s.stopped_by {
         None => ExitCode::SUCCESS,
+        Some(signal) if s.checkpoint == s.run_dir => {
+            println!(
+                "stopped by {} during the encoder's pretraining, before the first checkpoint: \
+                 nothing is saved. Start the run again with the same command (not --resume).",
+                signal_name(signal)
+            );
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
+        }
         Some(signal) => {
             println!(
                 "stopped by {} after step {}; the checkpoint {} holds it. Continue with:\n  \
