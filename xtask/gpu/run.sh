@@ -5,7 +5,7 @@
 # PyTorch installation.
 #
 #   run.sh [--device cuda|cpu] [--out DIR] [--minutes N] [--bench-steps N] [--runs DIR]
-#          [--parts selftest,bench,train]
+#          [--parts selftest,bench,train] [--preset mnist-wae-mmd]
 #
 # In order, printing as it goes and writing JSON under --out (default: ./gpu-out):
 #   1. nvidia-smi, `wae selftest` (every op and one step of each model family against
@@ -31,6 +31,7 @@ minutes=9
 bench_steps=""
 runs="$(dirname "$here")/gpu-runs"
 parts="selftest,bench,train"
+preset=mnist-wae-mmd
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --device) device="$2"; shift 2 ;;
@@ -39,6 +40,7 @@ while [[ $# -gt 0 ]]; do
         --bench-steps) bench_steps="$2"; shift 2 ;;
         --runs) runs="$2"; shift 2 ;;
         --parts) parts="$2"; shift 2 ;;
+        --preset) preset="$2"; shift 2 ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -142,7 +144,7 @@ done
 cat "$out/bench.jsonl"
 
 # --- 3. Training for the minutes left, resumable. ----------------------------------------
-run="$runs/mnist-wae-mmd"
+run="$runs/$preset"
 left=$((minutes * 60 - SECONDS - 60))
 if ! wanted train; then
     say "training left out (--parts $parts)"
@@ -156,10 +158,10 @@ else
             say "resuming $run for $left s"
             train=("$wae" train --resume "$run" --device "$device" --data-dir "$here/data/mnist")
         else
-            say "training mnist-wae-mmd for $left s"
+            say "training $preset for $left s"
             rm -rf "$run"
             mkdir -p "$runs"
-            train=("$wae" train --preset mnist-wae-mmd --device "$device" --out "$run" --data-dir "$here/data/mnist")
+            train=("$wae" train --preset "$preset" --device "$device" --out "$run" --data-dir "$here/data/mnist")
         fi
         timeout -s TERM -k 60 "$left" "${train[@]}" 2>&1 | tail -n 40 | tee -a "$log"
         code=${PIPESTATUS[0]}

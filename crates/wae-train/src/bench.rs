@@ -45,9 +45,24 @@ impl StepBench {
             wae_nets::trainable_vars(vars.var_map(), ""),
             AdamConfig::default(),
         )?;
-        let mut rng = StdRng::seed_from_u64(0);
-        let pixels: Vec<f32> = (0..batch * 28 * 28).map(|_| rng.random::<f32>()).collect();
-        let x = Tensor::from_vec(pixels, (batch, 1, 28, 28), &Device::Cpu)?.to_device(device)?;
+        Self::assemble(model, adam, (1, 28, 28), batch, 0, device)
+    }
+
+    /// The bench around `model`: its step with `adam`, one batch of `batch` images of
+    /// `shape` uniform in [0, 1] and the noise RNG, both from `seed`.
+    fn assemble(
+        model: Model,
+        adam: Adam,
+        (c, h, w): (usize, usize, usize),
+        batch: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let pixels: Vec<f32> = (0..batch * c * h * w)
+            .map(|_| rng.random::<f32>())
+            .collect();
+        let x = Tensor::from_vec(pixels, (batch, c, h, w), &Device::Cpu)?.to_device(device)?;
         Ok(Self {
             model,
             train: TrainStep::new(adam, None),
@@ -87,20 +102,8 @@ impl StepBench {
         let mut params = wae_nets::trainable_vars(vars.var_map(), "encoder.");
         params.extend(wae_nets::trainable_vars(vars.var_map(), "decoder."));
         let adam = Adam::new(params, cfg.optimizer.autoencoder.clone())?;
-        let (c, h, w) = cfg.model.encoder.architecture.image_shape();
-        let mut rng = StdRng::seed_from_u64(cfg.seed);
-        let pixels: Vec<f32> = (0..batch * c * h * w)
-            .map(|_| rng.random::<f32>())
-            .collect();
-        let x = Tensor::from_vec(pixels, (batch, c, h, w), &Device::Cpu)?.to_device(device)?;
-        Ok(Self {
-            model,
-            train: TrainStep::new(adam, None),
-            x,
-            rng,
-            batch,
-            device: device.clone(),
-        })
+        let shape = cfg.model.encoder.architecture.image_shape();
+        Self::assemble(model, adam, shape, batch, cfg.seed, device)
     }
 
     /// One training step; returns the loss and the seconds of its phases. The noise is
