@@ -99,8 +99,7 @@ impl StepBench {
             &cfg.objective,
             vars.var_builder(DType::F32, device),
         )?;
-        let mut params = wae_nets::trainable_vars(vars.var_map(), "encoder.");
-        params.extend(wae_nets::trainable_vars(vars.var_map(), "decoder."));
+        let params = vars.trainable_vars(&["encoder.", "decoder."]);
         let adam = Adam::new(params, cfg.optimizer.autoencoder.clone())?;
         let shape = cfg.model.encoder.architecture.image_shape();
         Self::assemble(model, adam, shape, batch, cfg.seed, device)

@@ -42,6 +42,17 @@ impl SeededVarMap {
         VarBuilder::from_backend(Box::new(self.clone()), dtype, device.clone())
     }
 
+    /// The trainable variables (BatchNorm running statistics left out) whose names start
+    /// with one of `prefixes`, prefix by prefix, each group sorted by name: what an
+    /// optimiser over those parts of the model updates.
+    pub fn trainable_vars(&self, prefixes: &[&str]) -> Vec<(String, Var)> {
+        let mut vars = Vec::new();
+        for p in prefixes {
+            vars.extend(wae_nets::trainable_vars(&self.map, p));
+        }
+        vars
+    }
+
     /// All variables with their names, sorted by name.
     pub fn named_vars(&self) -> Vec<(String, Var)> {
         let data = match self.map.data().lock() {

@@ -554,14 +554,6 @@ pub const MODEL_PRESETS: [&str; 7] = [
 const WEIGHTS_BEFORE: &str = "weights before";
 const WEIGHTS_AFTER: &str = "weights after";
 
-fn trainable(vars: &SeededVarMap, prefixes: &[&str]) -> Vec<(String, Var)> {
-    let mut out = Vec::new();
-    for p in prefixes {
-        out.extend(wae_nets::trainable_vars(vars.var_map(), p));
-    }
-    out
-}
-
 /// Every trainable weight in one vector (BatchNorm statistics left out).
 fn flat_weights(vars: &SeededVarMap) -> Result<Tensor> {
     let parts = vars
@@ -615,18 +607,18 @@ fn model_step(cfg: &TrainConfig, batch: usize, side: &Side) -> Result<Outputs> {
         out.push((format!("loss {name}"), t.clone()));
     }
     let grads = parts.total.backward()?;
-    for (name, v) in trainable(&vars, &["encoder.", "decoder."]) {
+    for (name, v) in vars.trainable_vars(&["encoder.", "decoder."]) {
         if let Some(g) = grads.get(v.as_tensor()) {
             out.push((format!("grad {name}"), g.clone()));
         }
     }
     let ae = Adam::new(
-        trainable(&vars, &["encoder.", "decoder."]),
+        vars.trainable_vars(&["encoder.", "decoder."]),
         cfg.optimizer.autoencoder.clone(),
     )?;
     let disc = if cfg.objective.is_adversarial() {
         Some(Adam::new(
-            trainable(&vars, &["discriminator."]),
+            vars.trainable_vars(&["discriminator."]),
             cfg.optimizer.discriminator.clone(),
         )?)
     } else {

@@ -168,11 +168,7 @@ struct Run<M> {
 }
 
 fn optimiser_for(vars_of: &SeededVarMap, prefixes: &[&str], cfg: AdamConfig) -> Result<Adam> {
-    let mut vars = Vec::new();
-    for p in prefixes {
-        vars.extend(wae_nets::trainable_vars(vars_of.var_map(), p));
-    }
-    Adam::new(vars, cfg)
+    Adam::new(vars_of.trainable_vars(prefixes), cfg)
 }
 
 fn batches_per_epoch(train_len: usize, batch: usize) -> Result<u64> {
