@@ -38,6 +38,9 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    // SAFETY: first thing in `main`, before any other thread exists. The bench's workers
+    // are this binary too, so they time what `wae train` runs.
+    unsafe { wae_kernels::use_rayon_pool_only() };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -56,6 +56,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: first thing in `main`, before any other thread exists.
+    unsafe { wae_kernels::use_rayon_pool_only() };
     let filter = EnvFilter::try_from_env("WAE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));

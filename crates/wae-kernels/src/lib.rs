@@ -12,6 +12,8 @@
 //! - [`conv2d`] / [`conv2d_padded`]: im2col + GEMM forward, GEMM + col2im input gradient;
 //! - [`batch_norm_train`] / [`batch_norm_eval`]: BatchNorm with an optional fused ReLU,
 //!   statistics and normalisation in one or two multithreaded passes each way;
+//! - [`linear`]: the fully connected layer, whose backward returns the weight's gradient
+//!   contiguous (candle's `matmul(&w.t())` returns a transposed view);
 //! - [`adam_update`]: one Adam step of a parameter, in place and in parallel, bit for bit
 //!   the candle-op formula.
 //!
@@ -52,14 +54,41 @@ pub mod alloc;
 mod batch_norm;
 mod conv;
 mod cpu;
+mod linear;
 pub mod profile;
 mod simd;
 mod winograd;
 
-pub use adam::{AdamStep, adam_update};
+pub use adam::{AdamStep, adam_update, sum_of_squares};
 pub use batch_norm::{Activation, BatchNormOutput, batch_norm_eval, batch_norm_train};
 pub use conv::{Padding2d, conv_transpose2d, conv_transpose2d_cropped, conv2d, conv2d_padded};
+pub use linear::linear;
 pub use simd::{SimdLevel, set_max_simd, simd_level};
+
+/// Makes candle run its large elementwise ops on the calling thread, unless the user set
+/// `CANDLE_NUM_THREADS` (which this respects).
+///
+/// candle 0.11 splits every elementwise op over 64k values across a pool of its own
+/// threads that spin while they wait, beside rayon's pool that runs the GEMMs and this
+/// crate's kernels. On a 2-core machine the two pools take turns on the cores: the main
+/// thread spun for 15-17 % of the fully connected dSprites step waiting for candle's
+/// worker (`perf`), and the training process saw hundreds of thousands of involuntary
+/// context switches. With candle's pool off (`CANDLE_NUM_THREADS=1`, what this sets)
+/// those ops run on the main thread and rayon alone uses the other cores. The `wae`
+/// binary and `cargo xtask` call it first thing; a library user may do the same, or set
+/// the variable.
+///
+/// # Safety
+///
+/// It sets an environment variable, so no other thread may run at the time (call it at
+/// the start of `main`), and it only takes effect before candle's first elementwise op.
+pub unsafe fn use_rayon_pool_only() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: the caller guarantees that no other thread reads or writes the
+        // environment now.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
+}
 
 /// When the 4x4, stride-2, padding-1 transposed convolution that maps `(H, W)` to
 /// `(2H, 2W)` (the DCGAN decoders' up-sampling layer) runs Winograd F(2x2, 2x2) instead

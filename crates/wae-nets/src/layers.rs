@@ -101,7 +101,7 @@ impl Linear {
 
     /// `(N, in_dim) -> (N, out_dim)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?)
+        wae_kernels::linear(x, &self.weight, &self.bias).map_err(kernel_error)
     }
 
     /// The weight, (out_dim, in_dim).

@@ -144,12 +144,7 @@ impl Adam {
         let mut total = 0f64;
         for slot in &self.slots {
             if let Some(g) = grads.get(slot.var.as_tensor()) {
-                let s = g
-                    .to_dtype(DType::F64)?
-                    .sqr()?
-                    .sum_all()?
-                    .to_scalar::<f64>()?;
-                total += s;
+                total += wae_kernels::sum_of_squares(g)?;
             }
         }
         Ok(total.sqrt())
