@@ -42,6 +42,9 @@ pub(crate) mod report;
 pub(crate) mod runner;
 mod slurm;
 
+#[cfg(test)]
+mod committed_results;
+
 /// Arguments of `cargo xtask reproduce`.
 #[derive(Debug, Args)]
 #[command(
@@ -448,7 +451,7 @@ pub(crate) mod tests {
         args: ReproduceArgs,
     }
 
-    fn parse(line: &[&str]) -> Result<ReproduceArgs, clap::Error> {
+    pub(crate) fn parse(line: &[&str]) -> Result<ReproduceArgs, clap::Error> {
         Cli::try_parse_from(std::iter::once("reproduce").chain(line.iter().copied()))
             .map(|c| c.args)
     }

@@ -352,3 +352,24 @@ fn slurm_sweep_with_a_requeued_task_equals_the_local_one() {
         local_took.as_secs_f64()
     );
 }
+
+/// The committed sweep under `docs/results/` rebuilt from its run folders: `sweep.json`
+/// and `sweep.md` made again from its `sweep.toml` and every run's `eval.json` equal the
+/// committed files byte for byte.
+#[test]
+fn the_committed_sweep_rebuilds_byte_for_byte() {
+    let dir = workspace_root().join("docs/results/mnist-wae-mmd-cpu-lambda");
+    let spec: SweepSpec =
+        toml::from_str(&fs::read_to_string(dir.join("sweep.toml")).unwrap()).expect("sweep.toml");
+    let report = Report::collect(&dir, &tasks(&spec).unwrap()).unwrap();
+    let json = serde_json::to_string_pretty(&report.to_json(&spec)).unwrap();
+    assert!(
+        json == fs::read_to_string(dir.join("sweep.json")).unwrap(),
+        "sweep.json differs:\n{json}"
+    );
+    let md = report.markdown(&spec);
+    assert!(
+        md == fs::read_to_string(dir.join("sweep.md")).unwrap(),
+        "sweep.md differs:\n{md}"
+    );
+}
