@@ -41,6 +41,7 @@ use runner::{Runner, build_wae, write_atomic};
 pub(crate) mod report;
 pub(crate) mod runner;
 mod slurm;
+pub(crate) mod summary;
 
 #[cfg(test)]
 mod committed_results;
@@ -360,10 +361,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         failures,
     };
     let json_path = out.join("results.json");
-    write_atomic(
-        &json_path,
-        &serde_json::to_string_pretty(&results.to_json())?,
-    )?;
+    write_atomic(&json_path, &results.json()?)?;
     let md_path = out.join("results.md");
     write_atomic(&md_path, &results.markdown())?;
     eprintln!(

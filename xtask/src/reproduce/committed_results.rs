@@ -7,7 +7,8 @@ use std::fs;
 use std::path::Path;
 
 use super::report::{ModelRuns, Results, check};
-use super::runner::{RunPaths, read_json};
+use super::runner::{RunPaths, json_text, read_json};
+use super::summary::RunSummary;
 use super::tests::parse;
 use super::{checked_seeds, selected_models};
 use crate::workspace::workspace_root;
@@ -15,9 +16,9 @@ use crate::workspace::workspace_root;
 /// Rebuilds `results.json` and `results.md` of the reproduction in `dir` (per-seed
 /// layout) from its `done.json` files, with the arguments of the command it names.
 fn rebuild(dir: &Path) -> (String, String) {
-    let committed = read_json(&dir.join("results.json")).unwrap();
-    let command = committed["command"].as_str().unwrap();
-    let line: Vec<&str> = command
+    let committed: Committed = read_json(&dir.join("results.json")).unwrap();
+    let line: Vec<&str> = committed
+        .command
         .strip_prefix("cargo xtask reproduce ")
         .unwrap()
         .split_whitespace()
@@ -33,7 +34,14 @@ fn rebuild(dir: &Path) -> (String, String) {
                 .iter()
                 .map(|&seed| {
                     let run = dir.join(RunPaths::new(spec.key, seed).run);
-                    let summary = read_json(&wae_train::RunDir::new(run).done()).unwrap();
+                    let done = wae_train::RunDir::new(run).done();
+                    let summary: RunSummary = read_json(&done).unwrap();
+                    // Read and written back, a done.json is the same file.
+                    assert!(
+                        json_text(&summary).unwrap() == fs::read_to_string(&done).unwrap(),
+                        "{}",
+                        done.display()
+                    );
                     failures.extend(check(&spec, seed, &summary));
                     (seed, summary)
                 })
@@ -48,10 +56,13 @@ fn rebuild(dir: &Path) -> (String, String) {
         models,
         failures,
     };
-    (
-        serde_json::to_string_pretty(&results.to_json()).unwrap(),
-        results.markdown(),
-    )
+    (results.json().unwrap(), results.markdown())
+}
+
+/// What the test reads of a committed `results.json`: the command that made it.
+#[derive(serde::Deserialize)]
+struct Committed {
+    command: String,
 }
 
 #[test]
