@@ -55,7 +55,7 @@ pub use config::{
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
 pub use model::{Model, ModelConfig};
-pub use presets::{PRESETS, preset};
+pub use presets::{PRESETS, preset, preset_summary};
 pub use run_dir::{DONE_FILE, RunDir};
 pub use run_lock::RunLock;
 pub use schedule::{Milestone, Schedule, ScheduleState, StepMilestone};
