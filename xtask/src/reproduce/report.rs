@@ -553,4 +553,4 @@ pub fn fmt_stats(stats: Option<Stats>, several_seeds: bool, fmt: impl Fn(f64) ->
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -146,28 +146,10 @@ fn fake_run(out: &Path, task: &Task, reconstruction: f64, mmd: f64) {
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("done.json"), "{}").unwrap();
     let eval = wae_train::evaluate::EvalReport {
-        schema_version: wae_train::evaluate::SCHEMA_VERSION,
         step: 16,
         examples: 256,
-        reconstruction_sq_l2: reconstruction,
-        reconstruction_mse_per_pixel: reconstruction / 784.0,
-        reconstruction_l1: None,
         mmd_codes_vs_prior: mmd,
-        mmd_prior_vs_prior: 0.0,
-        sharpness_samples: None,
-        sharpness_reconstructions: None,
-        sharpness_test_images: None,
-        mmd_sampled_codes_vs_prior: None,
-        classifier: None,
-        inception: None,
-        prior_match: None,
-        gmm_sampler: None,
-        disentanglement: None,
-        skipped: Vec::new(),
-        run: None,
-        checkpoint: None,
-        split: None,
-        seed: None,
+        ..crate::reproduce::report::tests::eval(reconstruction)
     };
     eval.save(&dir.join("eval.json")).unwrap();
 }

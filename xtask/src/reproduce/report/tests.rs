@@ -34,8 +34,9 @@ fn stats_are_the_mean_the_sample_sd_and_n() {
     assert_eq!(Stats::of(&[f64::INFINITY]), None);
 }
 
-/// An evaluation with reconstruction error `recon` and the other numbers fixed.
-fn eval(recon: f64) -> EvalReport {
+/// An evaluation with reconstruction error `recon` and the other numbers fixed (also
+/// the sweep tests' fixture).
+pub(crate) fn eval(recon: f64) -> EvalReport {
     EvalReport {
         schema_version: wae_train::evaluate::SCHEMA_VERSION,
         step: 60,
