@@ -41,6 +41,10 @@ use runner::{Runner, build_wae, write_atomic};
 pub(crate) mod report;
 pub(crate) mod runner;
 mod slurm;
+pub(crate) mod summary;
+
+#[cfg(test)]
+mod committed_results;
 
 /// Arguments of `cargo xtask reproduce`.
 #[derive(Debug, Args)]
@@ -357,10 +361,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         failures,
     };
     let json_path = out.join("results.json");
-    write_atomic(
-        &json_path,
-        &serde_json::to_string_pretty(&results.to_json())?,
-    )?;
+    write_atomic(&json_path, &results.json()?)?;
     let md_path = out.join("results.md");
     write_atomic(&md_path, &results.markdown())?;
     eprintln!(
@@ -448,7 +449,7 @@ pub(crate) mod tests {
         args: ReproduceArgs,
     }
 
-    fn parse(line: &[&str]) -> Result<ReproduceArgs, clap::Error> {
+    pub(crate) fn parse(line: &[&str]) -> Result<ReproduceArgs, clap::Error> {
         Cli::try_parse_from(std::iter::once("reproduce").chain(line.iter().copied()))
             .map(|c| c.args)
     }

@@ -31,11 +31,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use wae_train::{DeviceChoice, TrainConfig};
 
 use crate::reproduce::runner::{
-    RunPaths, RunState, build_wae, run_cmd, run_state, train_or_resume, write_atomic,
+    RunPaths, RunState, build_wae, json_text, run_cmd, run_state, train_or_resume, write_atomic,
 };
 use crate::workspace::workspace_root;
 use grid::{GridAxis, Point};
@@ -135,6 +134,20 @@ pub struct SweepSpec {
     pub base_config: String,
     /// The axes.
     pub grid: Vec<GridAxis>,
+}
+
+/// A sweep run's `done.json` (written as `configs/<point>-seed-<s>.done.json` and copied
+/// into the run once it is evaluated).
+#[derive(Debug, Serialize)]
+struct DoneMarker<'a> {
+    /// The grid point's folder name.
+    point: &'a str,
+    /// Axis key -> value.
+    values: std::collections::BTreeMap<&'a str, &'a str>,
+    /// The seed.
+    seed: u64,
+    /// The config the run is trained with (what `run_state` compares).
+    config_toml: &'a str,
 }
 
 /// One point x seed.
@@ -328,7 +341,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     for (task, text) in &configs {
         let what = format!("point {} seed {}", task.point.name, task.seed);
         let state = run_state(&out.join(&task.paths.run), text, &what)?;
-        if !matches!(state, RunState::Done(_)) {
+        if state != RunState::Done {
             pending.push((*task, text.as_str(), state));
         }
     }
@@ -336,16 +349,18 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let mut tsv = String::new();
     for (task, text) in &configs {
         write_atomic(&out.join(&task.paths.config), text)?;
-        let done = json!({
-            "point": task.point.name,
-            "values": task.point.values.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-            "seed": task.seed,
-            "config_toml": text,
-        });
-        write_atomic(
-            &out.join(task.done_template()),
-            &serde_json::to_string_pretty(&done)?,
-        )?;
+        let done = DoneMarker {
+            point: &task.point.name,
+            values: task
+                .point
+                .values
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            seed: task.seed,
+            config_toml: text,
+        };
+        write_atomic(&out.join(task.done_template()), &json_text(&done)?)?;
         tsv.push_str(&task.tsv_line());
     }
     write_atomic(&out.join("tasks.tsv"), &tsv)?;

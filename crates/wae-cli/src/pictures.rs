@@ -1,7 +1,7 @@
-//! What the commands that use a trained model share: finding and loading a
-//! run (or one of its checkpoints) with clear errors, checking the networks a
-//! command needs are there, loading the run's data, encoding and decoding in
-//! batches, and saving pictures.
+//! What the commands that use a trained model share: their arguments, loading the
+//! run (or one of its checkpoints) through [`wae_train::TrainedRun`], which finds the
+//! checkpoint, checks the networks a command needs are there and says what is wrong
+//! otherwise, claiming and checking outputs, and saving pictures.
 
 use std::path::{Path, PathBuf};
 
@@ -9,10 +9,10 @@ use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use image::RgbImage;
-use wae_train::checkpoint::{self, CONFIG_FILE, MODEL_FILE, STATE_FILE};
-use wae_train::{RunLock, TrainConfig};
+use wae_train::{DeviceChoice, RunLock};
 
-use wae_train::DeviceChoice;
+/// The networks a command needs (the library's [`wae_train::Network`]).
+pub use wae_train::Network;
 
 /// Which split of the run's data a command reads.
 pub use wae_train::Split as SplitArg;
@@ -34,31 +34,6 @@ pub struct RunArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-/// The networks a command uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Network {
-    /// Q(z|x): needed to encode images.
-    Encoder,
-    /// G(z): needed to draw anything.
-    Decoder,
-}
-
-impl Network {
-    fn prefix(self) -> &'static str {
-        match self {
-            Network::Encoder => "encoder.",
-            Network::Decoder => "decoder.",
-        }
-    }
-
-    fn what(self) -> &'static str {
-        match self {
-            Network::Encoder => "an encoder (to map images to codes)",
-            Network::Decoder => "a decoder (to turn codes into images)",
-        }
-    }
-}
-
 /// The rows of a host `(N, d)` tensor as vectors.
 pub fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
     Ok(t.to_dtype(DType::F32)?
@@ -66,120 +41,12 @@ pub fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
         .to_vec2::<f32>()?)
 }
 
-/// Finds the checkpoint directory for `path` (a run directory or a checkpoint
-/// directory) and the run directory outputs go to.
-fn locate(path: &Path) -> Result<(PathBuf, PathBuf)> {
-    if !path.exists() {
-        bail!(
-            "run directory {} does not exist (make one with `wae train --preset mnist-wae-mmd-cpu --out {}`)",
-            path.display(),
-            path.display()
-        );
-    }
-    if !path.is_dir() {
-        bail!(
-            "{} is a file, not a run directory: give the directory `wae train` wrote \
-             (or one of its checkpoints/step-* directories)",
-            path.display()
-        );
-    }
-    if path.join(STATE_FILE).is_file() {
-        // A checkpoint directory RUN/checkpoints/step-N: outputs go to RUN.
-        let run_dir = match path.parent() {
-            Some(p)
-                if p.file_name()
-                    .is_some_and(|n| n == checkpoint::CHECKPOINTS_DIR) =>
-            {
-                p.parent()
-                    .map_or_else(|| path.to_path_buf(), Path::to_path_buf)
-            }
-            _ => path.to_path_buf(),
-        };
-        return Ok((path.to_path_buf(), run_dir));
-    }
-    let problem = match checkpoint::latest_checkpoint_dir(path) {
-        Ok(Some(dir)) => return Ok((dir, path.to_path_buf())),
-        Ok(None) => format!(
-            "no {}/{}",
-            checkpoint::CHECKPOINTS_DIR,
-            checkpoint::LATEST_FILE
-        ),
-        Err(e) => e.to_string(),
-    };
-    let complete = checkpoint::complete_checkpoints(path);
-    match complete.last() {
-        Some((_, newest)) => bail!(
-            "{} has no usable pointer to its newest checkpoint ({problem}); its complete \
-             checkpoints are: {}. Give one of them as RUN, e.g. {}",
-            path.display(),
-            complete
-                .iter()
-                .map(|(_, p)| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            newest.display()
-        ),
-        None => bail!(
-            "{} holds no checkpoint ({problem}): it is not a run directory of `wae train`, \
-             or the run stopped before its first checkpoint",
-            path.display()
-        ),
-    }
-}
-
 /// Loads the run or checkpoint at `args.run` for `command`, after checking that
 /// its checkpoint holds the networks in `needs`.
 pub fn load_run(args: &RunArgs, command: &str, needs: &[Network]) -> Result<LoadedRun> {
     let device = args.device.open()?;
-    let (checkpoint_dir, run_dir) = locate(&args.run)?;
-    let ck = checkpoint::load_checkpoint(&checkpoint_dir, &device)
-        .with_context(|| format!("while loading checkpoint {}", checkpoint_dir.display()))?;
-    let config_path = checkpoint_dir.join(CONFIG_FILE);
-    let cfg = TrainConfig::from_toml_str(&ck.config_text, &config_path).with_context(|| {
-        format!(
-            "checkpoint {} was not written by this version of `wae train` (its config does not parse)",
-            checkpoint_dir.display()
-        )
-    })?;
-    for need in needs {
-        if !ck.model.keys().any(|k| k.starts_with(need.prefix())) {
-            let mut held: Vec<&str> = ck
-                .model
-                .keys()
-                .map(|k| k.split('.').next().unwrap_or(k))
-                .collect();
-            held.sort_unstable();
-            held.dedup();
-            bail!(
-                "`wae {command}` needs {}, but checkpoint {} holds no `{}*` variables \
-                 (it holds: {}); it was made for another kind of model",
-                need.what(),
-                checkpoint_dir.join(MODEL_FILE).display(),
-                need.prefix(),
-                if held.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    held.join(", ")
-                }
-            );
-        }
-    }
-    let built = wae_train::build_model(&cfg, &device)
-        .with_context(|| format!("while building the model of {}", config_path.display()))?;
-    checkpoint::restore_vars(
-        &built.vars.named_vars(),
-        &ck.model,
-        &checkpoint_dir.join(MODEL_FILE),
-    )
-    .with_context(|| format!("while loading the weights of {}", checkpoint_dir.display()))?;
-    Ok(LoadedRun {
-        cfg,
-        built,
-        checkpoint_dir,
-        step: ck.state.step,
-        run_dir,
-        device,
-    })
+    LoadedRun::load_needing(&args.run, &device, needs)
+        .with_context(|| format!("`wae {command}` cannot use {}", args.run.display()))
 }
 
 /// Before any work starts: locks `run_dir` when `path` lies inside it (another

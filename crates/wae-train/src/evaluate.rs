@@ -52,8 +52,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// are left out of the file (and `None` here); [`EvalReport::skipped`] says why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
-    /// Version of this schema ([`SCHEMA_VERSION`] when written; 0 for older files).
-    #[serde(default)]
+    /// Version of this schema ([`SCHEMA_VERSION`] when written; 0 for older files, which
+    /// are written back without the field, as they were).
+    #[serde(default, skip_serializing_if = "is_version_zero")]
     pub schema_version: u32,
     /// Training steps of the checkpoint evaluated.
     pub step: u64,
@@ -146,6 +147,11 @@ impl EvalReport {
         }
         Ok(report)
     }
+}
+
+/// Whether a report is of version 0 (a file from before the field existed).
+fn is_version_zero(version: &u32) -> bool {
+    *version == 0
 }
 
 /// A metric left out, and why.
@@ -267,7 +273,7 @@ mod tests {
     use super::*;
 
     /// Every `eval.json` committed under docs/results (both writers, every version so
-    /// far) reads into the one report type.
+    /// far) reads into the one report type, and writes back to the same JSON.
     #[test]
     fn committed_eval_files_parse() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/results");
@@ -286,6 +292,21 @@ mod tests {
                     let report = EvalReport::read(&path)
                         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                     assert!(report.examples > 0, "{}", path.display());
+                    // Nothing is lost or added: written back, it is the file's JSON (what
+                    // `cargo xtask reproduce` relies on when it copies a report), but for
+                    // an empty `skipped` list where the trainer's evaluation had none.
+                    let mut file: serde_json::Value =
+                        serde_json::from_str(&std::fs::read_to_string(&path).expect("read"))
+                            .expect("json");
+                    if let Some(fields) = file.as_object_mut() {
+                        fields.entry("skipped").or_insert(serde_json::json!([]));
+                    }
+                    assert_eq!(
+                        serde_json::to_value(&report).expect("to_value"),
+                        file,
+                        "{}: read and written back it differs",
+                        path.display()
+                    );
                     read += 1;
                 }
             }

@@ -55,13 +55,13 @@ pub use config::{
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
 pub use model::{Model, ModelConfig};
-pub use presets::{PRESETS, preset};
+pub use presets::{PRESETS, preset, preset_summary};
 pub use run_dir::{DONE_FILE, RunDir};
 pub use run_lock::RunLock;
 pub use schedule::{Milestone, Schedule, ScheduleState, StepMilestone};
 pub use step::{StepReport, StepSeconds, TrainStep};
 pub use trainable::TrainableModel;
-pub use trained::{Split, TrainedRun};
+pub use trained::{Network, Split, TrainedRun};
 pub use trainer::{
     BuiltModel, EVAL_FILE, EvalReport, ResumeOverrides, TrainOptions, TrainSummary, build_model,
     load_data, load_trained, load_user_data, loss_values, model_batch, resume, resume_with,

@@ -3,10 +3,12 @@
 //! Every preset is a TOML file in `crates/wae-train/presets/`, in the format `wae train
 //! --config` reads (only the keys that differ from the defaults), included in the crate
 //! at build time: `wae train --preset NAME` loads `presets/NAME.toml`. Each file opens with
-//! its provenance, which paper or code it follows and where it departs;
-//! `presets/README.md` has what whole families share. [`PRESETS`] lists the names in
-//! order with a one-line summary; the table in `docs/training.md` is rendered from the
-//! files and a test fails when the two disagree.
+//! its provenance, which paper or code it follows and where it departs, and its
+//! `description` is the one-line summary `wae train --list-presets` shows
+//! ([`preset_summary`]); `presets/README.md` has what whole families share. [`PRESETS`]
+//! lists the names in order, the one place besides the file that names a preset; the
+//! table in `docs/training.md` is rendered from the files and a test fails when the two
+//! disagree.
 //!
 //! | preset | what |
 //! | --- | --- |
@@ -26,69 +28,78 @@ use crate::{Error, Result};
 #[cfg(test)]
 mod rubenstein;
 
-/// Declares [`PRESETS`] and the included file of each preset, from one list.
+/// Declares [`PRESETS`] and the included file of each preset, from one list of names.
 macro_rules! presets {
-    ($($name:literal => $what:literal,)*) => {
-        /// Every preset name with a one-line description, in the order
-        /// `wae train --list-presets` shows them.
-        pub const PRESETS: &[(&str, &str)] = &[$(($name, $what)),*];
+    ($($name:literal,)*) => {
+        /// Every preset's name, in the order `wae train --list-presets` shows them.
+        pub const PRESETS: &[&str] = &[$($name),*];
 
         /// The TOML text of each preset, in [`PRESETS`] order.
         const FILES: &[&str] = &[$(include_str!(concat!("../presets/", $name, ".toml"))),*];
     };
 }
 
+// A preset is its file in `presets/` and its name here.
 presets! {
-    "mnist-vae" => "VAE on MNIST, paper networks (Bernoulli decoder)",
-    "mnist-beta-vae" => "beta-VAE (beta = 4) on MNIST, paper networks",
-    "mnist-wae-mmd" => "WAE-MMD on MNIST, the reference code's config",
-    "mnist-wae-gan" => "WAE-GAN on MNIST, the reference code's config",
-    "celeba-vae" => "VAE on CelebA 64x64, paper networks (Gaussian decoder)",
-    "celeba-wae-mmd" => "WAE-MMD on CelebA 64x64, paper settings",
-    "celeba-wae-gan" => "WAE-GAN on CelebA 64x64, paper settings",
-    "mnist-swae" => "Sliced-Wasserstein AE on MNIST, the WAE code's networks and schedule",
-    "mnist-info-vae" => "InfoVAE (MMD-VAE) on MNIST, paper networks (Bernoulli decoder)",
-    "mnist-wae-mmd-box" => "WAE-MMD on MNIST with a uniform prior on [-1, 1]^8 (codes through tanh)",
-    "mnist-wae-mmd-sphere" => "WAE-MMD on MNIST with a uniform prior on the unit sphere",
-    "mnist-vae-cpu" => "mnist-vae at width/4 for 2 epochs",
-    "mnist-beta-vae-cpu" => "mnist-beta-vae at width/4 for 2 epochs",
-    "mnist-wae-mmd-cpu" => "mnist-wae-mmd at width/4 for 2 epochs",
-    "mnist-wae-gan-cpu" => "mnist-wae-gan at width/4 for 2 epochs",
-    "mnist-swae-cpu" => "mnist-swae at width/4 for 2 epochs",
-    "mnist-wae-mmd-box-cpu" => "mnist-wae-mmd-box at width/4 for 2 epochs",
-    "mnist-wae-mmd-sphere-cpu" => "mnist-wae-mmd-sphere at width/4 for 2 epochs",
-    "mnist-info-vae-cpu" => "mnist-info-vae at width/4 for 2 epochs",
-    "celeba-vae-cpu" => "celeba-vae at width/8 for 1 epoch",
-    "celeba-wae-mmd-cpu" => "celeba-wae-mmd at width/8 for 1 epoch",
-    "celeba-wae-gan-cpu" => "celeba-wae-gan at width/8 for 1 epoch",
-    "fading-squares-wae-mmd-random" => "Rubenstein et al.: WAE-MMD, uniform-noise random encoder, d_z = 2, on fading squares",
-    "fading-squares-wae-mmd-det" => "Rubenstein et al.: WAE-MMD, deterministic encoder, d_z = 2, on fading squares",
-    "dsprites-wae-mmd-random" => "Rubenstein et al.: WAE-MMD, Gaussian encoder + log-variance L1 3, d_z = 16, on dSprites",
-    "dsprites-wae-mmd-det" => "Rubenstein et al.: WAE-MMD, deterministic encoder, d_z = 16, on dSprites",
-    "dsprites-vae" => "VAE with Rubenstein et al.'s dSprites nets (Bernoulli decoder)",
-    "dsprites-beta-vae-4" => "beta-VAE (beta = 4) with Rubenstein et al.'s dSprites nets",
-    "dsprites-beta-vae-16" => "beta-VAE (beta = 16) with Rubenstein et al.'s dSprites nets",
-    "dsprites-wae-code-mmd" => "WAE-MMD, deterministic encoder, on dSprites, the tolstikhin/wae code's config",
-    "dsprites-wae-code-mmd-gauss" => "WAE-MMD, Gaussian encoder + log-variance L1, on dSprites, the tolstikhin/wae code's config",
-    "fading-squares-wae-mmd-random-cpu" => "fading-squares-wae-mmd-random for 6,000 steps",
-    "fading-squares-wae-mmd-det-cpu" => "fading-squares-wae-mmd-det for 6,000 steps",
-    "dsprites-wae-mmd-random-cpu" => "dsprites-wae-mmd-random for fewer steps on 100,000 images",
-    "dsprites-wae-mmd-det-cpu" => "dsprites-wae-mmd-det for fewer steps on 100,000 images",
-    "dsprites-vae-cpu" => "dsprites-vae for fewer steps on 100,000 images",
-    "dsprites-beta-vae-4-cpu" => "dsprites-beta-vae-4 for fewer steps on 100,000 images",
-    "dsprites-beta-vae-16-cpu" => "dsprites-beta-vae-16 for fewer steps on 100,000 images",
-    "dsprites-wae-code-mmd-cpu" => "dsprites-wae-code-mmd at width/4 on 20,000 images for 10 epochs",
-    "dsprites-wae-code-mmd-gauss-cpu" => "dsprites-wae-code-mmd-gauss at width/4 on 20,000 images for 10 epochs",
-    "mnist-wae-mmd-smoke" => "WAE-MMD on 512 MNIST images, width/16, 1 epoch of 16 steps (seconds)",
+    "mnist-vae",
+    "mnist-beta-vae",
+    "mnist-wae-mmd",
+    "mnist-wae-gan",
+    "celeba-vae",
+    "celeba-wae-mmd",
+    "celeba-wae-gan",
+    "mnist-swae",
+    "mnist-info-vae",
+    "mnist-wae-mmd-box",
+    "mnist-wae-mmd-sphere",
+    "mnist-vae-cpu",
+    "mnist-beta-vae-cpu",
+    "mnist-wae-mmd-cpu",
+    "mnist-wae-gan-cpu",
+    "mnist-swae-cpu",
+    "mnist-wae-mmd-box-cpu",
+    "mnist-wae-mmd-sphere-cpu",
+    "mnist-info-vae-cpu",
+    "celeba-vae-cpu",
+    "celeba-wae-mmd-cpu",
+    "celeba-wae-gan-cpu",
+    "fading-squares-wae-mmd-random",
+    "fading-squares-wae-mmd-det",
+    "dsprites-wae-mmd-random",
+    "dsprites-wae-mmd-det",
+    "dsprites-vae",
+    "dsprites-beta-vae-4",
+    "dsprites-beta-vae-16",
+    "dsprites-wae-code-mmd",
+    "dsprites-wae-code-mmd-gauss",
+    "fading-squares-wae-mmd-random-cpu",
+    "fading-squares-wae-mmd-det-cpu",
+    "dsprites-wae-mmd-random-cpu",
+    "dsprites-wae-mmd-det-cpu",
+    "dsprites-vae-cpu",
+    "dsprites-beta-vae-4-cpu",
+    "dsprites-beta-vae-16-cpu",
+    "dsprites-wae-code-mmd-cpu",
+    "dsprites-wae-code-mmd-gauss-cpu",
+    "mnist-wae-mmd-smoke",
 }
 
 /// The TOML file of a preset, as included in the crate: its provenance in comments, then
 /// the keys that differ from the defaults. `None` for an unknown name.
 pub fn preset_toml(name: &str) -> Option<&'static str> {
-    PRESETS
-        .iter()
-        .position(|(n, _)| *n == name)
-        .map(|i| FILES[i])
+    PRESETS.iter().position(|n| *n == name).map(|i| FILES[i])
+}
+
+/// A preset's one-line summary: its file's `description`, less a leading `BASE: ` that
+/// only repeats the name (`mnist-vae-cpu`'s `mnist-vae: VAE with the paper's MNIST
+/// networks (CPU variant: ...)` gives `VAE with the paper's MNIST networks (CPU variant:
+/// ...)`).
+pub fn preset_summary(name: &str) -> Result<String> {
+    let description = preset(name)?.description;
+    Ok(match description.split_once(": ") {
+        Some((base, rest)) if name.starts_with(base) => rest.to_string(),
+        _ => description,
+    })
 }
 
 /// Turns a full-size preset into its CPU variant: networks `width_div` times
@@ -116,11 +127,7 @@ pub fn cpu_variant(mut cfg: TrainConfig, width_div: usize, epochs: u64) -> Train
 pub fn preset(name: &str) -> Result<TrainConfig> {
     let text = preset_toml(name).ok_or_else(|| Error::UnknownPreset {
         name: name.to_string(),
-        known: PRESETS
-            .iter()
-            .map(|(n, _)| *n)
-            .collect::<Vec<_>>()
-            .join(", "),
+        known: PRESETS.join(", "),
     })?;
     TrainConfig::from_toml_str(
         text,
@@ -136,7 +143,7 @@ mod tests {
 
     #[test]
     fn every_preset_is_valid_and_round_trips() {
-        for (name, _) in PRESETS {
+        for name in PRESETS {
             let cfg = preset(name).unwrap();
             cfg.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
             let text = cfg.to_toml_string().unwrap();
@@ -148,7 +155,7 @@ mod tests {
     /// Every preset's config, in preset order, as one TOML document (a table per name).
     fn all_presets_toml() -> String {
         let mut all = toml::Table::new();
-        for (name, _) in PRESETS {
+        for name in PRESETS {
             let value = toml::Table::try_from(preset(name).unwrap()).unwrap();
             all.insert((*name).to_string(), toml::Value::Table(value));
         }
@@ -272,10 +279,10 @@ mod tests {
             })
             .collect();
         files.sort();
-        let mut names: Vec<String> = PRESETS.iter().map(|(n, _)| n.to_string()).collect();
+        let mut names: Vec<String> = PRESETS.iter().map(|n| n.to_string()).collect();
         names.sort();
         assert_eq!(files, names, "presets/*.toml and PRESETS");
-        for (name, _) in PRESETS {
+        for name in PRESETS {
             let text = preset_toml(name).unwrap();
             let header: Vec<&str> = text.lines().take_while(|l| l.starts_with('#')).collect();
             assert_eq!(
@@ -292,6 +299,29 @@ mod tests {
                 "{name}: no provenance in its header"
             );
         }
+    }
+
+    /// Each preset's `description` opens with the preset it is (or is sized from) and a
+    /// colon, which its summary beside the name leaves out; the summary is one line.
+    #[test]
+    fn every_summary_is_its_description_without_the_name() {
+        for name in PRESETS {
+            let description = preset(name).unwrap().description;
+            let summary = preset_summary(name).unwrap();
+            assert!(
+                !summary.is_empty() && !summary.contains('\n'),
+                "{name}: {summary:?}"
+            );
+            assert!(
+                summary.len() < description.len() && description.ends_with(&summary),
+                "{name}: its description `{description}` does not open with `BASE: `"
+            );
+        }
+        assert_eq!(
+            preset_summary("mnist-vae-cpu").unwrap(),
+            "VAE with the paper's MNIST networks (CPU variant: width / 4, 2 epochs)"
+        );
+        assert!(preset_summary("mnist-wea").is_err());
     }
 
     /// `1234567` as `1,234,567`.
@@ -336,8 +366,9 @@ mod tests {
             "| preset | data | objective | encoder | prior | d_z | width | length | what |\n\
              | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
         );
-        for (name, what) in PRESETS {
+        for name in PRESETS {
             let cfg = preset(name).unwrap();
+            let what = preset_summary(name).unwrap();
             let value = toml::Value::try_from(&cfg).unwrap();
             let data = match (cfg.data.train_examples, cfg.data.test_examples) {
                 (Some(train), Some(test)) => format!(

@@ -10,10 +10,9 @@ use wae_data::Dataset;
 use wae_nets::{Activation, EncoderKind};
 use wae_objectives::PriorConfig;
 
-use crate::checkpoint::{self, CONFIG_FILE, MODEL_FILE};
+use crate::checkpoint::{self, CHECKPOINTS_DIR, CONFIG_FILE, LATEST_FILE, MODEL_FILE, STATE_FILE};
 use crate::config::TrainConfig;
 use crate::model::Model;
-use crate::run_dir::RunDir;
 use crate::trainer::{BuiltModel, build_model};
 use crate::{Error, Result};
 
@@ -40,6 +39,33 @@ impl Split {
     }
 }
 
+/// A network a use of a trained model needs its checkpoint to hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Q(z|x): needed to encode images.
+    Encoder,
+    /// G(z): needed to draw anything.
+    Decoder,
+}
+
+impl Network {
+    /// The prefix of its variables' names in a checkpoint.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Network::Encoder => "encoder.",
+            Network::Decoder => "decoder.",
+        }
+    }
+
+    /// What it is, with what it is needed for.
+    pub fn what(self) -> &'static str {
+        match self {
+            Network::Encoder => "an encoder (to map images to codes)",
+            Network::Decoder => "a decoder (to turn codes into images)",
+        }
+    }
+}
+
 /// A trained model loaded for use (evaluation mode throughout).
 pub struct TrainedRun {
     /// The run's configuration.
@@ -56,6 +82,60 @@ pub struct TrainedRun {
     pub device: Device,
 }
 
+/// The checkpoint directory to load for `path` (a run directory or a checkpoint
+/// directory) and the run directory outputs go to.
+fn locate(path: &Path) -> Result<(PathBuf, PathBuf)> {
+    if !path.exists() {
+        return Err(Error::InvalidInput(format!(
+            "run directory {} does not exist (make one with `wae train --preset \
+             mnist-wae-mmd-cpu --out {}`)",
+            path.display(),
+            path.display()
+        )));
+    }
+    if !path.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "{} is a file, not a run directory: give the directory `wae train` wrote (or \
+             one of its checkpoints/step-* directories)",
+            path.display()
+        )));
+    }
+    if path.join(STATE_FILE).is_file() {
+        // A checkpoint directory RUN/checkpoints/step-N: outputs go to RUN.
+        let run_dir = match path.parent() {
+            Some(p) if p.file_name().is_some_and(|n| n == CHECKPOINTS_DIR) => p
+                .parent()
+                .map_or_else(|| path.to_path_buf(), Path::to_path_buf),
+            _ => path.to_path_buf(),
+        };
+        return Ok((path.to_path_buf(), run_dir));
+    }
+    let problem = match checkpoint::latest_checkpoint_dir(path) {
+        Ok(Some(dir)) => return Ok((dir, path.to_path_buf())),
+        Ok(None) => format!("no {CHECKPOINTS_DIR}/{LATEST_FILE}"),
+        Err(e) => e.to_string(),
+    };
+    let complete = checkpoint::complete_checkpoints(path);
+    Err(Error::InvalidInput(match complete.last() {
+        Some((_, newest)) => format!(
+            "{} has no usable pointer to its newest checkpoint ({problem}); its complete \
+             checkpoints are: {}. Give one of them in place of the run directory, e.g. {}",
+            path.display(),
+            complete
+                .iter()
+                .map(|(_, p)| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            newest.display()
+        ),
+        None => format!(
+            "{} holds no checkpoint ({problem}): it is not a run directory of `wae train`, \
+             or the run stopped before its first checkpoint",
+            path.display()
+        ),
+    }))
+}
+
 /// Codes drawn from a Gaussian mixture fitted to a model's training codes.
 #[derive(Debug, Clone)]
 pub struct GmmCodes {
@@ -70,12 +150,50 @@ pub struct GmmCodes {
 }
 
 impl TrainedRun {
-    /// Loads the newest checkpoint of the run directory `run_dir` into a fresh model on
-    /// `device`.
-    pub fn load(run_dir: &Path, device: &Device) -> Result<Self> {
-        let dir = RunDir::new(run_dir).require_checkpoint()?;
+    /// Loads the model at `path` into a fresh model on `device`: a run directory (its
+    /// newest checkpoint) or one of its `checkpoints/step-*` directories (outputs then
+    /// go to the run directory). Each error says what `path` is instead.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        Self::load_needing(path, device, &[])
+    }
+
+    /// [`TrainedRun::load`], after checking that the checkpoint holds the networks in
+    /// `needs`: a checkpoint of another kind of model is refused naming what it holds,
+    /// before anything is built.
+    pub fn load_needing(path: &Path, device: &Device, needs: &[Network]) -> Result<Self> {
+        let (dir, run_dir) = locate(path)?;
         let ck = checkpoint::load_checkpoint(&dir, device)?;
-        let cfg = TrainConfig::from_toml_str(&ck.config_text, &dir.join(CONFIG_FILE))?;
+        let cfg =
+            TrainConfig::from_toml_str(&ck.config_text, &dir.join(CONFIG_FILE)).map_err(|e| {
+                Error::InvalidInput(format!(
+                    "checkpoint {} was not written by this version of `wae train` (its config \
+                     does not parse): {e}",
+                    dir.display()
+                ))
+            })?;
+        for need in needs {
+            if !ck.model.keys().any(|k| k.starts_with(need.prefix())) {
+                let mut held: Vec<&str> = ck
+                    .model
+                    .keys()
+                    .map(|k| k.split('.').next().unwrap_or(k))
+                    .collect();
+                held.sort_unstable();
+                held.dedup();
+                return Err(Error::InvalidInput(format!(
+                    "this use needs {}, but checkpoint {} holds no `{}*` variables (it \
+                     holds: {}); it was made for another kind of model",
+                    need.what(),
+                    dir.join(MODEL_FILE).display(),
+                    need.prefix(),
+                    if held.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        held.join(", ")
+                    }
+                )));
+            }
+        }
         let built = build_model(&cfg, device)?;
         checkpoint::restore_vars(&built.vars.named_vars(), &ck.model, &dir.join(MODEL_FILE))?;
         Ok(Self {
@@ -83,7 +201,7 @@ impl TrainedRun {
             built,
             checkpoint_dir: dir,
             step: ck.state.step,
-            run_dir: run_dir.to_path_buf(),
+            run_dir,
             device: device.clone(),
         })
     }
@@ -284,5 +402,52 @@ impl TrainedRun {
             iterations: gmm.iterations,
             log_likelihood: gmm.log_likelihood,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_or_one_of_its_checkpoints_loads_and_anything_else_says_what_it_is() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("run");
+        let mut cfg = crate::preset("mnist-wae-mmd-smoke").unwrap();
+        cfg.training.max_steps = Some(2);
+        cfg.training.eval_examples = 16;
+        let mut opts = crate::TrainOptions::new(&run);
+        opts.progress = false;
+        crate::train(&cfg, &opts).unwrap();
+
+        let by_run = TrainedRun::load(&run, &Device::Cpu).unwrap();
+        assert_eq!((by_run.step, by_run.run_dir.as_path()), (2, run.as_path()));
+        // A checkpoint directory: the same weights, outputs in the run directory.
+        let by_checkpoint = TrainedRun::load_needing(
+            &by_run.checkpoint_dir,
+            &Device::Cpu,
+            &[Network::Encoder, Network::Decoder],
+        )
+        .unwrap();
+        assert_eq!(by_checkpoint.run_dir, run);
+        assert_eq!(by_checkpoint.checkpoint_dir, by_run.checkpoint_dir);
+
+        let err = |path: &Path| {
+            TrainedRun::load(path, &Device::Cpu)
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        assert!(err(&tmp.path().join("none")).contains("does not exist"));
+        assert!(err(&run.join("config.toml")).contains("is a file, not a run directory"));
+        assert!(err(tmp.path()).contains("holds no checkpoint"));
+        // `latest` lost: the complete checkpoints are named.
+        std::fs::remove_file(run.join(CHECKPOINTS_DIR).join(LATEST_FILE)).unwrap();
+        let e = err(&run);
+        assert!(
+            e.contains("no usable pointer")
+                && e.contains(&by_run.checkpoint_dir.display().to_string()),
+            "{e}"
+        );
     }
 }

@@ -4,16 +4,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use serde_json::{Map, Value, json};
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use wae_train::evaluate::{EvalReport, FeatureScores};
 
+use super::summary::RunSummary;
 use super::{Experiment, ModelSpec, ReproduceArgs};
 
 /// Keys whose numbers describe the run rather than measure the model: left out of the
 /// aggregate (`steps` stays: the table shows it).
 const NOT_METRICS: &[&str] = &["seed", "epochs", "step", "examples"];
 
-/// The mean, sample standard deviation (ddof 1) and count of one number over seeds.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The mean, sample standard deviation (ddof 1) and count of one number over seeds; in
+/// the results files `{"mean": .., "sd": .. or null, "n": ..}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Stats {
     /// The mean.
     pub mean: f64,
@@ -38,11 +43,6 @@ impl Stats {
         });
         Some(Self { mean, sd, n })
     }
-
-    /// `{"mean": .., "sd": .. or null, "n": ..}`.
-    fn to_json(self) -> Value {
-        json!({"mean": self.mean, "sd": self.sd, "n": self.n})
-    }
 }
 
 /// One model's runs, one per seed, each the summary its `done.json` holds.
@@ -51,44 +51,84 @@ pub struct ModelRuns {
     /// The model.
     pub spec: ModelSpec,
     /// Seed -> that run's summary.
-    pub runs: BTreeMap<u64, Value>,
+    pub runs: BTreeMap<u64, RunSummary>,
 }
 
 impl ModelRuns {
-    /// The statistics over seeds of the number at `path` in each run's summary (e.g.
-    /// `["eval", "reconstruction_sq_l2"]`); runs where it is missing or not finite do not
-    /// count.
-    pub fn stats(&self, path: &[&str]) -> Option<Stats> {
-        let values: Vec<f64> = self
-            .runs
-            .values()
-            .filter_map(|run| path.iter().try_fold(run, |v, key| v.get(key)))
-            .filter_map(Value::as_f64)
-            .collect();
+    /// The statistics over seeds of the number `metric` picks from each run's summary
+    /// (e.g. `|r| Some(r.eval.reconstruction_sq_l2)`); runs where it is `None` or not
+    /// finite do not count.
+    pub fn stats(&self, metric: impl Fn(&RunSummary) -> Option<f64>) -> Option<Stats> {
+        let values: Vec<f64> = self.runs.values().filter_map(metric).collect();
         Stats::of(&values)
     }
 
-    /// The aggregate over seeds: the summary's shape with every numeric metric (arrays
-    /// of numbers element by element) replaced by its [`Stats`].
-    pub fn aggregate(&self) -> Value {
-        let runs: Vec<&Value> = self.runs.values().collect();
-        aggregate_values(&runs).unwrap_or_else(|| Value::Object(Map::new()))
+    /// Whether some run's evaluation has what `part` picks.
+    fn any_eval<T>(&self, part: impl Fn(&EvalReport) -> Option<T>) -> bool {
+        self.runs.values().any(|r| part(&r.eval).is_some())
+    }
+
+    /// The aggregate over seeds: the summary's shape (as `done.json` holds it) with every
+    /// numeric metric (arrays of numbers element by element) replaced by its [`Stats`].
+    /// It walks the serialised summaries rather than the types, so that every number a
+    /// summary gains is aggregated without a second list of fields to keep in step.
+    pub fn aggregate(&self) -> Result<Value> {
+        let runs = self
+            .runs
+            .values()
+            .map(serde_json::to_value)
+            .collect::<serde_json::Result<Vec<Value>>>()?;
+        let runs: Vec<&Value> = runs.iter().collect();
+        Ok(aggregate_values(&runs).unwrap_or_else(|| Value::Object(Map::new())))
     }
 
     /// The model's entry in `results.json`.
-    fn to_json(&self) -> Value {
-        let seeds: Map<String, Value> = self
-            .runs
-            .iter()
-            .map(|(seed, run)| (seed.to_string(), run.clone()))
-            .collect();
-        json!({
-            "label": self.spec.label,
-            "preset": self.spec.preset,
-            "seeds": seeds,
-            "aggregate": self.aggregate(),
+    fn entry(&self) -> Result<ModelEntry<'_>> {
+        Ok(ModelEntry {
+            label: self.spec.label,
+            preset: self.spec.preset,
+            seeds: self
+                .runs
+                .iter()
+                .map(|(seed, run)| (seed.to_string(), run))
+                .collect(),
+            aggregate: self.aggregate()?,
         })
     }
+}
+
+/// A model's entry in `results.json` (under `models.<model>`).
+#[derive(Debug, Serialize)]
+struct ModelEntry<'a> {
+    /// The model's label in tables.
+    label: &'a str,
+    /// The full-size preset.
+    preset: &'a str,
+    /// Seed -> that run's summary.
+    seeds: BTreeMap<String, &'a RunSummary>,
+    /// [`ModelRuns::aggregate`].
+    aggregate: Value,
+}
+
+/// Everything `results.json` holds.
+#[derive(Debug, Serialize)]
+struct ResultsFile<'a> {
+    /// The experiment's name.
+    experiment: &'a str,
+    /// The profile's name.
+    profile: &'a str,
+    /// The device's name.
+    device: &'a str,
+    /// The seeds, in the order they ran.
+    seeds: &'a [u64],
+    /// The command line that makes these results.
+    command: &'a str,
+    /// Model key -> its runs and their aggregate.
+    models: BTreeMap<&'a str, ModelEntry<'a>>,
+    /// The papers' numbers.
+    paper: PaperNumbers,
+    /// The failed checks.
+    failures: &'a [String],
 }
 
 /// The aggregate of the same place in several runs: [`Stats`] for numbers, recursion
@@ -97,7 +137,7 @@ impl ModelRuns {
 fn aggregate_values(values: &[&Value]) -> Option<Value> {
     if values.iter().any(|v| v.is_number()) && values.iter().all(|v| v.is_number() || v.is_null()) {
         let xs: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).collect();
-        return Stats::of(&xs).map(Stats::to_json);
+        return Stats::of(&xs).map(|s| serde_json::to_value(s).expect("numbers serialise"));
     }
     if !values.is_empty() && values.iter().all(|v| v.is_object()) {
         let keys: BTreeSet<&String> = values
@@ -133,33 +173,81 @@ fn aggregate_values(values: &[&Value]) -> Option<Value> {
 
 /// The checks one run must pass: finite losses, and a test reconstruction error below
 /// the untrained model's. Each failure names the model and the seed.
-pub fn check(spec: &ModelSpec, seed: u64, model: &Value) -> Vec<String> {
+pub fn check(spec: &ModelSpec, seed: u64, run: &RunSummary) -> Vec<String> {
     let who = format!("{} (seed {seed})", spec.key);
     let mut failures = Vec::new();
-    if let Some(bad) = model["non_finite_metrics"].as_array()
-        && !bad.is_empty()
-    {
+    if !run.non_finite_metrics.is_empty() {
         failures.push(format!(
             "{who}: non-finite values logged in metrics.jsonl: {}",
-            bad.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
+            run.non_finite_metrics.join(", ")
         ));
     }
-    let trained = model["eval"]["reconstruction_sq_l2"].as_f64();
-    let untrained = model["untrained_reconstruction_sq_l2"].as_f64();
-    match (trained, untrained) {
-        (Some(t), Some(u)) if t.is_finite() && t < u => {}
-        (Some(t), Some(u)) => failures.push(format!(
-            "{who}: test reconstruction error {t} is not below the untrained model's {u}"
+    let trained = run.eval.reconstruction_sq_l2;
+    match run.untrained_reconstruction_sq_l2 {
+        Some(u) if trained.is_finite() && trained < u => {}
+        Some(u) => failures.push(format!(
+            "{who}: test reconstruction error {trained} is not below the untrained model's {u}"
         )),
-        _ => failures.push(format!(
+        None => failures.push(format!(
             "{who}: reconstruction errors missing from eval.json"
         )),
     }
     failures
 }
+
+/// The two feature spaces sample quality is scored in.
+#[derive(Debug, Clone, Copy)]
+enum Space {
+    /// The MNIST classifier's (`eval.json` field `classifier`).
+    Classifier,
+    /// Inception-v3's pool3 (`inception`).
+    Inception,
+}
+
+impl Space {
+    /// Both, in table order.
+    const ALL: [Space; 2] = [Space::Classifier, Space::Inception];
+
+    /// The scores of the prior's samples in this space.
+    fn prior(self, eval: &EvalReport) -> Option<FeatureScores> {
+        match self {
+            Space::Classifier => eval.classifier,
+            Space::Inception => eval.inception,
+        }
+    }
+
+    /// The scores of the GMM sampler's samples in this space.
+    fn gmm(self, eval: &EvalReport) -> Option<FeatureScores> {
+        let gmm = eval.gmm_sampler.as_ref()?;
+        match self {
+            Space::Classifier => gmm.classifier,
+            Space::Inception => gmm.inception,
+        }
+    }
+
+    /// The table's headers for the prior's samples.
+    fn headers(self) -> [&'static str; 3] {
+        match self {
+            Space::Classifier => ["FID-MNIST", "precision", "recall"],
+            Space::Inception => ["FID (Inception)", "precision", "recall"],
+        }
+    }
+
+    /// The table's headers for the GMM sampler's samples.
+    fn gmm_headers(self) -> [&'static str; 3] {
+        match self {
+            Space::Classifier => ["FID-MNIST, GMM sampler", "precision, GMM", "recall, GMM"],
+            Space::Inception => [
+                "FID (Inception), GMM sampler",
+                "precision, GMM",
+                "recall, GMM",
+            ],
+        }
+    }
+}
+
+/// The three scores of a feature space, in table order: FID, precision, recall.
+const SCORES: [fn(&FeatureScores) -> f64; 3] = [|s| s.fid, |s| s.precision, |s| s.recall];
 
 /// Everything `results.json` holds.
 pub struct Results<'a> {
@@ -176,23 +264,27 @@ pub struct Results<'a> {
 }
 
 impl Results<'_> {
-    /// `results.json`.
-    pub fn to_json(&self) -> Value {
-        let models: Map<String, Value> = self
-            .models
-            .iter()
-            .map(|m| (m.spec.key.to_string(), m.to_json()))
-            .collect();
-        json!({
-            "experiment": self.args.experiment.name(),
-            "profile": self.args.profile.name(),
-            "device": self.args.device.name(),
-            "seeds": self.seeds,
-            "command": self.command,
-            "models": models,
-            "paper": paper_numbers(self.args.experiment),
-            "failures": self.failures,
+    /// What `results.json` holds.
+    fn file(&self) -> Result<ResultsFile<'_>> {
+        Ok(ResultsFile {
+            experiment: self.args.experiment.name(),
+            profile: self.args.profile.name(),
+            device: self.args.device.name(),
+            seeds: self.seeds,
+            command: &self.command,
+            models: self
+                .models
+                .iter()
+                .map(|m| Ok((m.spec.key, m.entry()?)))
+                .collect::<Result<_>>()?,
+            paper: paper_numbers(self.args.experiment),
+            failures: &self.failures,
         })
+    }
+
+    /// `results.json`.
+    pub fn json(&self) -> Result<String> {
+        super::runner::json_text(&self.file()?)
     }
 
     /// `results.md`: the table (mean ± sd over seeds), the paper's numbers where they
@@ -225,12 +317,16 @@ impl Results<'_> {
             ));
         }
         let models = &self.models;
-        let has = |key: &str| {
-            models
-                .iter()
-                .any(|m| m.runs.values().any(|r| !r["eval"][key].is_null()))
+        let any = |part: &dyn Fn(&EvalReport) -> bool| {
+            models.iter().any(|m| m.any_eval(|e| part(e).then_some(())))
         };
-        let num = |m: &ModelRuns, path: &[&str]| fmt_stats(m.stats(path), several, fmt_f64);
+        let has_sampled = any(&|e| e.mmd_sampled_codes_vs_prior.is_some());
+        let has_space = Space::ALL.map(|space| any(&|e| space.prior(e).is_some()));
+        let has_gmm = Space::ALL.map(|space| any(&|e| space.gmm(e).is_some()));
+        let has_disentanglement = any(&|e| e.disentanglement.is_some());
+        let num = |m: &ModelRuns, metric: &dyn Fn(&RunSummary) -> Option<f64>| {
+            fmt_stats(m.stats(metric), several, fmt_f64)
+        };
         let mut head = vec![
             "model",
             "steps",
@@ -238,34 +334,21 @@ impl Results<'_> {
             "test recon. \\|\\|x - G(E(x))\\|\\|^2 (untrained)",
             "MMD^2(codes, prior)",
         ];
-        if has("mmd_sampled_codes_vs_prior") {
+        if has_sampled {
             head.push("MMD^2(drawn codes, prior)");
         }
         head.push("sharpness of samples");
-        if has("classifier") {
-            head.extend(["FID-MNIST", "precision", "recall"]);
+        for (space, has) in Space::ALL.iter().zip(has_space) {
+            if has {
+                head.extend(space.headers());
+            }
         }
-        if has("inception") {
-            head.extend(["FID (Inception)", "precision", "recall"]);
+        for (space, has) in Space::ALL.iter().zip(has_gmm) {
+            if has {
+                head.extend(space.gmm_headers());
+            }
         }
-        let has_gmm = |space: &str| {
-            models.iter().any(|m| {
-                m.runs
-                    .values()
-                    .any(|r| !r["eval"]["gmm_sampler"][space].is_null())
-            })
-        };
-        if has_gmm("classifier") {
-            head.extend(["FID-MNIST, GMM sampler", "precision, GMM", "recall, GMM"]);
-        }
-        if has_gmm("inception") {
-            head.extend([
-                "FID (Inception), GMM sampler",
-                "precision, GMM",
-                "recall, GMM",
-            ]);
-        }
-        if has("disentanglement") {
+        if has_disentanglement {
             head.extend([
                 "beta-VAE score, 4 factors",
                 "beta-VAE score, 5 factors",
@@ -279,43 +362,43 @@ impl Results<'_> {
         for m in models {
             let mut row = vec![
                 m.spec.label.to_string(),
-                fmt_stats(m.stats(&["steps"]), several, whole),
-                fmt_stats(m.stats(&["training_seconds"]), several, whole),
+                fmt_stats(m.stats(|r| Some(r.steps as f64)), several, whole),
+                fmt_stats(m.stats(|r| Some(r.training_seconds)), several, whole),
                 format!(
                     "{} ({})",
-                    num(m, &["eval", "reconstruction_sq_l2"]),
-                    num(m, &["untrained_reconstruction_sq_l2"])
+                    num(m, &|r| Some(r.eval.reconstruction_sq_l2)),
+                    num(m, &|r| r.untrained_reconstruction_sq_l2)
                 ),
-                num(m, &["eval", "mmd_codes_vs_prior"]),
+                num(m, &|r| Some(r.eval.mmd_codes_vs_prior)),
             ];
-            if has("mmd_sampled_codes_vs_prior") {
-                row.push(num(m, &["eval", "mmd_sampled_codes_vs_prior"]));
+            if has_sampled {
+                row.push(num(m, &|r| r.eval.mmd_sampled_codes_vs_prior));
             }
-            row.push(num(m, &["eval", "sharpness_samples"]));
-            for space in ["classifier", "inception"] {
-                if has(space) {
-                    for metric in ["fid", "precision", "recall"] {
-                        row.push(num(m, &["eval", space, metric]));
+            row.push(num(m, &|r| r.eval.sharpness_samples));
+            for (space, has) in Space::ALL.into_iter().zip(has_space) {
+                if has {
+                    for score in SCORES {
+                        row.push(num(m, &|r| space.prior(&r.eval).as_ref().map(score)));
                     }
                 }
             }
-            for space in ["classifier", "inception"] {
-                if has_gmm(space) {
-                    for metric in ["fid", "precision", "recall"] {
-                        row.push(num(m, &["eval", "gmm_sampler", space, metric]));
+            for (space, has) in Space::ALL.into_iter().zip(has_gmm) {
+                if has {
+                    for score in SCORES {
+                        row.push(num(m, &|r| space.gmm(&r.eval).as_ref().map(score)));
                     }
                 }
             }
-            if has("disentanglement") {
-                for variant in ["beta_vae_4_factors", "beta_vae_5_factors"] {
-                    row.push(num(m, &["eval", "disentanglement", variant, "accuracy"]));
-                }
-                row.push(num(m, &["eval", "disentanglement", "factor_vae"]));
-                row.push(num(m, &["eval", "disentanglement", "mig"]));
+            if has_disentanglement {
+                let d = |r: &RunSummary| r.eval.disentanglement.clone();
+                row.push(num(m, &|r| Some(d(r)?.beta_vae_4_factors?.accuracy)));
+                row.push(num(m, &|r| Some(d(r)?.beta_vae_5_factors?.accuracy)));
+                row.push(num(m, &|r| Some(d(r)?.factor_vae)));
+                row.push(num(m, &|r| Some(d(r)?.mig)));
             }
             s.push_str(&format!("| {} |\n", row.join(" | ")));
         }
-        if has_gmm("classifier") || has_gmm("inception") {
+        if has_gmm.contains(&true) {
             s.push_str(&format!(
                 "\nGMM sampler: samples decoded from a {}-component full-covariance Gaussian \
                  mixture fitted by EM to the encoder means of 10,000 training images (`wae eval \
@@ -324,35 +407,30 @@ impl Results<'_> {
                 super::runner::GMM_SAMPLER
             ));
         }
-        if has("mmd_sampled_codes_vs_prior") {
+        if has_sampled {
             s.push_str(
                 "\nMMD^2(codes, prior) uses the encoder means; for random (Gaussian or \
                  uniform-noise) encoders MMD^2(drawn codes, prior) uses one code drawn from \
                  Q(z|x) per image (the aggregated posterior the WAE penalty matches).\n",
             );
         }
-        if let Some(first) = models.first() {
-            let examples = first
-                .runs
-                .values()
-                .next()
-                .map_or(Value::Null, |r| r["eval"]["examples"].clone());
+        if let Some(first) = models.first()
+            && let Some(run) = first.runs.values().next()
+        {
             s.push_str(&format!(
-                "\n{examples} test images; MMD^2 between two prior samples (the value of a perfect \
+                "\n{} test images; MMD^2 between two prior samples (the value of a perfect \
                  match, up to noise): {}; sharpness of the test images: {}.\n",
-                num(first, &["eval", "mmd_prior_vs_prior"]),
-                num(first, &["eval", "sharpness_test_images"]),
+                run.eval.examples,
+                num(first, &|r| Some(r.eval.mmd_prior_vs_prior)),
+                num(first, &|r| r.eval.sharpness_test_images),
             ));
         }
         let paper = paper_numbers(args.experiment);
-        s.push_str(&format!(
-            "\nPaper: {}.\n",
-            paper["source"].as_str().unwrap_or_default()
-        ));
+        s.push_str(&format!("\nPaper: {}.\n", paper.source));
         if args.experiment == Experiment::Celeba {
             s.push_str("\n| model | paper FID |\n| --- | --- |\n");
-            for key in ["vae", "wae-mmd", "wae-gan", "real test images"] {
-                s.push_str(&format!("| {key} | {} |\n", fmt_num(&paper[key]["fid"])));
+            for (key, numbers) in &paper.models {
+                s.push_str(&format!("| {key} | {} |\n", fmt_f64(numbers.fid)));
             }
             s.push_str(
                 "\nThe paper's sharpness values are not printed beside ours: `tolstikhin/wae` \
@@ -379,36 +457,70 @@ impl Results<'_> {
             let Some(run) = m.runs.get(&self.seeds[0]) else {
                 continue;
             };
-            if let Some(pics) = run["pictures"].as_array() {
-                for p in pics.iter().filter_map(Value::as_str) {
-                    let name = Path::new(p)
-                        .file_stem()
-                        .map(|x| x.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    s.push_str(&format!("![{} {name}]({p})\n", m.spec.key));
-                }
+            for p in &run.pictures {
+                let name = Path::new(p)
+                    .file_stem()
+                    .map(|x| x.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                s.push_str(&format!("![{} {name}]({p})\n", m.spec.key));
             }
         }
         s
     }
 }
 
+/// The papers' numbers for an experiment (`results.json` field `paper`: `source` and
+/// one object per model, keyed by the model).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaperNumbers {
+    /// Where they come from (or why there are none).
+    pub source: &'static str,
+    /// Model (or `real test images`) -> its numbers, in the paper's table order.
+    pub models: Vec<(&'static str, PaperModel)>,
+}
+
+impl Serialize for PaperNumbers {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(1 + self.models.len()))?;
+        map.serialize_entry("source", self.source)?;
+        for (model, numbers) in &self.models {
+            map.serialize_entry(model, numbers)?;
+        }
+        map.end()
+    }
+}
+
+/// One model's numbers in a paper.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PaperModel {
+    /// FID.
+    pub fid: f64,
+    /// Sharpness (the paper's measure; see `results.md`).
+    pub sharpness: f64,
+}
+
 /// The papers' numbers for the experiment, where there are any.
-pub fn paper_numbers(experiment: Experiment) -> Value {
+pub fn paper_numbers(experiment: Experiment) -> PaperNumbers {
+    let model = |fid, sharpness| PaperModel { fid, sharpness };
     match experiment {
-        Experiment::Celeba => json!({
-            "source": "Tolstikhin et al. 2018, CelebA 64x64, 10k samples (docs: PAPER.md)",
-            "vae": {"fid": 63.0, "sharpness": 3e-3},
-            "wae-mmd": {"fid": 55.0, "sharpness": 6e-3},
-            "wae-gan": {"fid": 42.0, "sharpness": 6e-3},
-            "real test images": {"fid": 2.0, "sharpness": 2e-2},
-        }),
-        Experiment::Mnist => json!({
-            "source": "Tolstikhin et al. 2018 show MNIST samples, reconstructions and interpolations only (no numbers)",
-        }),
-        Experiment::FadingSquares | Experiment::Dsprites => json!({
-            "source": "Rubenstein et al. 2018 report the finding qualitatively (pictures); no numbers are compared here",
-        }),
+        Experiment::Celeba => PaperNumbers {
+            source: "Tolstikhin et al. 2018, CelebA 64x64, 10k samples (docs: PAPER.md)",
+            models: vec![
+                ("vae", model(63.0, 3e-3)),
+                ("wae-mmd", model(55.0, 6e-3)),
+                ("wae-gan", model(42.0, 6e-3)),
+                ("real test images", model(2.0, 2e-2)),
+            ],
+        },
+        Experiment::Mnist => PaperNumbers {
+            source: "Tolstikhin et al. 2018 show MNIST samples, reconstructions and interpolations only (no numbers)",
+            models: Vec::new(),
+        },
+        Experiment::FadingSquares | Experiment::Dsprites => PaperNumbers {
+            source: "Rubenstein et al. 2018 report the finding qualitatively (pictures); no numbers are compared here",
+            models: Vec::new(),
+        },
     }
 }
 
@@ -423,11 +535,6 @@ pub(crate) fn fmt_f64(x: f64) -> String {
     } else {
         format!("{x:.3}")
     }
-}
-
-/// [`fmt_f64`] of a JSON number, `-` for anything else.
-fn fmt_num(v: &Value) -> String {
-    v.as_f64().map_or("-".into(), fmt_f64)
 }
 
 /// A table cell: `mean ± sd (n = k)` when several seeds ran (`mean (n = 1)` where only
@@ -446,209 +553,4 @@ pub fn fmt_stats(stats: Option<Stats>, several_seeds: bool, fmt: impl Fn(f64) ->
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::reproduce::models;
-
-    fn close(a: f64, b: f64) -> bool {
-        (a - b).abs() <= 1e-12 * b.abs().max(1.0)
-    }
-
-    #[test]
-    fn stats_are_the_mean_the_sample_sd_and_n() {
-        // numpy: np.mean([2, 4, 4, 4, 5, 5, 7, 9]) = 5.0, np.std(.., ddof=1) = 2.138089935299395
-        let s = Stats::of(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]).unwrap();
-        assert_eq!((s.mean, s.n), (5.0, 8));
-        assert!(close(s.sd.unwrap(), 2.138_089_935_299_395), "{s:?}");
-        let s = Stats::of(&[1.0, 2.0]).unwrap();
-        assert!(
-            close(s.sd.unwrap(), std::f64::consts::FRAC_1_SQRT_2),
-            "{s:?}"
-        );
-        // One value: no standard deviation.
-        assert_eq!(
-            Stats::of(&[3.5]),
-            Some(Stats {
-                mean: 3.5,
-                sd: None,
-                n: 1
-            })
-        );
-        // Non-finite values do not count; nothing finite gives nothing.
-        assert_eq!(Stats::of(&[1.0, f64::NAN, 3.0]).unwrap().n, 2);
-        assert_eq!(Stats::of(&[]), None);
-        assert_eq!(Stats::of(&[f64::INFINITY]), None);
-    }
-
-    fn runs(values: &[(u64, Value)]) -> ModelRuns {
-        ModelRuns {
-            spec: models(Experiment::Mnist)[1].clone(),
-            runs: values.iter().cloned().collect(),
-        }
-    }
-
-    #[test]
-    fn the_aggregate_holds_every_numeric_metric_over_seeds() {
-        let m = runs(&[
-            (
-                0,
-                json!({"steps": 60, "epochs": 1, "label": "WAE-MMD", "training_seconds": 10.0,
-                "eval": {"reconstruction_sq_l2": 20.0, "seed": 0, "examples": 500,
-                    "split": "test", "disentanglement": {"mig_per_factor": [0.1, 0.3]},
-                    "skipped": [{"metric": "fid"}]}}),
-            ),
-            (
-                1,
-                json!({"steps": 60, "epochs": 1, "label": "WAE-MMD", "training_seconds": 14.0,
-                "eval": {"reconstruction_sq_l2": 24.0, "seed": 1, "examples": 500,
-                    "split": "test", "disentanglement": {"mig_per_factor": [0.3, 0.5]},
-                    "skipped": [{"metric": "fid"}]}}),
-            ),
-        ]);
-        let agg = m.aggregate();
-        assert_eq!(
-            agg["eval"]["reconstruction_sq_l2"],
-            json!({"mean": 22.0, "sd": 8f64.sqrt(), "n": 2})
-        );
-        assert_eq!(agg["training_seconds"]["mean"], json!(12.0));
-        assert_eq!(agg["steps"], json!({"mean": 60.0, "sd": 0.0, "n": 2}));
-        let mig = &agg["eval"]["disentanglement"]["mig_per_factor"];
-        assert!(close(mig[0]["mean"].as_f64().unwrap(), 0.2), "{mig}");
-        assert!(close(mig[1]["mean"].as_f64().unwrap(), 0.4), "{mig}");
-        // Descriptions of the run, strings and lists of strings are not metrics.
-        for absent in [&agg["epochs"], &agg["label"], &agg["eval"]["seed"]] {
-            assert!(absent.is_null(), "{agg}");
-        }
-        assert!(agg["eval"]["examples"].is_null() && agg["eval"]["split"].is_null());
-        assert!(agg["eval"]["skipped"].is_null(), "{agg}");
-        assert_eq!(
-            m.stats(&["eval", "reconstruction_sq_l2"]).unwrap().n,
-            2,
-            "stats and aggregate agree"
-        );
-
-        // One seed: n = 1 and no sd; a metric only one seed gave counts only that seed.
-        let one = runs(&[(3, json!({"eval": {"fid": 5.0}}))]);
-        assert_eq!(
-            one.aggregate()["eval"]["fid"],
-            json!({"mean": 5.0, "sd": null, "n": 1})
-        );
-        let partly = runs(&[(0, json!({"eval": {"fid": 5.0}})), (1, json!({"eval": {}}))]);
-        assert_eq!(partly.stats(&["eval", "fid"]).unwrap().n, 1);
-        assert_eq!(partly.stats(&["eval", "mig"]), None);
-    }
-
-    #[test]
-    fn table_cells_are_mean_plus_minus_sd_with_n() {
-        let s = Stats::of(&[20.0, 24.0]);
-        assert_eq!(fmt_stats(s, true, fmt_f64), "22.0 ± 2.828 (n = 2)");
-        assert_eq!(
-            fmt_stats(Stats::of(&[0.004, 0.006]), true, fmt_f64),
-            "5.00e-3 ± 1.41e-3 (n = 2)"
-        );
-        assert_eq!(fmt_stats(Stats::of(&[7.0]), true, fmt_f64), "7.000 (n = 1)");
-        assert_eq!(fmt_stats(Stats::of(&[7.0]), false, fmt_f64), "7.000");
-        assert_eq!(fmt_stats(None, true, fmt_f64), "-");
-        assert_eq!(
-            fmt_stats(Stats::of(&[100.0, 100.0]), true, |x| format!("{x:.0}")),
-            "100 ± 0 (n = 2)"
-        );
-    }
-
-    #[test]
-    fn results_md_shows_mean_sd_n_and_the_seeds() {
-        let args = crate::reproduce::tests::smoke_args(vec![0, 1]);
-        let run = |recon: f64| {
-            json!({"steps": 60, "training_seconds": 10.0, "untrained_reconstruction_sq_l2": 180.0,
-                "eval": {"reconstruction_sq_l2": recon, "mmd_codes_vs_prior": 0.5,
-                    "sharpness_samples": 0.02, "examples": 500, "mmd_prior_vs_prior": 0.0,
-                    "sharpness_test_images": 0.05},
-                "pictures": [format!("wae-mmd/seed-0/samples.png")]})
-        };
-        let results = Results {
-            args: &args,
-            seeds: &args.seeds,
-            command: "cargo xtask reproduce mnist --seeds 0,1".into(),
-            models: vec![runs(&[(0, run(20.0)), (1, run(24.0))])],
-            failures: vec!["wae-mmd (seed 1): something".into()],
-        };
-        let md = results.markdown();
-        assert!(md.contains("Seeds: 0, 1."), "{md}");
-        assert!(
-            md.contains("| WAE-MMD | 60 ± 0 (n = 2) | 10 ± 0 (n = 2) | 22.0 ± 2.828 (n = 2) (180.0 ± 0 (n = 2)) | 0.500 ± 0 (n = 2) |"),
-            "{md}"
-        );
-        assert!(md.contains("- wae-mmd (seed 1): something"), "{md}");
-        assert!(md.contains("](wae-mmd/seed-0/samples.png)"), "{md}");
-        let json = results.to_json();
-        assert_eq!(json["seeds"], json!([0, 1]));
-        assert_eq!(
-            json["models"]["wae-mmd"]["seeds"]["1"]["eval"]["reconstruction_sq_l2"],
-            json!(24.0)
-        );
-        assert_eq!(
-            json["models"]["wae-mmd"]["aggregate"]["eval"]["reconstruction_sq_l2"]["n"],
-            json!(2)
-        );
-
-        // One seed: plain values, n = 1 said once.
-        let results = Results {
-            seeds: &[0],
-            models: vec![runs(&[(0, run(20.0))])],
-            failures: vec![],
-            ..results
-        };
-        let md = results.markdown();
-        assert!(md.contains("(n = 1)") && !md.contains("±"), "{md}");
-        assert!(
-            md.contains("| WAE-MMD | 60 | 10 | 20.0 (180.0) | 0.500 |"),
-            "{md}"
-        );
-    }
-
-    #[test]
-    fn the_gmm_sampler_gets_its_own_columns_beside_the_priors() {
-        let args = crate::reproduce::tests::smoke_args(vec![0]);
-        let scores = |fid: f64| json!({"fid": fid, "precision": 0.5, "recall": 0.25});
-        let run = json!({"steps": 60, "training_seconds": 10.0,
-            "untrained_reconstruction_sq_l2": 180.0,
-            "eval": {"reconstruction_sq_l2": 20.0, "mmd_codes_vs_prior": 0.5,
-                "sharpness_samples": 0.02, "classifier": scores(30.0),
-                "gmm_sampler": {"components": 10, "classifier": scores(12.0)}}});
-        let results = Results {
-            args: &args,
-            seeds: &args.seeds,
-            command: "cargo xtask reproduce mnist".into(),
-            models: vec![runs(&[(0, run)])],
-            failures: vec![],
-        };
-        let md = results.markdown();
-        assert!(
-            md.contains("| FID-MNIST | precision | recall | FID-MNIST, GMM sampler | precision, GMM | recall, GMM |"),
-            "{md}"
-        );
-        assert!(
-            md.contains("| 30.0 | 0.500 | 0.250 | 12.0 | 0.500 | 0.250 |"),
-            "{md}"
-        );
-        assert!(md.contains("`wae eval --sampler gmm:10`"), "{md}");
-    }
-
-    #[test]
-    fn checks_catch_nan_and_a_reconstruction_no_better_than_untrained() {
-        let spec = &models(Experiment::Mnist)[1];
-        let good = json!({"eval": {"reconstruction_sq_l2": 20.0},
-            "untrained_reconstruction_sq_l2": 180.0, "non_finite_metrics": []});
-        assert!(check(spec, 0, &good).is_empty());
-        let worse = json!({"eval": {"reconstruction_sq_l2": 181.0},
-            "untrained_reconstruction_sq_l2": 180.0, "non_finite_metrics": []});
-        let failures = check(spec, 2, &worse);
-        assert_eq!(failures.len(), 1);
-        assert!(failures[0].starts_with("wae-mmd (seed 2):"), "{failures:?}");
-        let nan = json!({"eval": {"reconstruction_sq_l2": 20.0},
-            "untrained_reconstruction_sq_l2": 180.0, "non_finite_metrics": ["total"]});
-        assert!(check(spec, 0, &nan)[0].contains("total"));
-        let missing = json!({"eval": {}, "non_finite_metrics": []});
-        assert_eq!(check(spec, 0, &missing).len(), 1);
-    }
-}
+pub(crate) mod tests;

@@ -1,14 +1,19 @@
 //! Running one (model, seed) of a reproduction: the `wae` subprocesses that train,
 //! evaluate and draw it, in its own run folder, skipping or resuming earlier work.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wae_train::checkpoint::TrainState;
+use wae_train::evaluate::EvalReport;
 use wae_train::{RunDir, TrainConfig};
 
+use super::summary::{DoneConfig, RunSummary};
 use super::{DeviceChoice, Experiment, ModelSpec, Profile, ReproduceArgs, eval_examples};
 use crate::workspace::{target_dir, workspace_root};
 
@@ -130,7 +135,7 @@ impl Runner<'_> {
         seed: u64,
         cfg: &TrainConfig,
         classifier: Option<&Path>,
-    ) -> Result<Value> {
+    ) -> Result<RunSummary> {
         let paths = RunPaths::new(spec.key, seed);
         let dir = self.out.join(&paths.run);
         let config_text = cfg.to_toml_string()?;
@@ -140,17 +145,15 @@ impl Runner<'_> {
             spec.key,
             self.args.profile.name()
         );
-        let state = match run_state(&dir, &config_text, &what)? {
-            RunState::Done(previous) => {
-                eprintln!(
-                    "{} seed {seed}: finished earlier, skipped (delete {} to redo it)",
-                    spec.key,
-                    dir.display()
-                );
-                return Ok(previous);
-            }
-            state => state,
-        };
+        let state = run_state(&dir, &config_text, &what)?;
+        if state == RunState::Done {
+            eprintln!(
+                "{} seed {seed}: finished earlier, skipped (delete {} to redo it)",
+                spec.key,
+                dir.display()
+            );
+            return read_json(&done);
+        }
         let config_path = self.out.join(&paths.config);
         fs::create_dir_all(config_path.parent().expect("has a parent"))?;
         write_atomic(&config_path, &config_text)?;
@@ -181,7 +184,7 @@ impl Runner<'_> {
                 .arg(&untrained_eval);
             run_cmd(cmd)?;
         }
-        let untrained: Value = read_json(&untrained_eval)?;
+        let untrained = read_eval(&untrained_eval)?;
 
         // Train, or resume an interrupted run.
         train_or_resume(&state, &dir, &config_path, || Ok(self.wae("train", None)))?;
@@ -201,7 +204,7 @@ impl Runner<'_> {
             cmd.args(["--sampler", GMM_SAMPLER]);
         }
         run_cmd(cmd)?;
-        let eval = read_json(&RunDir::new(&dir).eval())?;
+        let eval = read_eval(&RunDir::new(&dir).eval())?;
 
         // Pictures.
         let mut pictures = vec![
@@ -227,28 +230,31 @@ impl Runner<'_> {
         let non_finite = non_finite_metrics(&RunDir::new(&dir).metrics())?;
         // Picture paths are relative to OUT, where results.md is.
         let run_folder = paths.run.to_string_lossy().replace('\\', "/");
-        let summary = json!({
-            "preset": spec.preset,
-            "label": spec.label,
-            "description": cfg.description,
-            "seed": seed,
-            "steps": state["step"],
-            "epochs": cfg.training.epochs,
-            "training_seconds": state["elapsed_seconds"],
-            "eval": eval,
-            "untrained_reconstruction_sq_l2": untrained["reconstruction_sq_l2"],
-            "untrained_mmd_codes_vs_prior": untrained["mmd_codes_vs_prior"],
-            "non_finite_metrics": non_finite,
-            "pictures": pictures.iter().map(|p| format!("{run_folder}/{p}")).collect::<Vec<_>>(),
-            "config_toml": config_text,
-        });
-        write_atomic(&done, &serde_json::to_string_pretty(&summary)?)?;
+        let summary = RunSummary {
+            preset: spec.preset.to_string(),
+            label: spec.label.to_string(),
+            description: cfg.description.clone(),
+            seed,
+            steps: state.step,
+            epochs: cfg.training.epochs,
+            training_seconds: state.elapsed_seconds,
+            eval,
+            untrained_reconstruction_sq_l2: Some(untrained.reconstruction_sq_l2),
+            untrained_mmd_codes_vs_prior: Some(untrained.mmd_codes_vs_prior),
+            non_finite_metrics: non_finite,
+            pictures: pictures
+                .iter()
+                .map(|p| format!("{run_folder}/{p}"))
+                .collect(),
+            config_toml: config_text,
+        };
+        write_atomic(&done, &json_text(&summary)?)?;
         Ok(summary)
     }
 }
 
 /// The state file of a run's newest checkpoint.
-fn latest_state(run: &Path) -> Result<Value> {
+fn latest_state(run: &Path) -> Result<TrainState> {
     let newest = RunDir::new(run)
         .require_checkpoint()
         .with_context(|| format!("reading the newest checkpoint of {}", run.display()))?;
@@ -256,24 +262,25 @@ fn latest_state(run: &Path) -> Result<Value> {
 }
 
 /// Names of the quantities that were NaN or infinite in some line of `metrics.jsonl`
-/// (the trainer stops on a non-finite loss, so this is a second guard).
+/// (the trainer stops on a non-finite loss, so this is a second guard). Each line is a
+/// record of named numbers (the trainer writes `null` for a NaN or an infinity); a line
+/// that is not one is named as unreadable.
 fn non_finite_metrics(path: &Path) -> Result<Vec<String>> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut bad = std::collections::BTreeSet::new();
+    let mut bad = BTreeSet::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         // serde_json refuses NaN/inf literals; a line that does not parse is itself a fault.
-        match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(map)) => {
-                for (k, v) in map {
-                    if v.is_null() || v.as_f64().is_some_and(|x| !x.is_finite()) {
-                        bad.insert(k);
-                    }
-                }
-            }
-            _ => {
+        match serde_json::from_str::<BTreeMap<String, Option<f64>>>(line) {
+            Ok(record) => bad.extend(
+                record
+                    .into_iter()
+                    .filter(|(_, v)| v.is_none_or(|x| !x.is_finite()))
+                    .map(|(k, _)| k),
+            ),
+            Err(_) => {
                 bad.insert(format!("(line {} unreadable)", i + 1));
             }
         }
@@ -284,8 +291,8 @@ fn non_finite_metrics(path: &Path) -> Result<Vec<String>> {
 /// What to do with a run directory that must hold a run of one config.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum RunState {
-    /// Finished with this config: what its `done.json` holds.
-    Done(Value),
+    /// Finished with this config (its `done.json` names it).
+    Done,
     /// Interrupted with this config: resume from its newest checkpoint.
     Resume,
     /// No checkpoint there: train from scratch (into an emptied folder).
@@ -301,10 +308,10 @@ pub(crate) fn run_state(dir: &Path, config_text: &str, what: &str) -> Result<Run
     let run = RunDir::new(dir);
     let done = run.done();
     if done.is_file() {
-        let previous: Value = serde_json::from_str(&fs::read_to_string(&done)?)
+        let previous: DoneConfig = serde_json::from_str(&fs::read_to_string(&done)?)
             .with_context(|| format!("{} is damaged; delete it to redo the run", done.display()))?;
-        if previous["config_toml"].as_str() == Some(config_text) {
-            return Ok(RunState::Done(previous));
+        if previous.config_toml.as_deref() == Some(config_text) {
+            return Ok(RunState::Done);
         }
         bail!(
             "{} was trained with another config than {what} gives now; use another --out, \
@@ -337,7 +344,7 @@ pub(crate) fn train_or_resume(
     wae_train: impl Fn() -> Result<Command>,
 ) -> Result<()> {
     match state {
-        RunState::Done(_) => Ok(()),
+        RunState::Done => Ok(()),
         RunState::Resume => {
             let mut cmd = wae_train()?;
             cmd.arg("--resume").arg(dir);
@@ -355,10 +362,23 @@ pub(crate) fn train_or_resume(
     }
 }
 
-/// Reads and parses a JSON file, naming it in errors.
-pub(crate) fn read_json(path: &Path) -> Result<Value> {
+/// Reads and parses a JSON file into `T`, naming it in errors.
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Reads an `eval.json` (`wae eval --out`), naming it in errors.
+pub(crate) fn read_eval(path: &Path) -> Result<EvalReport> {
+    EvalReport::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// `value` as the pretty JSON the results files hold, every object's keys in
+/// alphabetical order at every depth (`done.json`, `results.json`, `sweep.json` have been
+/// written so since they were `serde_json::Value` maps, which sort their keys: going
+/// through a `Value` keeps re-written files byte for byte the same).
+pub(crate) fn json_text<T: Serialize>(value: &T) -> Result<String> {
+    Ok(serde_json::to_string_pretty(&serde_json::to_value(value)?)?)
 }
 
 /// The post-hoc sampler `reproduce` scores beside the prior (`wae eval --sampler`).
@@ -477,12 +497,12 @@ mod tests {
             err.contains("interrupted run of another config than point x seed 0"),
             "{err}"
         );
-        let done = json!({"config_toml": "a = 1\n", "eval": {}});
-        fs::write(run.join("done.json"), done.to_string()).unwrap();
-        assert_eq!(
-            run_state(&run, "a = 1\n", "m").unwrap(),
-            RunState::Done(done)
-        );
+        fs::write(
+            run.join("done.json"),
+            r#"{"config_toml": "a = 1\n", "eval": {}}"#,
+        )
+        .unwrap();
+        assert_eq!(run_state(&run, "a = 1\n", "m").unwrap(), RunState::Done);
         let err = run_state(&run, "a = 2\n", "m").unwrap_err().to_string();
         assert!(err.contains("trained with another config"), "{err}");
     }

@@ -6,28 +6,76 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde_json::{Value, json};
+use serde::Serialize;
+use wae_train::evaluate::EvalReport;
 use wae_viz::{LinePlot, YScale};
 
+use super::grid::GridAxis;
 use super::{SweepSpec, Task};
 use crate::reproduce::report::{Stats, fmt_f64, fmt_stats};
-use crate::reproduce::runner::{read_json, write_atomic};
+use crate::reproduce::runner::{json_text, read_eval, write_atomic};
 
-/// The numbers of `eval.json` a sweep compares: (key in sweep.json, path in eval.json, label).
-const METRICS: &[(&str, &[&str], &str)] = &[
+/// A number of `eval.json` a sweep compares: its key in sweep.json, where it is in the
+/// report, and its label in sweep.md.
+type Metric = (&'static str, fn(&EvalReport) -> Option<f64>, &'static str);
+
+/// The numbers of `eval.json` a sweep compares.
+const METRICS: &[Metric] = &[
     (
         "reconstruction_sq_l2",
-        &["reconstruction_sq_l2"],
+        |e| Some(e.reconstruction_sq_l2),
         "test reconstruction error",
     ),
     (
         "mmd_codes_vs_prior",
-        &["mmd_codes_vs_prior"],
+        |e| Some(e.mmd_codes_vs_prior),
         "MMD^2 to the prior",
     ),
-    ("fid_mnist", &["classifier", "fid"], "FID-MNIST"),
-    ("fid_inception", &["inception", "fid"], "FID (Inception)"),
+    ("fid_mnist", |e| Some(e.classifier?.fid), "FID-MNIST"),
+    (
+        "fid_inception",
+        |e| Some(e.inception?.fid),
+        "FID (Inception)",
+    ),
 ];
+
+/// Everything `sweep.json` holds.
+#[derive(Debug, Serialize)]
+struct SweepFile<'a> {
+    /// `preset NAME` or `config FILE`.
+    base: &'a str,
+    /// The axes.
+    grid: &'a [GridAxis],
+    /// The seeds.
+    seeds: &'a [u64],
+    /// `wae train --max-steps`.
+    max_steps: Option<u64>,
+    /// `wae eval --n`.
+    eval_n: usize,
+    /// `--device`.
+    device: &'a str,
+    /// Runs in all.
+    runs_total: usize,
+    /// `<point> seed <s>` of every run not finished.
+    runs_missing: &'a [String],
+    /// One entry per grid point, in grid order.
+    points: Vec<PointEntry<'a>>,
+}
+
+/// One grid point in `sweep.json`.
+#[derive(Debug, Serialize)]
+struct PointEntry<'a> {
+    /// The folder name.
+    point: &'a str,
+    /// Axis key -> value.
+    values: BTreeMap<&'a str, &'a str>,
+    /// Whether it is on the Pareto front.
+    pareto: bool,
+    /// Metric key -> its statistics over seeds (the metrics some seed gave).
+    metrics: BTreeMap<&'static str, Stats>,
+    /// Seed -> metric key -> value.
+    runs: BTreeMap<String, &'a BTreeMap<&'static str, f64>>,
+}
 
 /// One grid point's finished runs: seed -> the numbers of its `eval.json`.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,17 +146,12 @@ impl Report {
                 missing.push(format!("{} seed {}", task.point.name, task.seed));
                 continue;
             }
-            let eval = read_json(&eval_path)?;
-            let mut numbers = BTreeMap::new();
-            for (key, path, _) in METRICS {
-                let v = path.iter().fold(&eval, |v, k| &v[*k]);
-                if let Some(x) = v.as_f64() {
-                    numbers.insert(*key, x);
-                }
-            }
-            if let Some(step) = eval["step"].as_f64() {
-                numbers.insert("step", step);
-            }
+            let eval = read_eval(&eval_path)?;
+            let mut numbers: BTreeMap<&'static str, f64> = METRICS
+                .iter()
+                .filter_map(|(key, metric, _)| Some((*key, metric(&eval)?)))
+                .collect();
+            numbers.insert("step", eval.step as f64);
             points
                 .last_mut()
                 .expect("pushed above")
@@ -135,51 +178,47 @@ impl Report {
         pareto_front(&xy)
     }
 
-    /// `sweep.json`.
-    pub fn to_json(&self, spec: &SweepSpec) -> Value {
-        let front = self.front();
-        let stats_json = |s: Option<Stats>| {
-            s.map_or(
-                Value::Null,
-                |s| json!({"mean": s.mean, "sd": s.sd, "n": s.n}),
-            )
-        };
-        let points: Vec<Value> = self
+    /// What `sweep.json` holds.
+    fn file<'a>(&'a self, spec: &'a SweepSpec) -> SweepFile<'a> {
+        let points = self
             .points
             .iter()
-            .zip(&front)
-            .map(|(p, on_front)| {
-                let mut metrics = serde_json::Map::new();
-                for (key, _, _) in METRICS {
-                    if let Some(s) = p.stats(key) {
-                        metrics.insert(key.to_string(), stats_json(Some(s)));
-                    }
-                }
-                let runs: serde_json::Map<String, Value> = p
+            .zip(self.front())
+            .map(|(p, pareto)| PointEntry {
+                point: &p.name,
+                values: p
+                    .values
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+                pareto,
+                metrics: METRICS
+                    .iter()
+                    .filter_map(|(key, _, _)| Some((*key, p.stats(key)?)))
+                    .collect(),
+                runs: p
                     .runs
                     .iter()
-                    .map(|(seed, m)| (seed.to_string(), json!(m)))
-                    .collect();
-                json!({
-                    "point": p.name,
-                    "values": p.values.iter().cloned().collect::<BTreeMap<_, _>>(),
-                    "pareto": on_front,
-                    "metrics": metrics,
-                    "runs": runs,
-                })
+                    .map(|(seed, numbers)| (seed.to_string(), numbers))
+                    .collect(),
             })
             .collect();
-        json!({
-            "base": spec.base,
-            "grid": spec.grid.iter().map(|a| json!({"key": a.key, "values": a.values})).collect::<Vec<_>>(),
-            "seeds": spec.seeds,
-            "max_steps": spec.max_steps,
-            "eval_n": spec.eval_n,
-            "device": spec.device,
-            "runs_total": self.total,
-            "runs_missing": self.missing,
-            "points": points,
-        })
+        SweepFile {
+            base: &spec.base,
+            grid: &spec.grid,
+            seeds: &spec.seeds,
+            max_steps: spec.max_steps,
+            eval_n: spec.eval_n,
+            device: &spec.device,
+            runs_total: self.total,
+            runs_missing: &self.missing,
+            points,
+        }
+    }
+
+    /// `sweep.json`.
+    pub fn json(&self, spec: &SweepSpec) -> Result<String> {
+        json_text(&self.file(spec))
     }
 
     /// `sweep.md`.
@@ -211,7 +250,7 @@ impl Report {
                 self.missing.join(", ")
             ));
         }
-        let shown: Vec<&(&str, &[&str], &str)> = METRICS
+        let shown: Vec<&Metric> = METRICS
             .iter()
             .filter(|(k, _, _)| self.points.iter().any(|p| p.stats(k).is_some()))
             .collect();
@@ -328,10 +367,7 @@ impl Report {
 
     /// Writes `sweep.json`, `sweep.md` and `pareto.png` into `out`.
     pub fn write(&self, out: &Path, spec: &SweepSpec) -> Result<()> {
-        write_atomic(
-            &out.join("sweep.json"),
-            &serde_json::to_string_pretty(&self.to_json(spec))?,
-        )?;
+        write_atomic(&out.join("sweep.json"), &self.json(spec)?)?;
         write_atomic(&out.join("sweep.md"), &self.markdown(spec))?;
         if let Some(png) = self.pareto_png()? {
             let path = out.join("pareto.png");

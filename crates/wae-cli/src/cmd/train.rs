@@ -7,7 +7,9 @@ use std::sync::atomic::AtomicUsize;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use wae_train::{PRESETS, ResumeOverrides, TrainConfig, TrainOptions, TrainSummary};
+use wae_train::{
+    PRESETS, ResumeOverrides, TrainConfig, TrainOptions, TrainSummary, preset_summary,
+};
 
 use wae_train::DeviceChoice;
 
@@ -181,8 +183,9 @@ fn print_summary(run_dir: &Path, s: &TrainSummary) {
 /// Runs `wae train`: success, or 128 + the signal that stopped it.
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
     if args.list_presets {
-        for (name, what) in PRESETS {
-            println!("{name:<22} {what}");
+        let width = PRESETS.iter().map(|n| n.len()).max().unwrap_or(0);
+        for name in PRESETS {
+            println!("{name:<width$}  {}", preset_summary(name)?);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -216,11 +219,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let Some((mut cfg, name)) = given else {
         bail!(
             "say what to train: --preset NAME or --config FILE (or --resume DIR); presets: {}",
-            PRESETS
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", ")
+            PRESETS.join(", ")
         );
     };
     if let Some(seed) = args.seed {
