@@ -77,6 +77,7 @@ pub mod images;
 mod mnist;
 pub mod npy;
 mod source;
+pub mod testing;
 
 pub use celeba::CelebA;
 pub use checksum::{CACHE_DIR_ENV, CACHE_FILE, Verify, default_cache_dir};

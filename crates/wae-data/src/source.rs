@@ -132,7 +132,8 @@ fn strict(dir: PathBuf, origin: &str, shown: &dyn Fn(&Path) -> String) -> Result
     }
 }
 
-fn holds_mnist(dir: &Path) -> bool {
+/// Whether `dir` holds at least one of the four MNIST files (gzip or raw).
+pub(crate) fn holds_mnist(dir: &Path) -> bool {
     FILES
         .iter()
         .any(|(name, _)| dir.join(name).is_file() || dir.join(format!("{name}.gz")).is_file())
