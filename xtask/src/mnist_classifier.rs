@@ -16,7 +16,7 @@ use wae_train::DeviceChoice;
 /// Arguments of `cargo xtask train-mnist-classifier`.
 #[derive(Args, Debug, Clone)]
 pub struct TrainClassifierArgs {
-    /// MNIST directory (default: WAE_DATA_DIR, data/mnist, ../shared/data/mnist).
+    /// MNIST directory (default: WAE_DATA_DIR, else data/mnist under the current directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Where to write the weights.

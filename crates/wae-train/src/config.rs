@@ -80,8 +80,8 @@ pub struct DataConfig {
     /// The split.
     pub split: SplitKind,
     /// Directory of the data files (for CelebA: the cache file or its directory);
-    /// unset = the usual search (MNIST: `WAE_DATA_DIR`, `data/mnist`,
-    /// `../shared/data/mnist`; CelebA: `data/celeba/celeba64.bin`).
+    /// unset = the default place (MNIST: `WAE_DATA_DIR`, else `data/mnist`; CelebA:
+    /// `data/celeba/celeba64.bin`; both under the current directory).
     pub dir: Option<PathBuf>,
     /// Use only the first N training examples of the split (for quick runs); unset = all.
     pub train_examples: Option<usize>,
