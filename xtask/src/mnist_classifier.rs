@@ -16,7 +16,7 @@ use wae_train::DeviceChoice;
 /// Arguments of `cargo xtask train-mnist-classifier`.
 #[derive(Args, Debug, Clone)]
 pub struct TrainClassifierArgs {
-    /// MNIST directory (default: WAE_DATA_DIR, data/mnist, ../shared/data/mnist).
+    /// MNIST directory (default: WAE_DATA_DIR, else data/mnist under the current directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Where to write the weights.
@@ -107,7 +107,7 @@ mod tests {
     /// and the saved file gives the same accuracy as the network in memory.
     #[test]
     fn trains_saves_and_reloads_on_a_slice_of_real_mnist() {
-        let source = MnistSource::locate(None)
+        let source = MnistSource::locate(Some(wae_data::testing::mnist_dir()))
             .unwrap_or_else(|e| panic!("this test needs the real MNIST files:\n{e}"));
         let mnist = Mnist::load(&source.with_verify(wae_data::Verify::Skip)).unwrap();
         let small = Mnist {

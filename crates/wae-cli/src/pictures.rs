@@ -29,7 +29,8 @@ pub struct RunArgs {
     /// Device to run the networks on.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceChoice,
-    /// Directory holding the MNIST files (default: WAE_DATA_DIR, data/mnist, ../shared/data/mnist).
+    /// Directory holding the MNIST files (default: WAE_DATA_DIR, else data/mnist under the
+    /// current directory).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 }

@@ -52,8 +52,10 @@ fn png_size(path: &Path) -> (u32, u32) {
 
 /// A preset cut to 128 training images and width/32 networks, with PyTorch's
 /// default init (larger than the paper's N(0, 0.01)) so that 3 steps already
-/// give codes and samples that differ from image to image.
+/// give codes and samples that differ from image to image. The MNIST directory is
+/// the tests' (`wae_data::testing`), in the config, so every command on the runs finds it.
 fn tiny(mut cfg: TrainConfig) -> TrainConfig {
+    cfg.data.dir = Some(wae_data::testing::mnist_dir());
     cfg.model = cfg.model.with_width_div(32);
     cfg.model.encoder.init = wae_nets::WeightInit::Default;
     cfg.model.decoder.init = wae_nets::WeightInit::Default;

@@ -31,9 +31,11 @@ fn s(p: &Path) -> &str {
 }
 
 /// The smoke preset (512 images, 16 steps per epoch) without pretraining, logging
-/// every step, checkpoints at epoch ends only, for `epochs` epochs.
+/// every step, checkpoints at epoch ends only, for `epochs` epochs, on the tests' MNIST
+/// (named in the config, so resumes and pictures find it too).
 fn smoke_config(dir: &Path, epochs: u64) -> PathBuf {
     let mut cfg = preset("mnist-wae-mmd-smoke").expect("preset");
+    cfg.data.dir = Some(wae_data::testing::mnist_dir());
     cfg.pretrain.enabled = false;
     cfg.training.epochs = epochs;
     cfg.training.log_every_steps = 1;

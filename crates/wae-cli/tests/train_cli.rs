@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{text, wae};
+use common::{text, wae, wae_on_mnist};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -43,7 +43,7 @@ fn tiny_run() -> (tempfile::TempDir, PathBuf, PathBuf) {
 fn train_stop_and_resume_through_the_cli() {
     let (_tmp, cfg, run) = tiny_run();
     let (cfg_s, run_s) = (cfg.to_str().unwrap(), run.to_str().unwrap());
-    let o = wae(&[
+    let o = wae_on_mnist(&[
         "train",
         "--config",
         cfg_s,
@@ -55,11 +55,11 @@ fn train_stop_and_resume_through_the_cli() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("steps: 3"), "{}", text(&o));
     assert_eq!(lines(&run.join("metrics.jsonl")), 3);
-    let o = wae(&["train", "--resume", run_s, "--max-steps", "5"]);
+    let o = wae_on_mnist(&["train", "--resume", run_s, "--max-steps", "5"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(lines(&run.join("metrics.jsonl")), 5);
     // Training again into the same directory is refused.
-    let o = wae(&["train", "--config", cfg_s, "--out", run_s]);
+    let o = wae_on_mnist(&["train", "--config", cfg_s, "--out", run_s]);
     assert!(!o.status.success());
     assert!(text(&o).contains("--resume"), "{}", text(&o));
 }
@@ -128,11 +128,11 @@ fn trainer_and_eval_write_one_eval_schema() {
     use wae_train::evaluate::{EvalReport, SCHEMA_VERSION};
     let (tmp, cfg, run) = tiny_run();
     let (cfg_s, run_s) = (cfg.to_str().unwrap(), run.to_str().unwrap());
-    let o = wae(&["train", "--config", cfg_s, "--out", run_s]);
+    let o = wae_on_mnist(&["train", "--config", cfg_s, "--out", run_s]);
     assert!(o.status.success(), "{}", text(&o));
     let trained = EvalReport::read(&run.join("eval.json")).expect("the trainer's eval.json");
     let cli_json = tmp.path().join("cli-eval.json");
-    let o = wae(&[
+    let o = wae_on_mnist(&[
         "eval",
         run_s,
         "--n",

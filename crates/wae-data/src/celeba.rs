@@ -244,8 +244,7 @@ impl CelebA {
 
     /// Finds the cache: `explicit` (a cache file, or a directory holding
     /// [`CACHE_FILE_NAME`]) if given; else `data/celeba/celeba64.bin` under the current
-    /// directory, then under this workspace's root. The error names the places tried
-    /// and how to build the cache.
+    /// directory. The error names the place tried and how to build the cache.
     pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
         if let Some(p) = explicit {
             let path = crate::data_dir::file_or_folder(p, CACHE_FILE_NAME);
@@ -255,12 +254,14 @@ impl CelebA {
                 Err(Error::CelebaCacheMissing { path })
             };
         }
-        let relative = crate::data_dir::default_dir("celeba").join(CACHE_FILE_NAME);
-        let workspace = crate::data_dir::build_workspace();
-        crate::data_dir::search_places(std::slice::from_ref(&relative), None, &workspace)
-            .into_iter()
-            .find(|p| p.is_file())
-            .ok_or(Error::CelebaCacheMissing { path: relative })
+        let path = crate::data_dir::default_dir("celeba").join(CACHE_FILE_NAME);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            // Named in full, so the message says which current directory was meant.
+            let path = std::env::current_dir().map_or(path.clone(), |cwd| cwd.join(&path));
+            Err(Error::CelebaCacheMissing { path })
+        }
     }
 
     /// Reads only the header of a cache file (cheap; no pixel is read or checked).

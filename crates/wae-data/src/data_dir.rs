@@ -1,13 +1,13 @@
 //! Where data sets live: the one data-directory policy of the workspace.
 //!
-//! - A data set's folder is `data/<name>` ([`default_dir`]): what `cargo xtask download`
-//!   fills and where the loaders look first.
+//! - A data set's folder is `data/<name>` ([`default_dir`]), relative to the current
+//!   directory: what `cargo xtask download` fills and the only place a loader looks when
+//!   it is given nothing. No loader searches beside the checkout or in the folder the
+//!   crate was built in: a command finds the same data wherever the binary came from.
 //! - A path a user gives may name the file itself or a folder holding it
 //!   ([`file_or_folder`]): the CelebA cache and the dSprites npz.
-//! - When nothing is given, a loader tries each of its relative places under the current
-//!   directory, then under the workspace the crate was built in (`search_places`).
-//!   MNIST first takes `--data-dir`, then [`DATA_DIR_ENV`], and also tries
-//!   `../shared/data/mnist` ([`crate::MnistSource::resolve`]).
+//! - MNIST also takes `--data-dir`, then [`DATA_DIR_ENV`], before `data/mnist`
+//!   ([`crate::MnistSource::resolve`]).
 //!
 //! Data directories are read-only to every crate: caches go elsewhere.
 //!
@@ -40,44 +40,9 @@ pub fn file_or_folder(path: &Path, file_name: &str) -> PathBuf {
     }
 }
 
-/// Where a loader looks when nothing is given: each of `relative` under `cwd` (as it is
-/// when `cwd` is `None`), then each under `workspace`.
-pub(crate) fn search_places(
-    relative: &[PathBuf],
-    cwd: Option<&Path>,
-    workspace: &Path,
-) -> Vec<PathBuf> {
-    let under_cwd = relative.iter().map(|rel| match cwd {
-        Some(c) => c.join(rel),
-        None => rel.clone(),
-    });
-    let under_workspace = relative.iter().map(|rel| workspace.join(rel));
-    under_cwd.chain(under_workspace).collect()
-}
-
-/// The root of the workspace this crate was built in (the second place searched).
-pub(crate) fn build_workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn places_are_cwd_first_then_workspace() {
-        let rel = [default_dir("mnist"), PathBuf::from("x")];
-        let places = search_places(&rel, Some(Path::new("/c")), Path::new("/w"));
-        let expected: Vec<PathBuf> = ["/c/data/mnist", "/c/x", "/w/data/mnist", "/w/x"]
-            .iter()
-            .map(PathBuf::from)
-            .collect();
-        assert_eq!(places, expected);
-        assert_eq!(
-            search_places(&rel[..1], None, Path::new("/w")),
-            [PathBuf::from("data/mnist"), PathBuf::from("/w/data/mnist")]
-        );
-    }
 
     #[test]
     fn a_folder_stands_for_the_file_in_it() {

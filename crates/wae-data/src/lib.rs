@@ -1,8 +1,9 @@
 //! Data for Wasserstein auto-encoders: MNIST and CelebA loading, checksums, splits and batches.
 //!
 //! - [`MnistSource`] finds the directory holding the four MNIST IDX files (gzip or raw):
-//!   an explicit directory (`--data-dir`), else `WAE_DATA_DIR`, else `data/mnist`, else
-//!   `../shared/data/mnist` (see [`MnistSource::resolve`]).
+//!   an explicit directory (`--data-dir`), else `WAE_DATA_DIR`, else `data/mnist` under
+//!   the current directory, nothing else (see [`MnistSource::resolve`]); tests take
+//!   theirs from [`testing::mnist_dir`].
 //! - [`Mnist::load`] reads them, checks headers, sizes and labels, and verifies the
 //!   canonical MD5s of the uncompressed content once per file version, caching the verdict
 //!   in the user's cache directory (or `WAE_CACHE_DIR`) -- never in the data directory.
@@ -77,6 +78,7 @@ pub mod images;
 mod mnist;
 pub mod npy;
 mod source;
+pub mod testing;
 
 pub use celeba::CelebA;
 pub use checksum::{CACHE_DIR_ENV, CACHE_FILE, Verify, default_cache_dir};

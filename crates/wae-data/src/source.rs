@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checksum::{Verify, default_cache_dir};
 pub use crate::data_dir::DATA_DIR_ENV;
-use crate::data_dir::{build_workspace, default_dir, search_places};
+use crate::data_dir::default_dir;
 use crate::error::{Error, Result};
 use crate::mnist::FILES;
 
@@ -59,21 +59,20 @@ impl MnistSource {
 
     /// Finds the MNIST directory.
     ///
-    /// Order:
+    /// Order, and nothing else:
     /// 1. `explicit` (what `--data-dir` passes): used if it is a directory, an error if not;
     /// 2. the environment variable `WAE_DATA_DIR`, if set: same rule;
-    /// 3. `data/mnist`, then `../shared/data/mnist`, relative to the current directory;
-    /// 4. the same two relative to this workspace's root (where the crate was built from),
-    ///    so that tests find the data whatever directory they run in.
+    /// 3. `data/mnist` under the current directory (what `cargo xtask download mnist`
+    ///    fills), if it holds at least one of the four MNIST files (gzip or raw).
     ///
-    /// In steps 3 and 4 a directory qualifies when it holds at least one of the four
-    /// MNIST files (gzip or raw). The error lists every place tried and how to get the data.
+    /// Nothing depends on where the binary was built or what lies beside the checkout.
+    /// The error lists the three places in order and how to get the data.
     pub fn resolve(explicit: Option<PathBuf>) -> Result<PathBuf> {
         let env = std::env::var_os(DATA_DIR_ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
         let cwd = std::env::current_dir().ok();
-        resolve_in(explicit, env, cwd.as_deref(), &build_workspace())
+        resolve_in(explicit, env, cwd.as_deref())
     }
 }
 
@@ -82,7 +81,6 @@ pub(crate) fn resolve_in(
     explicit: Option<PathBuf>,
     env: Option<PathBuf>,
     cwd: Option<&Path>,
-    workspace: &Path,
 ) -> Result<PathBuf> {
     let shown = |p: &Path| match cwd {
         Some(c) if p.is_relative() => c.join(p).display().to_string(),
@@ -94,32 +92,27 @@ pub(crate) fn resolve_in(
     if let Some(dir) = env {
         return strict(dir, "from the environment variable WAE_DATA_DIR", &shown);
     }
-    let mnist = default_dir("mnist");
-    let shared = Path::new("..").join("shared").join(&mnist);
-    let candidates = search_places(&[mnist, shared], cwd, workspace);
-    let mut searched = Vec::new();
-    let mut seen = Vec::new();
-    for dir in candidates {
-        let canonical = dir.canonicalize().ok();
-        if let Some(c) = &canonical {
-            if seen.contains(c) {
-                continue;
-            }
-            seen.push(c.clone());
-        }
-        if !dir.is_dir() {
-            searched.push(format!("{} (does not exist)", shown(&dir)));
-        } else if !holds_mnist(&dir) {
-            searched.push(format!("{} (exists but holds no MNIST file)", shown(&dir)));
-        } else {
-            return Ok(canonical.unwrap_or(dir));
-        }
-    }
-    searched.push(format!(
-        "(the environment variable {} is not set)",
-        crate::source::DATA_DIR_ENV
-    ));
-    Err(Error::DataDirNotFound { searched })
+    let dir = match cwd {
+        Some(c) => c.join(default_dir("mnist")),
+        None => default_dir("mnist"),
+    };
+    let default = if !dir.is_dir() {
+        format!("{} (the default; does not exist)", shown(&dir))
+    } else if !holds_mnist(&dir) {
+        format!(
+            "{} (the default; exists but holds no MNIST file)",
+            shown(&dir)
+        )
+    } else {
+        return Ok(dir);
+    };
+    Err(Error::DataDirNotFound {
+        searched: vec![
+            "--data-dir (not given)".into(),
+            format!("the environment variable {DATA_DIR_ENV} (not set)"),
+            default,
+        ],
+    })
 }
 
 fn strict(dir: PathBuf, origin: &str, shown: &dyn Fn(&Path) -> String) -> Result<PathBuf> {
@@ -132,7 +125,8 @@ fn strict(dir: PathBuf, origin: &str, shown: &dyn Fn(&Path) -> String) -> Result
     }
 }
 
-fn holds_mnist(dir: &Path) -> bool {
+/// Whether `dir` holds at least one of the four MNIST files (gzip or raw).
+pub(crate) fn holds_mnist(dir: &Path) -> bool {
     FILES
         .iter()
         .any(|(name, _)| dir.join(name).is_file() || dir.join(format!("{name}.gz")).is_file())
@@ -149,10 +143,10 @@ mod tests {
         // An existing explicit directory wins even without files (missing files are
         // reported by the loader, naming them).
         assert_eq!(
-            resolve_in(Some(root.to_path_buf()), None, Some(root), root).expect("explicit"),
+            resolve_in(Some(root.to_path_buf()), None, Some(root)).expect("explicit"),
             root
         );
-        let err = resolve_in(None, Some(root.join("nope")), Some(root), root).expect_err("env");
+        let err = resolve_in(None, Some(root.join("nope")), Some(root)).expect_err("env");
         let msg = err.to_string();
         assert!(
             msg.contains("WAE_DATA_DIR") && msg.contains("nope"),
@@ -161,44 +155,54 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_tried_in_order_and_all_listed_on_failure() {
+    fn the_default_is_data_mnist_under_the_current_directory_only() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let cwd = tmp.path().join("project");
-        let workspace = tmp.path().join("ws/main");
-        std::fs::create_dir_all(cwd.join("data/mnist")).expect("mkdir"); // empty: skipped
-        std::fs::create_dir_all(&workspace).expect("mkdir");
-        let err = resolve_in(None, None, Some(&cwd), &workspace).expect_err("nothing there");
+        std::fs::create_dir_all(&cwd).expect("mkdir");
+        // MNIST beside the checkout, where CI keeps it, is not looked at.
+        let beside = tmp.path().join("shared/data/mnist");
+        std::fs::create_dir_all(&beside).expect("mkdir");
+        std::fs::write(beside.join("t10k-labels-idx1-ubyte.gz"), b"x").expect("write");
+        let err = resolve_in(None, None, Some(&cwd)).expect_err("nothing there");
         let msg = err.to_string();
         let places = [
-            cwd.join("data/mnist"),
-            cwd.join("../shared/data/mnist"),
-            workspace.join("data/mnist"),
-            workspace.join("../shared/data/mnist"),
+            "--data-dir (not given)".to_string(),
+            "WAE_DATA_DIR (not set)".to_string(),
+            format!(
+                "{} (the default; does not exist)",
+                cwd.join("data/mnist").display()
+            ),
         ];
         let mut last = 0;
         for place in &places {
             let at = msg
-                .find(&place.display().to_string())
-                .unwrap_or_else(|| panic!("{} not listed:\n{msg}", place.display()));
+                .find(place.as_str())
+                .unwrap_or_else(|| panic!("{place} not listed:\n{msg}"));
             assert!(at >= last, "places out of order:\n{msg}");
             last = at;
         }
-        assert!(msg.contains("holds no MNIST file"), "{msg}");
+        assert!(!msg.contains("shared"), "{msg}");
         assert!(msg.contains("cargo xtask download mnist"), "{msg}");
 
-        // A shared directory beside the workspace is found once it holds a file.
-        let shared = workspace.join("../shared/data/mnist");
-        std::fs::create_dir_all(&shared).expect("mkdir");
-        std::fs::write(shared.join("t10k-labels-idx1-ubyte.gz"), b"x").expect("write");
-        let found = resolve_in(None, None, Some(&cwd), &workspace).expect("found");
-        assert_eq!(found, shared.canonicalize().expect("canonical"));
-
-        // ... but `data/mnist` under the current directory comes first.
+        // An empty `data/mnist` does not qualify ...
+        std::fs::create_dir_all(cwd.join("data/mnist")).expect("mkdir");
+        let msg = resolve_in(None, None, Some(&cwd))
+            .expect_err("empty")
+            .to_string();
+        assert!(msg.contains("holds no MNIST file"), "{msg}");
+        // ... one file is enough (the loader names the missing ones).
         std::fs::write(cwd.join("data/mnist/train-images-idx3-ubyte"), b"x").expect("write");
-        let found = resolve_in(None, None, Some(&cwd), &workspace).expect("found");
+        let found = resolve_in(None, None, Some(&cwd)).expect("found");
+        assert_eq!(found, cwd.join("data/mnist"));
+
+        // The explicit directory and the environment variable come first.
         assert_eq!(
-            found,
-            cwd.join("data/mnist").canonicalize().expect("canonical")
+            resolve_in(None, Some(beside.clone()), Some(&cwd)).expect("env"),
+            beside
+        );
+        assert_eq!(
+            resolve_in(Some(tmp.path().to_path_buf()), Some(beside), Some(&cwd)).expect("explicit"),
+            tmp.path()
         );
     }
 }

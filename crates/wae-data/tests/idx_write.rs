@@ -61,7 +61,7 @@ fn refuses_images_that_are_not_one_channel_28x28() {
 /// check (against the published checksums, no cache) passes.
 #[test]
 fn real_mnist_written_back_has_the_canonical_md5s() {
-    let source = match MnistSource::locate(None) {
+    let source = match MnistSource::locate(Some(wae_data::testing::mnist_dir())) {
         Ok(s) => s.with_verify(Verify::Skip),
         Err(e) => panic!("this test needs the real MNIST files:\n{e}"),
     };

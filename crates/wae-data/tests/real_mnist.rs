@@ -1,6 +1,7 @@
-//! Tests on the real MNIST files (`../shared/data/mnist`, or `WAE_DATA_DIR`).
+//! Tests on the real MNIST files, in the directory `wae_data::testing::mnist_dir` names
+//! (`WAE_DATA_DIR`, else `WAE_TEST_MNIST_DIR` from `.cargo/config.toml`).
 //!
-//! They fail, with the lookup error, when the data cannot be found: CI has it.
+//! They fail, saying how to set it, when the data cannot be found: CI has it.
 
 use std::sync::OnceLock;
 
@@ -23,7 +24,7 @@ fn cache_dir() -> std::path::PathBuf {
 }
 
 fn source() -> MnistSource {
-    match MnistSource::locate(None) {
+    match MnistSource::locate(Some(wae_data::testing::mnist_dir())) {
         Ok(s) => s.with_cache_dir(cache_dir()),
         Err(e) => panic!("these tests need the real MNIST files:\n{e}"),
     }

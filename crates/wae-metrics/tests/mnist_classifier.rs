@@ -1,7 +1,5 @@
 //! The MNIST feature extractor: training, determinism, checkpoints, real MNIST.
 
-use std::path::PathBuf;
-
 use candle_core::Device;
 use wae_data::{Dataset, Mnist, MnistSource};
 use wae_metrics::mnist_classifier::{
@@ -121,22 +119,14 @@ fn checkpoints_round_trip() {
     );
 }
 
-/// The MNIST directory by wae-data's lookup (which also tries the workspace's
-/// `../shared/data/mnist`).
-fn mnist_dir() -> Option<PathBuf> {
-    MnistSource::resolve(None).ok()
-}
-
 #[test]
 fn trains_on_real_mnist() {
     // About 30-70 s on a shared 2-core CPU: opt-in.
     if !wae_io::heavy_tests("training the classifier on real MNIST") {
         return;
     }
-    let Some(dir) = mnist_dir() else {
-        eprintln!("skipped: MNIST not found (set WAE_DATA_DIR); see data/README.md");
-        return;
-    };
+    // Fails, saying how to set it, when the directory is not found: CI has the data.
+    let dir = wae_data::testing::mnist_dir();
     let dev = Device::Cpu;
     let mnist = Mnist::load(&MnistSource::from_dir(dir)).unwrap();
     let test: Vec<usize> = (0..1000).collect();

@@ -80,8 +80,8 @@ pub struct DataConfig {
     /// The split.
     pub split: SplitKind,
     /// Directory of the data files (for CelebA: the cache file or its directory);
-    /// unset = the usual search (MNIST: `WAE_DATA_DIR`, `data/mnist`,
-    /// `../shared/data/mnist`; CelebA: `data/celeba/celeba64.bin`).
+    /// unset = the default place (MNIST: `WAE_DATA_DIR`, else `data/mnist`; CelebA:
+    /// `data/celeba/celeba64.bin`; both under the current directory).
     pub dir: Option<PathBuf>,
     /// Use only the first N training examples of the split (for quick runs); unset = all.
     pub train_examples: Option<usize>,
@@ -258,15 +258,11 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        let model = ModelConfig {
-            input_noise_std: 0.01,
-            ..ModelConfig::default()
-        };
         Self {
             description: "paper MNIST WAE-MMD".into(),
             seed: 0,
             data: DataConfig::default(),
-            model,
+            model: ModelConfig::default(),
             objective: ObjectiveConfig::default(),
             optimizer: OptimizerConfig::default(),
             pretrain: PretrainConfig::default(),
@@ -450,6 +446,34 @@ mod tests {
         let cfg = TrainConfig::from_toml_str("seed = 9\n", Path::new("p.toml")).unwrap();
         assert_eq!(cfg.seed, 9);
         assert_eq!(cfg.training.batch_size, 100);
+    }
+
+    /// The omitted `input_noise_std` is the paper code's 0.01 whether or not the file has
+    /// a `[model]` table (it was 0.0 as soon as any `[model]` key was given).
+    #[test]
+    fn omitted_input_noise_is_the_same_with_and_without_a_model_table() {
+        let parse = |text: &str| {
+            TrainConfig::from_toml_str(text, Path::new("n.toml"))
+                .unwrap()
+                .model
+                .input_noise_std
+        };
+        let without_model = parse("seed = 1\n");
+        assert_eq!(without_model, crate::model::DEFAULT_INPUT_NOISE_STD);
+        assert_eq!(without_model, TrainConfig::default().model.input_noise_std);
+        for text in [
+            "[model]\n",
+            "[model.encoder]\nwidth_div = 4\n",
+            "[model.prior]\nkind = \"normal\"\nvariance = 2.0\n",
+        ] {
+            assert_eq!(parse(text), without_model, "{text}");
+        }
+        // Given explicitly, it is kept.
+        assert_eq!(parse("[model]\ninput_noise_std = 0.0\n"), 0.0);
+        assert_eq!(
+            toml::from_str::<ModelConfig>("").unwrap(),
+            ModelConfig::default()
+        );
     }
 
     #[test]

@@ -38,14 +38,26 @@ pub struct ModelConfig {
     /// Latent discriminator (used by WAE-GAN only).
     pub discriminator: DiscriminatorConfig,
     /// Standard deviation of the truncated-normal noise added to the encoder's input
-    /// in training (the reference code's `e_noise = "add_noise"`, 0.01); 0 = none.
+    /// in training (the reference code's `e_noise = "add_noise"`,
+    /// [`DEFAULT_INPUT_NOISE_STD`], also when the key is left out); 0 = none.
     /// The reconstruction target stays the clean image.
     pub input_noise_std: f64,
 }
 
+/// The encoder's input noise of the paper's code (`e_noise = "add_noise"`): what
+/// `input_noise_std` is when a config leaves it out, with or without a `[model]` table.
+pub const DEFAULT_INPUT_NOISE_STD: f64 = 0.01;
+
+/// The paper's MNIST networks (as [`ModelConfig::for_architecture`]) with the paper
+/// code's input noise, [`DEFAULT_INPUT_NOISE_STD`]. Also what serde fills in for the
+/// keys a `[model]` table leaves out, so that `TrainConfig::default().model` and a
+/// `[model]` table without `input_noise_std` agree.
 impl Default for ModelConfig {
     fn default() -> Self {
-        Self::for_architecture(Architecture::MnistDcgan)
+        Self {
+            input_noise_std: DEFAULT_INPUT_NOISE_STD,
+            ..Self::for_architecture(Architecture::MnistDcgan)
+        }
     }
 }
 

@@ -126,6 +126,7 @@ mod tests {
         cfg.training.eval_examples = 16;
         let mut opts = crate::TrainOptions::new(run.path());
         opts.progress = false;
+        opts.data_dir = Some(wae_data::testing::mnist_dir());
         assert!(!run.has_checkpoint());
         assert!(
             run.require_checkpoint()

@@ -7,8 +7,10 @@ mod custom_model;
 #[test]
 fn a_users_own_networks_train_through_the_trainer() {
     let tmp = tempfile::tempdir().unwrap();
-    let (untrained_err, untrained_mmd) = custom_model::run(0, &tmp.path().join("0")).unwrap();
-    let (err, mmd) = custom_model::run(200, &tmp.path().join("200")).unwrap();
+    let mnist = Some(wae_data::testing::mnist_dir());
+    let (untrained_err, untrained_mmd) =
+        custom_model::run(0, &tmp.path().join("0"), mnist.clone()).unwrap();
+    let (err, mmd) = custom_model::run(200, &tmp.path().join("200"), mnist).unwrap();
     println!("untrained: {untrained_err:.3} / {untrained_mmd:.5}; 200 steps: {err:.3} / {mmd:.5}");
     assert!(
         err < 0.6 * untrained_err,

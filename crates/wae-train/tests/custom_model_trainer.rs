@@ -35,6 +35,7 @@ fn opts(dir: &Path, max_steps: u64) -> TrainOptions {
     TrainOptions {
         max_steps: Some(max_steps),
         progress: false,
+        data_dir: Some(wae_data::testing::mnist_dir()),
         ..TrainOptions::new(dir)
     }
 }

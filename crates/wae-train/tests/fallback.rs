@@ -18,6 +18,7 @@ fn run(cfg: &TrainConfig, dir: &Path, fallback: bool) -> (Vec<BTreeMap<String, f
     wae_divergence::set_force_fallback(fallback);
     let mut opts = TrainOptions::new(dir);
     opts.progress = false;
+    opts.data_dir = Some(wae_data::testing::mnist_dir());
     wae_kernels::profile::reset();
     train(cfg, &opts).unwrap();
     // The switch took effect: the fast kernels ran, or none did.

@@ -23,6 +23,7 @@ fn run(name: &str, steps: u64, dir: &Path) -> TrainSummary {
         run_dir: dir.join(name),
         max_steps: Some(steps),
         progress: false,
+        data_dir: Some(wae_data::testing::mnist_dir()),
         ..TrainOptions::new(dir.join(name))
     };
     let started = std::time::Instant::now();
@@ -52,7 +53,7 @@ fn mean(v: &[f64]) -> f64 {
 /// Mean over test images of ||x - mean_train_image||^2: the error of a model that ignores x.
 fn mean_image_baseline() -> f64 {
     let cfg = preset("mnist-wae-mmd-cpu").expect("preset");
-    let (train_set, test) = load_data(&cfg, None).expect("MNIST");
+    let (train_set, test) = load_data(&cfg, Some(&wae_data::testing::mnist_dir())).expect("MNIST");
     let px = train_set.pixels_per_image();
     let mut mean_img = vec![0f64; px];
     for i in 0..train_set.len() {

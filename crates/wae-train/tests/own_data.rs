@@ -31,7 +31,8 @@ fn mnist_as_png_files_trains_bit_identically_to_the_idx_pixels() {
     let tmp = tempfile::tempdir().unwrap();
     // SAFETY: the only test of this binary; no other thread reads the environment.
     unsafe { std::env::set_var("WAE_CACHE_DIR", tmp.path().join("cache")) };
-    let source = wae_data::MnistSource::locate(None).expect("MNIST (see data/README.md)");
+    let source = wae_data::MnistSource::locate(Some(wae_data::testing::mnist_dir()))
+        .expect("MNIST (see data/README.md)");
     let idx = wae_data::Mnist::load_split(&source, wae_data::Split::Standard)
         .unwrap()
         .test;

@@ -21,6 +21,7 @@ fn small(name: &str) -> TrainConfig {
 
 fn mmd_after(cfg: &TrainConfig, steps: u64, dir: &std::path::Path) -> f64 {
     let mut opts = TrainOptions::new(dir);
+    opts.data_dir = Some(wae_data::testing::mnist_dir());
     opts.max_steps = Some(steps);
     opts.progress = false;
     let summary = train(cfg, &opts).unwrap();

@@ -31,7 +31,7 @@ fn opts(dir: &Path, max_steps: u64) -> TrainOptions {
     TrainOptions {
         run_dir: dir.to_path_buf(),
         device: Device::Cpu,
-        data_dir: None,
+        data_dir: Some(wae_data::testing::mnist_dir()),
         max_steps: Some(max_steps),
         progress: false,
         stop: None,

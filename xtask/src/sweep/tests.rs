@@ -267,6 +267,7 @@ fn slurm_sweep_with_a_requeued_task_equals_the_local_one() {
     let config = dir.path().join("base.toml");
     fs::write(&config, base.to_toml_string().unwrap()).unwrap();
     let wae = wae_for_tests();
+    let mnist = wae_data::testing::mnist_dir();
     let line = |out: &Path, extra: &[&str]| {
         let mut l = vec![
             "--config",
@@ -279,6 +280,8 @@ fn slurm_sweep_with_a_requeued_task_equals_the_local_one() {
             "256",
             "--wae-bin",
             wae.to_str().unwrap(),
+            "--data-dir",
+            mnist.to_str().unwrap(),
         ];
         l.extend(["--out", out.to_str().unwrap()]);
         l.extend(extra.iter().copied());

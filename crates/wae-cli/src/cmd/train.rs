@@ -47,8 +47,9 @@ pub struct TrainArgs {
     /// Device to train on.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceChoice,
-    /// MNIST: the directory of the IDX files (default: WAE_DATA_DIR, data/mnist,
-    /// ../shared/data/mnist). CelebA: the cache file or its directory (default data/celeba).
+    /// MNIST: the directory of the IDX files (default: WAE_DATA_DIR, else data/mnist under
+    /// the current directory). CelebA: the cache file or its directory (default
+    /// data/celeba under the current directory).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Continue the run in DIR from its newest checkpoint, or from the checkpoint
