@@ -418,6 +418,7 @@ mod tests {
         cfg.training.eval_examples = 16;
         let mut opts = crate::TrainOptions::new(&run);
         opts.progress = false;
+        opts.data_dir = Some(wae_data::testing::mnist_dir());
         crate::train(&cfg, &opts).unwrap();
 
         let by_run = TrainedRun::load(&run, &Device::Cpu).unwrap();
