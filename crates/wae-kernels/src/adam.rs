@@ -225,12 +225,10 @@ fn fused<T: Elem + WithDType>(
         keep1: T::of_f64(1.0 - step.beta1),
         decay2: T::of_f64(step.beta2),
         keep2: T::of_f64(1.0 - step.beta2),
-        param: ParamConsts {
-            inv_bc1: T::of_f64(1.0 / step.bias_correction1),
-            inv_bc2: T::of_f64(1.0 / step.bias_correction2),
-            eps: T::of_f64(step.eps),
-            lr: T::of_f64(step.lr),
-        },
+        inv_bc1: T::of_f64(1.0 / step.bias_correction1),
+        inv_bc2: T::of_f64(1.0 / step.bias_correction2),
+        eps: T::of_f64(step.eps),
+        lr: T::of_f64(step.lr),
     };
     p.par_chunks_mut(CHUNK)
         .zip(m.par_chunks_mut(CHUNK))
@@ -245,21 +243,23 @@ struct FusedConsts<T> {
     keep1: T,
     decay2: T,
     keep2: T,
-    param: ParamConsts<T>,
+    inv_bc1: T,
+    inv_bc2: T,
+    eps: T,
+    lr: T,
 }
 
 multiversion!(fn fused_chunk<T: Elem>(p: &mut [T], m: &mut [T], v: &mut [T], g: &[T], c: FusedConsts<T>) = fused_chunk_body;);
 
 #[inline(always)]
 fn fused_chunk_body<T: Elem>(p: &mut [T], m: &mut [T], v: &mut [T], g: &[T], c: FusedConsts<T>) {
-    let k = &c.param;
     for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
         *m = (*m * c.decay1 + T::ZERO) + (g * c.keep1 + T::ZERO);
         *v = (*v * c.decay2 + T::ZERO) + ((g * g) * c.keep2 + T::ZERO);
-        let m_hat = *m * k.inv_bc1 + T::ZERO;
-        let v_hat = *v * k.inv_bc2 + T::ZERO;
-        let denom = v_hat.sqrt() * T::ONE + k.eps;
-        let update = (m_hat / denom) * k.lr + T::ZERO;
+        let m_hat = *m * c.inv_bc1 + T::ZERO;
+        let v_hat = *v * c.inv_bc2 + T::ZERO;
+        let denom = v_hat.sqrt() * T::ONE + c.eps;
+        let update = (m_hat / denom) * c.lr + T::ZERO;
         *p = *p - update;
     }
 }
@@ -291,14 +291,6 @@ fn slice_mut<'a, T: Elem>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Res
     }
 }
 
-#[derive(Clone, Copy)]
-struct ParamConsts<T> {
-    inv_bc1: T,
-    inv_bc2: T,
-    eps: T,
-    lr: T,
-}
-
 /// `sum(t^2)` in f64: the square of a gradient's norm.
 ///
 /// On the CPU (f32, f64, contiguous) one parallel pass, each value widened to f64 before
@@ -307,11 +299,7 @@ struct ParamConsts<T> {
 /// allocates two f64 copies of the tensor (for the 14 million weights of the fully
 /// connected dSprites nets, 230 MB written per step).
 pub fn sum_of_squares(t: &Tensor) -> Result<f64> {
-    let fast = t.device().is_cpu()
-        && t.is_contiguous()
-        && matches!(t.dtype(), DType::F32 | DType::F64)
-        && !crate::force_fallback();
-    if !fast {
+    if !(crate::fast_path(t) && t.is_contiguous()) {
         return Ok(t
             .to_dtype(DType::F64)?
             .sqr()?

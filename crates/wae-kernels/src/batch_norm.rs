@@ -595,10 +595,6 @@ impl CustomOp3 for ChannelAffineOp {
     }
 }
 
-fn fast_path(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && !crate::force_fallback()
-}
-
 fn activate(y: Tensor, activation: Activation) -> Result<Tensor> {
     Ok(match activation {
         Activation::Identity => y,
@@ -650,7 +646,7 @@ pub fn batch_norm_train(
         }
     }
     let count = n * plane;
-    if !fast_path(x) {
+    if !crate::fast_path(x) {
         let dims: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
         let cs = channel_shape(x);
         let mean = x.mean_keepdim(dims.as_slice())?;
@@ -734,7 +730,7 @@ pub fn batch_norm_eval(
         Some(b) => (b - (running_mean * &scale)?)?,
         None => (running_mean * &scale)?.neg()?,
     };
-    if !fast_path(x) {
+    if !crate::fast_path(x) {
         let cs = channel_shape(x);
         let y = x
             .broadcast_mul(&scale.reshape(cs.as_slice())?)?

@@ -411,11 +411,6 @@ impl CustomOp3 for ConvOp {
     }
 }
 
-/// Whether the fast kernels handle tensors like `x` (CPU, f32 or f64).
-fn fast_path(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && !crate::force_fallback()
-}
-
 fn apply(op: ConvOp, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (x, weight) = (x.contiguous()?, weight.contiguous()?);
     let out = match bias {
@@ -464,7 +459,7 @@ pub fn conv_transpose2d(
     output_padding: usize,
 ) -> Result<Tensor> {
     check_rank(x, weight, "conv_transpose2d")?;
-    if !fast_path(x) {
+    if !crate::fast_path(x) {
         let y = x.conv_transpose2d(weight, padding, output_padding, stride, 1)?;
         return Ok(match bias {
             Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
@@ -498,7 +493,7 @@ pub fn conv_transpose2d_cropped(
     output_size: (usize, usize),
 ) -> Result<Tensor> {
     check_rank(x, weight, "conv_transpose2d")?;
-    if !fast_path(x) {
+    if !crate::fast_path(x) {
         let (_, _, h, w) = x.dims4()?;
         let (_, _, kh, kw) = weight.dims4()?;
         let full = |i: usize, k: usize| ((i.max(1) - 1) * stride + k).saturating_sub(2 * padding);
@@ -559,7 +554,7 @@ pub fn conv2d_padded(
     padding: Padding2d,
 ) -> Result<Tensor> {
     check_rank(x, weight, "conv2d")?;
-    if !fast_path(x) {
+    if !crate::fast_path(x) {
         let y = if padding.is_symmetric() {
             x.conv2d(weight, padding.top, stride, 1, 1)?
         } else {

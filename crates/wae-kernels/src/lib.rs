@@ -157,6 +157,14 @@ pub fn set_force_fallback(force: bool) {
     );
 }
 
+/// Whether the fast kernels handle tensors like `x`: on the CPU, f32 or f64, and the
+/// fallback not forced. Every op of this crate asks this first.
+pub(crate) fn fast_path(x: &candle_core::Tensor) -> bool {
+    x.device().is_cpu()
+        && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+        && !force_fallback()
+}
+
 /// Whether the fallback is forced (by [`set_force_fallback`] or `WAE_FORCE_FALLBACK=1`).
 pub fn force_fallback() -> bool {
     use std::sync::atomic::Ordering::Relaxed;

@@ -11,7 +11,7 @@
 //! contiguous, from the same products.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use crate::{Error, Result};
 
@@ -33,11 +33,7 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
             bias.dims()
         )));
     }
-    let fast = x.device().is_cpu()
-        && matches!(x.dtype(), DType::F32 | DType::F64)
-        && weight.dtype() == x.dtype()
-        && bias.dtype() == x.dtype()
-        && !crate::force_fallback();
+    let fast = crate::fast_path(x) && weight.dtype() == x.dtype() && bias.dtype() == x.dtype();
     if !fast || n == 0 {
         return Ok(x.matmul(&weight.t()?)?.broadcast_add(bias)?);
     }
