@@ -79,9 +79,10 @@ pub struct BenchArgs {
     /// MMD penalty cases as SIZExDIM (codes x latent dimension); empty for none.
     #[arg(long, value_delimiter = ',', default_value = "100x8,1000x64")]
     mmd: Vec<String>,
-    /// Batch of the Inception-features case (0 for none).
-    #[arg(long, default_value_t = 8)]
-    inception_batch: usize,
+    /// Batch sizes of the Inception-features case (0, or `--inception-batch` alone, for
+    /// none).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "8,50")]
+    inception_batch: Vec<usize>,
     /// Samples of the evaluation case (FID-MNIST features, FID, precision / recall, KID,
     /// MMD; 0 for none).
     #[arg(long, default_value_t = 10_000)]
@@ -349,10 +350,8 @@ fn cases(args: &BenchArgs) -> Result<Vec<Case>> {
             batch: args.fc_batch,
         });
     }
-    if args.inception_batch > 0 {
-        cases.push(Case::Inception {
-            batch: args.inception_batch,
-        });
+    for &batch in args.inception_batch.iter().filter(|&&b| b > 0) {
+        cases.push(Case::Inception { batch });
     }
     Ok(cases)
 }
@@ -391,6 +390,7 @@ mod tests {
                 "eval_fid_mnist_pr_kid_mmd",
                 "train_step_fc_dsprites",
                 "inception_pool3",
+                "inception_pool3",
             ]
         );
         assert_eq!(cases[5], Case::Mmd { n: 100, d: 8 });
@@ -410,6 +410,12 @@ mod tests {
             "--widths=4",
         ]))?;
         assert!(only_steps.iter().all(|c| matches!(c, Case::Step { .. })));
+        let no_inception = cases(&parse(&["--inception-batch"]))?;
+        assert!(
+            !no_inception
+                .iter()
+                .any(|c| matches!(c, Case::Inception { .. }))
+        );
         assert_eq!(only_steps.len(), 4);
         let no_steps = cases(&parse(&["--widths", "--scaling-batches", "--mmd=100x8"]))?;
         assert_eq!(
@@ -418,7 +424,8 @@ mod tests {
                 Case::Mmd { n: 100, d: 8 },
                 Case::Eval { n: 10_000 },
                 Case::FcStep { batch: 100 },
-                Case::Inception { batch: 8 }
+                Case::Inception { batch: 8 },
+                Case::Inception { batch: 50 }
             ]
         );
         for bad in ["--mmd=100", "--mmd=1x8", "--mmd=ax8", "--mmd=100x0"] {

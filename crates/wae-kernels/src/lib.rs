@@ -14,6 +14,8 @@
 //!   statistics and normalisation in one or two multithreaded passes each way;
 //! - [`linear`]: the fully connected layer, whose backward returns the weight's gradient
 //!   contiguous (candle's `matmul(&w.t())` returns a transposed view);
+//! - [`nhwc`]: channels-last inference kernels (convolution + bias + ReLU into a channel
+//!   slice of a shared output, pools, global mean) for networks that only infer;
 //! - [`adam_update`]: one Adam step of a parameter, in place and in parallel, bit for bit
 //!   the candle-op formula.
 //!
@@ -55,6 +57,7 @@ mod batch_norm;
 mod conv;
 mod cpu;
 mod linear;
+pub mod nhwc;
 pub mod profile;
 mod simd;
 mod winograd;

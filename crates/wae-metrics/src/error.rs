@@ -14,6 +14,10 @@ pub enum Error {
     #[error(transparent)]
     Divergence(#[from] wae_divergence::Error),
 
+    /// An error from wae-kernels (shapes reaching a CPU kernel).
+    #[error(transparent)]
+    Kernels(#[from] wae_kernels::Error),
+
     /// An input had the wrong shape, size or values.
     #[error("invalid input: {0}")]
     InvalidInput(String),

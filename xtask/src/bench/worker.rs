@@ -317,7 +317,7 @@ pub(super) fn measure_inception(args: &BenchArgs) -> Result<InceptionRun> {
     }
     let dt = t.elapsed().as_secs_f64();
     Ok(InceptionRun {
-        framework: "wae-metrics (candle + wae-kernels)",
+        framework: "wae-metrics (wae-kernels channels-last)",
         batch,
         reps,
         images_per_s: (reps * batch) as f64 / dt,

@@ -14,6 +14,7 @@
 //! (`w * gamma / sqrt(var + eps)`, `beta - mean * gamma / sqrt(var + eps)`,
 //! computed in f64), which changes results by float round-off only.
 
+mod nhwc;
 pub mod ops;
 pub mod pth;
 
@@ -374,6 +375,8 @@ pub struct InceptionV3 {
     mixed_7a: InceptionD,
     mixed_7b: InceptionE,
     mixed_7c: InceptionE,
+    /// The same layers in channels-last form for the CPU ([`nhwc`]), built on first use.
+    nhwc: std::sync::OnceLock<nhwc::InceptionNhwc>,
 }
 
 impl InceptionV3 {
@@ -410,6 +413,7 @@ impl InceptionV3 {
             mixed_7a: InceptionD::new(768, vb.pp("Mixed_7a"))?,
             mixed_7b: InceptionE::new(1280, EPool::Average, vb.pp("Mixed_7b"))?,
             mixed_7c: InceptionE::new(2048, EPool::Max, vb.pp("Mixed_7c"))?,
+            nhwc: std::sync::OnceLock::new(),
         })
     }
 
@@ -463,6 +467,33 @@ impl InceptionV3 {
         if self.config.normalize_input {
             x = x.affine(2.0, -1.0)?;
         }
+        if x.device().is_cpu() && x.dtype() == DType::F32 && !wae_kernels::force_fallback() {
+            return self.layers_nhwc(&x);
+        }
+        self.layers_candle(x)
+    }
+
+    /// The layers after input handling, on the CPU in f32: channels-last kernels
+    /// (`nhwc.rs`; docs/performance.md compares the two).
+    fn layers_nhwc(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let data = x.flatten_all()?.to_vec1::<f32>()?;
+        let input = wae_kernels::nhwc::FeatureMap::from_nchw(&data, n, c, h, w)?;
+        let net = match self.nhwc.get() {
+            Some(net) => net,
+            None => {
+                let built = nhwc::InceptionNhwc::new(self)?;
+                self.nhwc.get_or_init(|| built)
+            }
+        };
+        let features = net.features(input)?;
+        Ok(Tensor::from_vec(features, (n, FEATURE_DIM), x.device())?)
+    }
+
+    /// The layers after input handling with candle ops (and wae-kernels' NCHW
+    /// convolutions): every device and dtype.
+    fn layers_candle(&self, x: Tensor) -> Result<Tensor> {
+        let mut x = x;
         for layer in &self.stem {
             x = layer.forward(&x)?;
         }
