@@ -6,13 +6,16 @@
 //! needs contiguous tensors (so candle's ten-op formula ran instead, over strided data),
 //! and the gradient norm converted the view element by element. On the fully connected
 //! dSprites nets (4096 -> 1200 -> 1200 and back, 14 million weights) that was a third of
-//! the step. This op computes the same forward (the same GEMM call candle makes, then the
-//! bias) and returns `dW = dy^T . x`, `dx = dy . W` and `db = sum_rows(dy)`, all
-//! contiguous, from the same products.
+//! the step. This op computes the same forward and returns `dW = dy^T . x`,
+//! `dx = dy . W` and `db = sum_rows(dy)`, all contiguous. Its products are oriented so
+//! that the gemm crate reads the weight matrix in place instead of packing a copy of it
+//! on every call, and the weight gradient is not zeroed before gemm overwrites it (see
+//! [`forward`] and `cpu::gemm_new`).
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
+use crate::cpu::{Elem, gemm_new};
 use crate::{Error, Result};
 
 /// `y = x W^T + b` for `x` `(N, in)`, `weight` `(out, in)` and `bias` `(out)`: PyTorch's
@@ -60,21 +63,17 @@ impl CustomOp3 for LinearOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, d_in) = l1.shape().dims2()?;
         let d_out = l2.shape().dims()[0];
-        // The call `x.matmul(&w.t())` makes: w viewed as (in, out).
-        let wt = l2.transpose(0, 1)?;
-        let y = s1.matmul(s2, (1, n, d_out, d_in), l1, &wt)?;
-        let y = match (y, s3) {
-            (CpuStorage::F32(mut y), CpuStorage::F32(b)) => {
-                add_rows(&mut y, bias_slice(b, l3)?);
-                CpuStorage::F32(y)
+        let y = match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
+                CpuStorage::F32(forward(x, l1, w, l2, contiguous(b, l3, "bias")?, n, d_in)?)
             }
-            (CpuStorage::F64(mut y), CpuStorage::F64(b)) => {
-                add_rows(&mut y, bias_slice(b, l3)?);
-                CpuStorage::F64(y)
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
+                CpuStorage::F64(forward(x, l1, w, l2, contiguous(b, l3, "bias")?, n, d_in)?)
             }
-            (y, b) => candle_core::bail!(
-                "wae-linear: mixed dtypes {:?} and {:?}",
-                y.dtype(),
+            (x, w, b) => candle_core::bail!(
+                "wae-linear: mixed dtypes {:?}, {:?} and {:?}",
+                x.dtype(),
+                w.dtype(),
                 b.dtype()
             ),
         };
@@ -96,7 +95,7 @@ impl CustomOp3 for LinearOp {
             None
         };
         let dw = if weight.track_op() {
-            Some(grad.t()?.matmul(x)?)
+            Some(grad.apply_op2_no_bwd(&x.contiguous()?, &WeightGrad)?)
         } else {
             None
         };
@@ -109,19 +108,116 @@ impl CustomOp3 for LinearOp {
     }
 }
 
-/// The bias's values as one contiguous slice.
-fn bias_slice<'a, T>(b: &'a [T], layout: &Layout) -> candle_core::Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&b[start..end]),
-        None => candle_core::bail!("wae-linear: the bias must be contiguous"),
+fn parallelism() -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => gemm::Parallelism::None,
+        t => gemm::Parallelism::Rayon(t),
     }
 }
 
-/// `y[i, j] += b[j]` for every row `i` of `y` (row length `b.len()`).
-fn add_rows<T: Copy + std::ops::Add<Output = T>>(y: &mut [T], b: &[T]) {
-    for row in y.chunks_exact_mut(b.len()) {
-        for (v, &bj) in row.iter_mut().zip(b) {
-            *v = *v + bj;
+/// The contiguous values of a storage slice, or an error naming `what`.
+fn contiguous<'a, T>(v: &'a [T], layout: &Layout, what: &str) -> candle_core::Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&v[start..end]),
+        None => candle_core::bail!("wae-linear: the {what} must be contiguous"),
+    }
+}
+
+/// `x W^T + b`, row-major `(n, d_out)`.
+///
+/// The product is computed column-major (as `W x^T` stored row-major), then transposed
+/// with the bias added. Asked for a row-major result directly, the gemm crate transposes
+/// the whole problem and then packs the weight matrix (its left operand, with a row
+/// stride of `d_in`) on every call: on the dSprites nets that copied 14 million weights
+/// per forward pass. In this orientation the weight is the right operand with unit row
+/// stride, which gemm reads in place at these batch sizes; only the small `x` is packed.
+fn forward<T: Elem>(
+    x: &[T],
+    lx: &Layout,
+    w: &[T],
+    lw: &Layout,
+    bias: &[T],
+    n: usize,
+    d_in: usize,
+) -> candle_core::Result<Vec<T>> {
+    let d_out = bias.len();
+    let x = contiguous(x, lx, "input")?;
+    let w = contiguous(w, lw, "weight")?;
+    let yt = gemm_new(n, d_out, d_in, true, x, d_in, 1, w, 1, d_in, parallelism());
+    Ok(from_column_major(&yt, n, d_out, bias))
+}
+
+/// The row-major copy of the column-major `rows x cols` matrix `src`, plus `bias[j]` on
+/// column `j`.
+fn from_column_major<T: Elem>(src: &[T], rows: usize, cols: usize, bias: &[T]) -> Vec<T> {
+    let mut out = vec![T::ZERO; rows * cols];
+    // Blocks of 64 x 64 keep both sides of the transpose in cache.
+    const B: usize = 64;
+    for i0 in (0..rows).step_by(B) {
+        for j0 in (0..cols).step_by(B) {
+            for i in i0..(i0 + B).min(rows) {
+                let row = &mut out[i * cols..][..cols];
+                for j in j0..(j0 + B).min(cols) {
+                    let v = src[j * rows + i];
+                    row[j] = v + bias[j];
+                }
+            }
         }
+    }
+    out
+}
+
+/// `dW = dy^T . x` for `dy` `(n, out)` and `x` `(n, in)`, row-major `(out, in)`, written
+/// without zeroing the output first.
+#[derive(Clone, Copy, Debug)]
+struct WeightGrad;
+
+impl CustomOp2 for WeightGrad {
+    fn name(&self) -> &'static str {
+        "wae-linear-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, d_out) = l1.shape().dims2()?;
+        let (_, d_in) = l2.shape().dims2()?;
+        fn run<T: Elem>(g: &[T], x: &[T], n: usize, d_out: usize, d_in: usize) -> Vec<T> {
+            gemm_new(
+                d_out,
+                d_in,
+                n,
+                false,
+                g,
+                1,
+                d_out,
+                x,
+                d_in,
+                1,
+                parallelism(),
+            )
+        }
+        let dw = match (s1, s2) {
+            (CpuStorage::F32(g), CpuStorage::F32(x)) => CpuStorage::F32(run(
+                contiguous(g, l1, "gradient")?,
+                contiguous(x, l2, "input")?,
+                n,
+                d_out,
+                d_in,
+            )),
+            (CpuStorage::F64(g), CpuStorage::F64(x)) => CpuStorage::F64(run(
+                contiguous(g, l1, "gradient")?,
+                contiguous(x, l2, "input")?,
+                n,
+                d_out,
+                d_in,
+            )),
+            _ => candle_core::bail!("wae-linear-weight-grad: f32 or f64 of one dtype"),
+        };
+        Ok((dw, Shape::from((d_out, d_in))))
     }
 }
