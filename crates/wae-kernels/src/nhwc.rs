@@ -17,13 +17,14 @@
 //! pooling and concatenation.
 //!
 //! # Work split
-//! The output rows (pixels) are cut into blocks by shape and thread count; each block
-//! gathers its im2col rows into a scratch buffer of about [`TARGET_COLS`] values, runs
-//! its product single-threaded and applies bias + ReLU. When there are too few rows for
-//! one block per thread, the blocks run one after another and the product itself runs on
-//! every thread. Every output row is computed by the same sequence of operations however
-//! it is split, so results do not depend on the thread count (the `nhwc` test checks
-//! pools of 1 and 3 threads bit for bit).
+//! The output rows (pixels) are cut into blocks by shape alone; the blocks run in
+//! parallel, each gathering its im2col rows into a scratch buffer of about
+//! [`TARGET_COLS`] values, running its product single-threaded and applying bias + ReLU
+//! while the rows are in cache. With too few rows for several blocks, the one block's
+//! product runs on every thread. Since the split does not depend on the thread count,
+//! neither do the results (the `nhwc` test compares pools of 1, 2 and 3 threads bit for
+//! bit). They do depend, by float rounding, on how many images are convolved together:
+//! the gemm crate picks its blocking of the sum from the matrix sizes.
 
 use rayon::prelude::*;
 
@@ -33,8 +34,10 @@ use crate::{Error, Padding2d, Result};
 
 /// Values of the im2col scratch buffer one block of output rows aims at (4 MiB of f32).
 const TARGET_COLS: usize = 1 << 20;
-/// The fewest output rows a block gets when the rows are split across threads.
-const MIN_BLOCK_ROWS: usize = 128;
+/// The fewest output rows of a block when the rows are split into several.
+const MIN_BLOCK_ROWS: usize = 256;
+/// Blocks the rows are split into at least, where there are enough rows.
+const MIN_BLOCKS: usize = 8;
 
 /// A batch of feature maps, channels-last: `data[((n * h + y) * w + x) * c + ch]`.
 #[derive(Clone, Debug, PartialEq)]
@@ -306,11 +309,11 @@ impl Conv2dNhwc {
             && self.stride == (1, 1)
             && self.padding == Padding2d::uniform(0);
         let threads = rayon::current_num_threads().max(1);
-        let blocks = block_count(rows, k, threads);
+        let blocks = block_count(rows, k);
         let block_rows = rows.div_ceil(blocks);
-        // Blocks in parallel with single-threaded products, or one after another with
-        // the product on every thread.
-        let per_block = blocks >= threads;
+        // Blocks in parallel with single-threaded products, or one block with the
+        // product on every thread.
+        let per_block = blocks > 1;
         let par = if per_block {
             gemm::Parallelism::None
         } else {
@@ -383,20 +386,16 @@ impl Conv2dNhwc {
     }
 }
 
-/// How many blocks `rows` output rows with `k` im2col columns are cut into: enough for
-/// scratch buffers of about [`TARGET_COLS`] values, a multiple of the thread count when
-/// every thread gets at least [`MIN_BLOCK_ROWS`] rows, else one block (whose product
-/// then runs on every thread).
-fn block_count(rows: usize, k: usize, threads: usize) -> usize {
-    if threads <= 1 {
-        return (rows * k).div_ceil(TARGET_COLS).clamp(1, rows);
-    }
-    if rows < threads * MIN_BLOCK_ROWS {
-        return 1;
-    }
-    let by_size = (rows * k).div_ceil(TARGET_COLS).max(threads);
-    let blocks = by_size.div_ceil(threads) * threads;
-    blocks.min(rows / MIN_BLOCK_ROWS).max(threads)
+/// How many blocks `rows` output rows with `k` im2col columns are cut into, by shape
+/// alone: enough for scratch buffers of about [`TARGET_COLS`] values and at least
+/// [`MIN_BLOCKS`] to share out over threads, but none under [`MIN_BLOCK_ROWS`] rows
+/// (one block, whose product then runs on every thread, when there are fewer).
+fn block_count(rows: usize, k: usize) -> usize {
+    (rows * k)
+        .div_ceil(TARGET_COLS)
+        .max(MIN_BLOCKS)
+        .min(rows / MIN_BLOCK_ROWS)
+        .max(1)
 }
 
 /// The im2col geometry of one convolution (input plane, output plane, kernel, strides,

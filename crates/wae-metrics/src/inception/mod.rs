@@ -42,6 +42,8 @@ pub const FID_WEIGHTS_SIZE_BYTES: u64 = 95_628_359;
 pub const FEATURE_DIM: usize = 2048;
 /// Side of the square input the network sees after resizing.
 pub const INPUT_SIZE: usize = 299;
+/// Most images the channels-last CPU path runs through the network at once.
+const NHWC_GROUP: usize = 16;
 /// BatchNorm epsilon of the TensorFlow graph.
 pub const BATCH_NORM_EPS: f64 = 1e-3;
 
@@ -475,10 +477,15 @@ impl InceptionV3 {
 
     /// The layers after input handling, on the CPU in f32: channels-last kernels
     /// (`nhwc.rs`; docs/performance.md compares the two).
+    ///
+    /// Images go through in groups of at most [`NHWC_GROUP`]: each convolution is one
+    /// product over the group, which keeps its rows in the thousands, while the
+    /// activations held at once stay those of the group (about 25 MB per image in the
+    /// stem) rather than of the whole batch.
     fn layers_nhwc(&self, x: &Tensor) -> Result<Tensor> {
         let (n, c, h, w) = x.dims4()?;
         let data = x.flatten_all()?.to_vec1::<f32>()?;
-        let input = wae_kernels::nhwc::FeatureMap::from_nchw(&data, n, c, h, w)?;
+        let per_image = c * h * w;
         let net = match self.nhwc.get() {
             Some(net) => net,
             None => {
@@ -486,7 +493,12 @@ impl InceptionV3 {
                 self.nhwc.get_or_init(|| built)
             }
         };
-        let features = net.features(input)?;
+        let mut features = Vec::with_capacity(n * FEATURE_DIM);
+        for group in data.chunks(NHWC_GROUP * per_image) {
+            let m = group.len() / per_image;
+            let input = wae_kernels::nhwc::FeatureMap::from_nchw(group, m, c, h, w)?;
+            features.extend(net.features(input)?);
+        }
         Ok(Tensor::from_vec(features, (n, FEATURE_DIM), x.device())?)
     }
 

@@ -323,6 +323,22 @@ mod tests {
         );
         let via_features = net.features(&images)?.flatten_all()?.to_vec1::<f32>()?;
         assert_eq!(via_features, ours);
+
+        // More images than one group (`NHWC_GROUP`): each image's features are those it
+        // gets alone, up to the rounding of products of other sizes.
+        let many = super::super::NHWC_GROUP + 1;
+        let repeated = images
+            .repeat((many.div_ceil(n), 1, 1, 1))?
+            .narrow(0, 0, many)?;
+        let all = net.features(&repeated)?.to_vec2::<f32>()?;
+        let single = net.features(&images.narrow(0, 0, 1)?)?.to_vec2::<f32>()?;
+        for i in (0..many).step_by(n) {
+            let worst = all[i]
+                .iter()
+                .zip(&single[0])
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(worst <= 1e-5 * scale, "image {i} of {many}: {worst:e}");
+        }
         Ok(())
     }
 }
