@@ -276,13 +276,21 @@ pub(crate) fn gemm_rm<T: Elem>(
     }
 }
 
-/// `lhs (m x k) * rhs (k x n)` into a new vector of `m * n` values laid out by
-/// `(dst_rs, dst_cs)`, which must be `(n, 1)` (row-major) or `(1, m)` (column-major).
+/// `lhs (m x k) * rhs (k x n)` into a new vector of `m * n` values, column-major
+/// (`column_major`) or row-major.
 ///
 /// The vector is not zeroed first: with `read_dst = false` the gemm crate writes every
 /// element of the product without reading it, so zeroing (a memset of the whole output,
 /// 5 % of the fully connected dSprites step when candle did it for each weight
 /// gradient) would be wasted.
+///
+/// With several threads the product is cut into one block of columns (or rows, whichever
+/// side is longer) per thread, each a single-threaded gemm call, all in one parallel
+/// region: the gemm crate's own
+/// parallelism opens a region per block of the inner dimension, and on two cores the
+/// wake-ups cost more than the split saves. Blocks keep at least [`MIN_SPLIT`] columns
+/// (rows), so that gemm's choice of how to block the sum, which depends on `k` alone
+/// for such sizes, and so each result element, does not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_new<T: Elem>(
     m: usize,
@@ -295,13 +303,11 @@ pub(crate) fn gemm_new<T: Elem>(
     rhs: &[T],
     rhs_rs: usize,
     rhs_cs: usize,
-    parallelism: gemm::Parallelism,
 ) -> Vec<T> {
     let len = m * n;
     if len == 0 || k == 0 {
         return vec![T::ZERO; len];
     }
-    let (dst_rs, dst_cs) = if column_major { (1, m) } else { (n, 1) };
     let last = |r: usize, c: usize, rs: usize, cs: usize| (r - 1) * rs + (c - 1) * cs;
     assert!(
         last(m, k, lhs_rs, lhs_cs) < lhs.len(),
@@ -311,37 +317,82 @@ pub(crate) fn gemm_new<T: Elem>(
         last(k, n, rhs_rs, rhs_cs) < rhs.len(),
         "gemm rhs out of bounds"
     );
+    let threads = rayon::current_num_threads().max(1);
+    let (dst_rs, dst_cs) = if column_major { (1, m) } else { (n, 1) };
+    // Blocks along the longer side of the result.
+    let by_columns = n >= m;
+    let split_len = m.max(n);
+    let parts = threads.min(split_len / MIN_SPLIT).max(1);
     let mut dst: Vec<T> = Vec::with_capacity(len);
-    // SAFETY: the asserts keep every index of `lhs` and `rhs` inside their slices, and
-    // `(dst_rs, dst_cs)` maps the m x n product one-to-one onto the `len` elements of
-    // `dst`'s allocation, which no reference covers while gemm writes through the raw
-    // pointer. With `read_dst = false` gemm stores every element of the product without
-    // reading the old value, so after the call all `len` elements are initialised.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            dst_cs as isize,
-            dst_rs as isize,
-            false,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            T::ZERO,
-            T::ONE,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-        dst.set_len(len);
+    let out = SendPtr(dst.as_mut_ptr());
+    let part = |p: usize, parallelism: gemm::Parallelism| {
+        let (lo, hi) = (p * split_len / parts, (p + 1) * split_len / parts);
+        let (mm, nn, dst_off, lhs_off, rhs_off) = if by_columns {
+            (m, hi - lo, lo * dst_cs, 0, lo * rhs_cs)
+        } else {
+            (hi - lo, n, lo * dst_rs, lo * lhs_rs, 0)
+        };
+        // SAFETY: the asserts above bound every index of `lhs` and `rhs` the whole
+        // product reads, and a block reads a subset of them. The blocks write disjoint
+        // sets of elements of `dst`'s allocation of `len` (their rows or columns),
+        // through a raw pointer that no reference covers. With `read_dst = false` gemm
+        // stores every element of its block without reading the old value, so once all
+        // blocks have run all `len` elements are initialised.
+        unsafe {
+            gemm::gemm(
+                mm,
+                nn,
+                k,
+                out.get().add(dst_off),
+                dst_cs as isize,
+                dst_rs as isize,
+                false,
+                lhs.as_ptr().add(lhs_off),
+                lhs_cs as isize,
+                lhs_rs as isize,
+                rhs.as_ptr().add(rhs_off),
+                rhs_cs as isize,
+                rhs_rs as isize,
+                T::ZERO,
+                T::ONE,
+                false,
+                false,
+                false,
+                parallelism,
+            )
+        }
+    };
+    if parts == 1 {
+        let par = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        part(0, par);
+    } else {
+        (0..parts)
+            .into_par_iter()
+            .for_each(|p| part(p, gemm::Parallelism::None));
     }
+    // SAFETY: every element was written (see above).
+    unsafe { dst.set_len(len) };
     dst
+}
+
+/// The fewest output columns (rows) of one block of [`gemm_new`].
+const MIN_SPLIT: usize = 128;
+
+/// A raw pointer that may cross threads: [`gemm_new`]'s blocks write disjoint ranges.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: only used for disjoint writes, see `gemm_new`.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
 }
 
 /// Where one kernel tap lands along one axis: positions `lo..hi` of the feature side are

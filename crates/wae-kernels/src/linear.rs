@@ -90,7 +90,7 @@ impl CustomOp3 for LinearOp {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let dx = if x.track_op() {
-            Some(grad.matmul(weight)?)
+            Some(grad.apply_op2_no_bwd(&weight.contiguous()?, &InputGrad)?)
         } else {
             None
         };
@@ -105,13 +105,6 @@ impl CustomOp3 for LinearOp {
             None
         };
         Ok((dx, dw, db))
-    }
-}
-
-fn parallelism() -> gemm::Parallelism {
-    match rayon::current_num_threads() {
-        0 | 1 => gemm::Parallelism::None,
-        t => gemm::Parallelism::Rayon(t),
     }
 }
 
@@ -143,7 +136,7 @@ fn forward<T: Elem>(
     let d_out = bias.len();
     let x = contiguous(x, lx, "input")?;
     let w = contiguous(w, lw, "weight")?;
-    let yt = gemm_new(n, d_out, d_in, true, x, d_in, 1, w, 1, d_in, parallelism());
+    let yt = gemm_new(n, d_out, d_in, true, x, d_in, 1, w, 1, d_in);
     Ok(from_column_major(&yt, n, d_out, bias))
 }
 
@@ -167,6 +160,49 @@ fn from_column_major<T: Elem>(src: &[T], rows: usize, cols: usize, bias: &[T]) -
     out
 }
 
+/// `dx = dy . W` for `dy` `(n, out)` and `W` `(out, in)`, row-major `(n, in)`, written
+/// without zeroing the output first, one block of columns per thread.
+#[derive(Clone, Copy, Debug)]
+struct InputGrad;
+
+impl CustomOp2 for InputGrad {
+    fn name(&self) -> &'static str {
+        "wae-linear-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, d_out) = l1.shape().dims2()?;
+        let (_, d_in) = l2.shape().dims2()?;
+        fn run<T: Elem>(g: &[T], w: &[T], n: usize, d_out: usize, d_in: usize) -> Vec<T> {
+            gemm_new(n, d_in, d_out, false, g, d_out, 1, w, d_in, 1)
+        }
+        let dx = match (s1, s2) {
+            (CpuStorage::F32(g), CpuStorage::F32(w)) => CpuStorage::F32(run(
+                contiguous(g, l1, "gradient")?,
+                contiguous(w, l2, "weight")?,
+                n,
+                d_out,
+                d_in,
+            )),
+            (CpuStorage::F64(g), CpuStorage::F64(w)) => CpuStorage::F64(run(
+                contiguous(g, l1, "gradient")?,
+                contiguous(w, l2, "weight")?,
+                n,
+                d_out,
+                d_in,
+            )),
+            _ => candle_core::bail!("wae-linear-input-grad: f32 or f64 of one dtype"),
+        };
+        Ok((dx, Shape::from((n, d_in))))
+    }
+}
+
 /// `dW = dy^T . x` for `dy` `(n, out)` and `x` `(n, in)`, row-major `(out, in)`, written
 /// without zeroing the output first.
 #[derive(Clone, Copy, Debug)]
@@ -187,19 +223,7 @@ impl CustomOp2 for WeightGrad {
         let (n, d_out) = l1.shape().dims2()?;
         let (_, d_in) = l2.shape().dims2()?;
         fn run<T: Elem>(g: &[T], x: &[T], n: usize, d_out: usize, d_in: usize) -> Vec<T> {
-            gemm_new(
-                d_out,
-                d_in,
-                n,
-                false,
-                g,
-                1,
-                d_out,
-                x,
-                d_in,
-                1,
-                parallelism(),
-            )
+            gemm_new(d_out, d_in, n, false, g, 1, d_out, x, d_in, 1)
         }
         let dw = match (s1, s2) {
             (CpuStorage::F32(g), CpuStorage::F32(x)) => CpuStorage::F32(run(

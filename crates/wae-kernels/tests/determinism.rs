@@ -149,5 +149,15 @@ fn ops_are_bit_identical_across_thread_counts() -> R {
             8,
         )?;
     }
+    // The fully connected layer: its products are split into one block per thread
+    // (the dSprites nets' first layer and a small batch), or left to gemm when small.
+    for (n, d_in, d_out, seed) in [(100, 4096, 1200, 9), (7, 300, 520, 10), (5, 16, 40, 11)] {
+        check(
+            &format!("linear-{n}x{d_in}->{d_out}"),
+            &|x, w, b| wae_kernels::linear(x, w, b),
+            [&[n, d_in], &[d_out, d_in], &[d_out]],
+            seed,
+        )?;
+    }
     Ok(())
 }
