@@ -440,8 +440,10 @@ impl InceptionV3 {
     /// repeated to 3 channels), pixels in [0, 1], any H, W (resized to
     /// 299x299) -> (N, 2048) in the network's dtype, on the images' device.
     ///
-    /// Memory grows with N (about 60 MB of activations per image in f32):
-    /// use [`InceptionV3::features_batched`] for large sets.
+    /// On the CPU in f32 the layers run channels-last on `wae_kernels::nhwc`,
+    /// 16 images at a time; elsewhere on candle ops, whose activations grow with N
+    /// (about 60 MB per image in f32). Either way the resized inputs are held at
+    /// once: use [`InceptionV3::features_batched`] for large sets.
     pub fn features(&self, images: &Tensor) -> Result<Tensor> {
         let (n, c, h, w) = images.dims4()?;
         if n == 0 {
