@@ -19,7 +19,7 @@
 //! # Work split
 //! The output rows (pixels) are cut into blocks by shape alone; the blocks run in
 //! parallel, each gathering its im2col rows into a scratch buffer of about
-//! [`TARGET_COLS`] values, running its product single-threaded and applying bias + ReLU
+//! 4 MiB, running its product single-threaded and applying bias + ReLU
 //! while the rows are in cache. With too few rows for several blocks, the one block's
 //! product runs on every thread. Since the split does not depend on the thread count,
 //! neither do the results (the `nhwc` test compares pools of 1, 2 and 3 threads bit for
