@@ -202,6 +202,31 @@ impl<T: Elem> Pool<T> {
     }
 }
 
+/// The offset of the last element of an `r x c` matrix with strides `(rs, cs)`.
+fn last_index(r: usize, c: usize, rs: usize, cs: usize) -> usize {
+    (r - 1) * rs + (c - 1) * cs
+}
+
+/// Panics unless `lhs` (`m x k`) and `rhs` (`k x n`), given as (values, row stride,
+/// column stride), hold every element a product reads: the gemm crate reads through raw
+/// pointers. `m`, `n` and `k` must be positive.
+fn assert_operands_fit<T>(
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: (&[T], usize, usize),
+    rhs: (&[T], usize, usize),
+) {
+    assert!(
+        last_index(m, k, lhs.1, lhs.2) < lhs.0.len(),
+        "gemm lhs out of bounds"
+    );
+    assert!(
+        last_index(k, n, rhs.1, rhs.2) < rhs.0.len(),
+        "gemm rhs out of bounds"
+    );
+}
+
 /// The gemm crate's row-major product `dst (m x n) = lhs (m x k) * rhs (k x n)` (or
 /// `dst += ...` when `accumulate`), each matrix given by a row stride and a column stride.
 #[allow(clippy::too_many_arguments)]
@@ -224,11 +249,8 @@ pub(crate) fn gemm_rm<T: Elem>(
     if m == 0 || n == 0 {
         return;
     }
-    // The last element each matrix touches must be inside its slice: the gemm crate
-    // reads through raw pointers.
-    let last = |r: usize, c: usize, rs: usize, cs: usize| (r - 1) * rs + (c - 1) * cs;
     assert!(
-        last(m, n, dst_rs, dst_cs) < dst.len(),
+        last_index(m, n, dst_rs, dst_cs) < dst.len(),
         "gemm dst out of bounds"
     );
     if k == 0 {
@@ -241,15 +263,8 @@ pub(crate) fn gemm_rm<T: Elem>(
         }
         return;
     }
-    assert!(
-        last(m, k, lhs_rs, lhs_cs) < lhs.len(),
-        "gemm lhs out of bounds"
-    );
-    assert!(
-        last(k, n, rhs_rs, rhs_cs) < rhs.len(),
-        "gemm rhs out of bounds"
-    );
-    // SAFETY: the three asserts above keep every index the product touches inside its
+    assert_operands_fit(m, n, k, (lhs, lhs_rs, lhs_cs), (rhs, rhs_rs, rhs_cs));
+    // SAFETY: the asserts above keep every index the product touches inside its
     // slice; `dst` is borrowed mutably, so it aliases neither input.
     unsafe {
         gemm::gemm(
@@ -308,15 +323,7 @@ pub(crate) fn gemm_new<T: Elem>(
     if len == 0 || k == 0 {
         return vec![T::ZERO; len];
     }
-    let last = |r: usize, c: usize, rs: usize, cs: usize| (r - 1) * rs + (c - 1) * cs;
-    assert!(
-        last(m, k, lhs_rs, lhs_cs) < lhs.len(),
-        "gemm lhs out of bounds"
-    );
-    assert!(
-        last(k, n, rhs_rs, rhs_cs) < rhs.len(),
-        "gemm rhs out of bounds"
-    );
+    assert_operands_fit(m, n, k, (lhs, lhs_rs, lhs_cs), (rhs, rhs_rs, rhs_cs));
     let threads = rayon::current_num_threads().max(1);
     let (dst_rs, dst_cs) = if column_major { (1, m) } else { (n, 1) };
     // Blocks along the longer side of the result.
@@ -332,7 +339,7 @@ pub(crate) fn gemm_new<T: Elem>(
         } else {
             (hi - lo, n, lo * dst_rs, lo * lhs_rs, 0)
         };
-        // SAFETY: the asserts above bound every index of `lhs` and `rhs` the whole
+        // SAFETY: `assert_operands_fit` bounds every index of `lhs` and `rhs` the whole
         // product reads, and a block reads a subset of them. The blocks write disjoint
         // sets of elements of `dst`'s allocation of `len` (their rows or columns),
         // through a raw pointer that no reference covers. With `read_dst = false` gemm

@@ -90,12 +90,12 @@ impl CustomOp3 for LinearOp {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let dx = if x.track_op() {
-            Some(grad.apply_op2_no_bwd(&weight.contiguous()?, &InputGrad)?)
+            Some(grad.apply_op2_no_bwd(&weight.contiguous()?, &Grad::Input)?)
         } else {
             None
         };
         let dw = if weight.track_op() {
-            Some(grad.apply_op2_no_bwd(&x.contiguous()?, &WeightGrad)?)
+            Some(grad.apply_op2_no_bwd(&x.contiguous()?, &Grad::Weight)?)
         } else {
             None
         };
@@ -160,57 +160,31 @@ fn from_column_major<T: Elem>(src: &[T], rows: usize, cols: usize, bias: &[T]) -
     out
 }
 
-/// `dx = dy . W` for `dy` `(n, out)` and `W` `(out, in)`, row-major `(n, in)`, written
-/// without zeroing the output first, one block of columns per thread.
+/// A gradient of the layer from the output gradient `dy` `(n, out)` and a second operand,
+/// row-major, written without zeroing the output first (one block per thread).
 #[derive(Clone, Copy, Debug)]
-struct InputGrad;
+enum Grad {
+    /// `dx = dy . W` `(n, in)`; the second operand is `W` `(out, in)`.
+    Input,
+    /// `dW = dy^T . x` `(out, in)`; the second operand is `x` `(n, in)`.
+    Weight,
+}
 
-impl CustomOp2 for InputGrad {
-    fn name(&self) -> &'static str {
-        "wae-linear-input-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, d_out) = l1.shape().dims2()?;
-        let (_, d_in) = l2.shape().dims2()?;
-        fn run<T: Elem>(g: &[T], w: &[T], n: usize, d_out: usize, d_in: usize) -> Vec<T> {
-            gemm_new(n, d_in, d_out, false, g, d_out, 1, w, d_in, 1)
+impl Grad {
+    fn run<T: Elem>(self, g: &[T], other: &[T], n: usize, d_out: usize, d_in: usize) -> Vec<T> {
+        match self {
+            Grad::Input => gemm_new(n, d_in, d_out, false, g, d_out, 1, other, d_in, 1),
+            Grad::Weight => gemm_new(d_out, d_in, n, false, g, 1, d_out, other, d_in, 1),
         }
-        let dx = match (s1, s2) {
-            (CpuStorage::F32(g), CpuStorage::F32(w)) => CpuStorage::F32(run(
-                contiguous(g, l1, "gradient")?,
-                contiguous(w, l2, "weight")?,
-                n,
-                d_out,
-                d_in,
-            )),
-            (CpuStorage::F64(g), CpuStorage::F64(w)) => CpuStorage::F64(run(
-                contiguous(g, l1, "gradient")?,
-                contiguous(w, l2, "weight")?,
-                n,
-                d_out,
-                d_in,
-            )),
-            _ => candle_core::bail!("wae-linear-input-grad: f32 or f64 of one dtype"),
-        };
-        Ok((dx, Shape::from((n, d_in))))
     }
 }
 
-/// `dW = dy^T . x` for `dy` `(n, out)` and `x` `(n, in)`, row-major `(out, in)`, written
-/// without zeroing the output first.
-#[derive(Clone, Copy, Debug)]
-struct WeightGrad;
-
-impl CustomOp2 for WeightGrad {
+impl CustomOp2 for Grad {
     fn name(&self) -> &'static str {
-        "wae-linear-weight-grad"
+        match self {
+            Grad::Input => "wae-linear-input-grad",
+            Grad::Weight => "wae-linear-weight-grad",
+        }
     }
 
     fn cpu_fwd(
@@ -222,26 +196,27 @@ impl CustomOp2 for WeightGrad {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, d_out) = l1.shape().dims2()?;
         let (_, d_in) = l2.shape().dims2()?;
-        fn run<T: Elem>(g: &[T], x: &[T], n: usize, d_out: usize, d_in: usize) -> Vec<T> {
-            gemm_new(d_out, d_in, n, false, g, 1, d_out, x, d_in, 1)
-        }
-        let dw = match (s1, s2) {
-            (CpuStorage::F32(g), CpuStorage::F32(x)) => CpuStorage::F32(run(
+        let out = match (s1, s2) {
+            (CpuStorage::F32(g), CpuStorage::F32(o)) => CpuStorage::F32(self.run(
                 contiguous(g, l1, "gradient")?,
-                contiguous(x, l2, "input")?,
+                contiguous(o, l2, "operand")?,
                 n,
                 d_out,
                 d_in,
             )),
-            (CpuStorage::F64(g), CpuStorage::F64(x)) => CpuStorage::F64(run(
+            (CpuStorage::F64(g), CpuStorage::F64(o)) => CpuStorage::F64(self.run(
                 contiguous(g, l1, "gradient")?,
-                contiguous(x, l2, "input")?,
+                contiguous(o, l2, "operand")?,
                 n,
                 d_out,
                 d_in,
             )),
-            _ => candle_core::bail!("wae-linear-weight-grad: f32 or f64 of one dtype"),
+            _ => candle_core::bail!("{}: f32 or f64 of one dtype", self.name()),
         };
-        Ok((dw, Shape::from((d_out, d_in))))
+        let shape = match self {
+            Grad::Input => (n, d_in),
+            Grad::Weight => (d_out, d_in),
+        };
+        Ok((out, Shape::from(shape)))
     }
 }
