@@ -650,11 +650,12 @@ pub fn train_with<M: TrainableModel>(
     build: impl FnOnce(&TrainConfig, VarBuilder<'static>) -> Result<M>,
 ) -> Result<TrainSummary> {
     cfg.validate()?;
+    let created = !opts.run_dir.exists();
     std::fs::create_dir_all(&opts.run_dir).map_err(|source| Error::Io {
         path: opts.run_dir.clone(),
         source,
     })?;
-    let _lock = RunLock::acquire(&opts.run_dir, "wae train")?;
+    let lock = RunLock::acquire(&opts.run_dir, "wae train")?;
     if let Some(existing) = checkpoint::latest_checkpoint_dir(&opts.run_dir)? {
         return Err(Error::InvalidConfig(format!(
             "{} already holds a run (checkpoint {}); continue it with --resume {} or choose another output directory",
@@ -663,10 +664,37 @@ pub fn train_with<M: TrainableModel>(
             opts.run_dir.display()
         )));
     }
-    let run = Run::new(cfg.clone(), opts, |vb| build(cfg, vb))?;
+    let run = match Run::new(cfg.clone(), opts, |vb| build(cfg, vb)) {
+        Ok(run) => run,
+        Err(e) => {
+            // Missing data or a model that does not build: nothing was written, so a
+            // folder made just now goes again instead of staying behind empty.
+            if created {
+                remove_if_only_lock(&opts.run_dir, lock);
+            }
+            return Err(e);
+        }
+    };
     prepare_run_dir(&opts.run_dir, &run.config_text)?;
     let metrics = MetricsLog::open(&RunDir::new(&opts.run_dir).metrics(), None)?;
-    run.run(opts, metrics)
+    let result = run.run(opts, metrics);
+    drop(lock);
+    result
+}
+
+/// Removes `run_dir` when it holds nothing but its lock file (best effort: a failure
+/// leaves the folder as it is). The lock file goes first, while `lock` still holds it.
+fn remove_if_only_lock(run_dir: &Path, lock: RunLock) {
+    let only_lock = std::fs::read_dir(run_dir).is_ok_and(|entries| {
+        entries
+            .into_iter()
+            .all(|e| e.is_ok_and(|e| e.file_name() == crate::run_lock::LOCK_FILE))
+    });
+    if only_lock {
+        let _ = std::fs::remove_file(run_dir.join(crate::run_lock::LOCK_FILE));
+        drop(lock);
+        let _ = std::fs::remove_dir(run_dir);
+    }
 }
 
 /// The loss parts of `parts` as numbers (a convenience for callers logging them).

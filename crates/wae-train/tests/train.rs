@@ -170,6 +170,16 @@ fn missing_data_says_where_it_looked() {
     assert!(matches!(err, Error::Data(_)), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains(&missing.display().to_string()), "{msg}");
+    // The run folder this call made is gone again, not left holding only its lock.
+    assert!(!tmp.path().join("run").exists());
+    // A folder that existed before stays, with whatever it held.
+    let mine = tmp.path().join("mine");
+    fs::create_dir_all(&mine).unwrap();
+    fs::write(mine.join("notes.txt"), "keep").unwrap();
+    let mut o = opts(&mine, 2);
+    o.data_dir = Some(missing);
+    train(&smoke(), &o).unwrap_err();
+    assert_eq!(fs::read_to_string(mine.join("notes.txt")).unwrap(), "keep");
 }
 
 fn run_to(dir: &Path, steps: u64) -> PathBuf {
