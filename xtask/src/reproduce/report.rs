@@ -14,7 +14,7 @@ use super::{Experiment, ModelSpec, ReproduceArgs};
 
 /// Keys whose numbers describe the run rather than measure the model: left out of the
 /// aggregate (`steps` stays: the table shows it).
-const NOT_METRICS: &[&str] = &["seed", "epochs", "step", "examples"];
+const NOT_METRICS: &[&str] = &["seed", "epochs", "step", "examples", "schema_version"];
 
 /// The mean, sample standard deviation (ddof 1) and count of one number over seeds; in
 /// the results files `{"mean": .., "sd": .. or null, "n": ..}`.
