@@ -23,6 +23,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod batches;
 pub mod beta_vae_metric;
 pub mod disentanglement;
 mod error;
@@ -38,6 +39,7 @@ pub mod softmax_regression;
 pub mod stats_cache;
 pub mod testing;
 
+pub use batches::map_batches;
 pub use beta_vae_metric::{BetaVaeConfig, BetaVaeScore, beta_vae_score};
 pub use error::{Error, Result};
 pub use frechet::{GaussianStats, frechet_distance};

@@ -538,25 +538,9 @@ impl InceptionV3 {
         batch_size: usize,
         device: &Device,
     ) -> Result<Tensor> {
-        let n = images.dim(0)?;
-        if batch_size == 0 {
-            return Err(Error::InvalidInput(
-                "features_batched: batch_size is 0".into(),
-            ));
-        }
-        let mut parts = Vec::with_capacity(n.div_ceil(batch_size));
-        let mut start = 0;
-        while start < n {
-            let len = batch_size.min(n - start);
-            let batch = images.narrow(0, start, len)?.to_device(device)?;
-            parts.push(
-                self.features(&batch)?
-                    .to_dtype(DType::F32)?
-                    .to_device(&Device::Cpu)?,
-            );
-            start += len;
-        }
-        Ok(Tensor::cat(&parts, 0)?)
+        crate::map_batches(images, batch_size, device, |batch| {
+            Ok(self.features(batch)?.to_dtype(DType::F32)?)
+        })
     }
 }
 

@@ -27,19 +27,8 @@ pub fn batched_features(
     device: &Device,
     features: impl Fn(&Tensor) -> wae_metrics::Result<Tensor>,
 ) -> Result<Tensor> {
-    let n = images.dim(0)?;
-    let mut parts = Vec::new();
-    let mut start = 0;
-    while start < n {
-        let len = BATCH.min(n - start);
-        let batch = images.narrow(0, start, len)?.to_device(device)?;
-        // Detached: the networks' weights are variables, so each batch's features would
-        // otherwise keep that batch's whole forward graph (every activation) alive until
-        // the end; for 10,000 MNIST images that was about 3 GB of peak memory.
-        parts.push(features(&batch)?.detach().to_device(&Device::Cpu)?);
-        start += len;
-    }
-    Ok(Tensor::cat(&parts, 0)?)
+    // Detached batch by batch (see `map_batches`): the networks' weights are variables.
+    Ok(wae_metrics::map_batches(images, BATCH, device, features)?)
 }
 
 /// FID, precision/recall and KID of `generated` features against `real` ones (host `(N, D)`):
