@@ -101,10 +101,12 @@ pub unsafe fn use_rayon_pool_only() {
 pub enum WinogradMode {
     /// Where it is expected to be faster (the default): Winograd saves multiplications
     /// (9 per 2x2 output tile instead of 16) but transforms data, which only pays off
-    /// when the channel counts and planes are large enough. Measured on a 2-core AMD
-    /// EPYC, batch 100: on the MNIST decoder it picks Winograd for the 14x14 -> 28x28
-    /// layer at every width divisor (1, 2, 4) and for the 7x7 -> 14x14 layer at full
-    /// width only (`docs/performance.md`).
+    /// when the channel counts and planes are large enough, and less where the GEMM runs
+    /// AVX-512 kernels. On the MNIST decoder (batch 100) it picks Winograd for the
+    /// 7x7 -> 14x14 layer at full width only, and for the 14x14 -> 28x28 layer at every
+    /// width divisor (1, 2, 4) against AVX2 GEMM (measured on a 2-core AMD EPYC) but at
+    /// divisors 1 and 2 only against AVX-512 GEMM (a 2-core Intel Xeon;
+    /// `docs/performance.md`).
     #[default]
     Auto,
     /// On every layer of that shape.

@@ -90,20 +90,52 @@ pub(crate) fn chosen(geo: &ConvGeom) -> bool {
 /// with `c_in * c_out`; and every plane has a fixed overhead that small planes do not
 /// amortise. The rule is
 ///
-/// `score = (1 - ratio) / ratio * c_in * c_out / (c_in + c_out) * min(tiles, 100) >= 1100`
+/// `score = (1 - ratio) / ratio * c_in * c_out / (c_in + c_out) * min(tiles, 100)`
 ///
-/// fitted to measurements of forward + backward, batch 100, f32, on the 2-core AMD
-/// EPYC (`layer_timing --convt=CI,CO,H`, `docs/performance.md`). Winograd won on
-/// 1024->512 at 7x7 (score 1970), 128->64 at 14x14 and 16x16 (1630, 2130), 64->64 and
-/// 96->48 at 14x14 (1220) and 64->32 at 32x32 (1660); it tied or lost on 256->128 at
-/// 8x8 (1060), 512->256 and 256->128 at 7x7 (980, 490), 64->32 at 14x14 (810) and
-/// smaller layers.
+/// above a threshold that depends on the GEMM it competes with, fitted to measurements of
+/// forward + backward, batch 100, f32 (`layer_timing --convt=CI,CO,H`,
+/// `docs/performance.md`):
+///
+/// - **1100 where the gemm crate runs AVX2 kernels** (no AVX-512), from the 2-core AMD
+///   EPYC: Winograd won on 1024->512 at 7x7 (score 1970), 128->64 at 14x14 and 16x16
+///   (1630, 2130), 64->64 and 96->48 at 14x14 (1220) and 64->32 at 32x32 (1660); it tied
+///   or lost on 256->128 at 8x8 (1060), 512->256 and 256->128 at 7x7 (980, 490), 64->32
+///   at 14x14 (810) and smaller layers.
+/// - **1800 where it runs AVX-512 kernels**, which makes the GEMM path about 1.5x faster
+///   while the transforms (memory-bound loops) gain nothing, from the 2-core Intel Xeon
+///   (2026-12-07, seconds GEMM / Winograd): Winograd won on 512->256 at 14x14 (score 6500,
+///   1.08 / 0.97), 256->128 at 14x14 (3250, 0.300 / 0.279) and 1024->512 at 7x7 (1970,
+///   1.24 / 1.17); it lost on 64->32 at 32x32 (1660, 0.171 / 0.228), 128->64 at 14x14
+///   (1630, 0.105 / 0.121), 512->256 at 7x7 (990, 0.288 / 0.352) and 256->128 at 7x7
+///   (490, 0.087 / 0.118).
 fn worthwhile(geo: &ConvGeom) -> bool {
+    score(geo) >= threshold(gemm_has_avx512())
+}
+
+/// The `score` of [`worthwhile`].
+fn score(geo: &ConvGeom) -> f64 {
     let d = Dims::new(geo);
     let ratio = (9 * d.tiles) as f64 / (4 * d.h * d.w) as f64;
     let (ci, co) = (d.ci as f64, d.co as f64);
-    let score = (1.0 - ratio) / ratio * ci * co / (ci + co) * d.tiles.min(100) as f64;
-    score >= 1100.0
+    (1.0 - ratio) / ratio * ci * co / (ci + co) * d.tiles.min(100) as f64
+}
+
+/// The score above which Winograd pays off, against AVX-512 or AVX2 GEMM kernels.
+fn threshold(gemm_avx512: bool) -> f64 {
+    if gemm_avx512 { 1800.0 } else { 1100.0 }
+}
+
+/// Whether the gemm crate runs its AVX-512 kernels here (built in with its `x86-v4`
+/// feature, picked at run time when the CPU has AVX-512 F).
+fn gemm_has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// Sizes of one layer in this module's terms.
@@ -988,32 +1020,49 @@ mod tests {
             ph: 1,
             pw: 1,
         };
-        // MNIST decoder: (width divisor, 7x7 layer, 14x14 layer).
-        for (wd, first, second) in [(1, true, true), (2, false, true), (4, false, true)] {
-            assert_eq!(
-                worthwhile(&layer(1024 / wd, 512 / wd, 7)),
-                first,
-                "7x7 /{wd}"
-            );
-            assert_eq!(
-                worthwhile(&layer(512 / wd, 256 / wd, 14)),
-                second,
-                "14x14 /{wd}"
-            );
-        }
-        for (ci, co, h, want) in [
-            (128, 64, 16, true),
-            (64, 64, 14, true),
-            (96, 48, 14, true),
-            (64, 32, 32, true),
-            (256, 128, 8, false),
-            (64, 32, 14, false),
-            (128, 128, 7, false),
-            (32, 16, 16, false),
-            (64, 32, 8, false),
+        let picks = |ci, co, h, avx512| score(&layer(ci, co, h)) >= threshold(avx512);
+        // MNIST decoder: (width divisor, 7x7 layer, 14x14 layer), against AVX2 GEMM
+        // (the AMD EPYC measurements) and AVX-512 GEMM (the Intel Xeon's).
+        for (avx512, cases) in [
+            (false, [(1, true, true), (2, false, true), (4, false, true)]),
+            (true, [(1, true, true), (2, false, true), (4, false, false)]),
         ] {
-            assert_eq!(worthwhile(&layer(ci, co, h)), want, "{ci}->{co} at {h}x{h}");
+            for (wd, first, second) in cases {
+                assert_eq!(
+                    picks(1024 / wd, 512 / wd, 7, avx512),
+                    first,
+                    "7x7 /{wd}, AVX-512 GEMM {avx512}"
+                );
+                assert_eq!(
+                    picks(512 / wd, 256 / wd, 14, avx512),
+                    second,
+                    "14x14 /{wd}, AVX-512 GEMM {avx512}"
+                );
+            }
         }
+        for (ci, co, h, avx2_want, avx512_want) in [
+            (128, 64, 16, true, true),
+            (64, 64, 14, true, false),
+            (96, 48, 14, true, false),
+            (64, 32, 32, true, false),
+            (256, 128, 8, false, false),
+            (64, 32, 14, false, false),
+            (128, 128, 7, false, false),
+            (32, 16, 16, false, false),
+            (64, 32, 8, false, false),
+        ] {
+            assert_eq!(picks(ci, co, h, false), avx2_want, "{ci}->{co} at {h}x{h}");
+            assert_eq!(
+                picks(ci, co, h, true),
+                avx512_want,
+                "{ci}->{co} at {h}x{h}, AVX-512"
+            );
+        }
+        // `worthwhile` takes the GEMM this CPU runs.
+        assert_eq!(
+            worthwhile(&layer(128, 64, 14)),
+            picks(128, 64, 14, gemm_has_avx512())
+        );
     }
 
     /// Winograd against the im2col/col2im kernels on odd and even sizes, f64.
