@@ -184,7 +184,7 @@ impl Conv2dNhwc {
         relu: bool,
     ) -> Result<Self> {
         let [c_out, c_in, kh, kw] = shape;
-        if weight.len() != c_out * c_in * kh * kw || kh == 0 || kw == 0 {
+        if weight.len() != c_out * c_in * kh * kw || kh == 0 || kw == 0 || c_in == 0 {
             return Err(Error::Shape(format!(
                 "Conv2dNhwc: {} weight values for shape {shape:?}",
                 weight.len()

@@ -313,6 +313,8 @@ fn results_do_not_depend_on_the_thread_count() -> R {
 fn bad_shapes_are_refused() -> R {
     let w = vec![0.0; 4 * 3 * 3 * 3];
     assert!(Conv2dNhwc::new(&w, [4, 3, 3, 2], None, (1, 1), pad(0, 0), true).is_err());
+    // No input channels.
+    assert!(Conv2dNhwc::new(&[], [4, 0, 3, 3], None, (1, 1), pad(0, 0), true).is_err());
     assert!(Conv2dNhwc::new(&w, [4, 3, 3, 3], Some(&[0.0; 3]), (1, 1), pad(0, 0), true).is_err());
     assert!(Conv2dNhwc::new(&w, [4, 3, 3, 3], None, (0, 1), pad(0, 0), true).is_err());
     let conv = Conv2dNhwc::new(&w, [4, 3, 3, 3], None, (1, 1), pad(0, 0), true)?;
