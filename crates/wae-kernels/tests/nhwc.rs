@@ -344,5 +344,9 @@ fn bad_shapes_are_refused() -> R {
         )
         .is_err()
     );
+    // Windows of side 0 and stride 0.
+    let window = |k, stride| PoolWindow { k, stride, pad: 0 };
+    assert!(avg_pool_exclude_pad(&x, window(0, 1)).is_err());
+    assert!(max_pool(&x, window(3, 0)).is_err());
     Ok(())
 }
