@@ -499,9 +499,8 @@ impl PoolWindow {
             out_len(h, 2 * self.pad, self.k, self.stride),
             out_len(w, 2 * self.pad, self.k, self.stride),
         ) {
-            (Some(ho), Some(wo)) if ho > 0 && wo > 0 && self.k > 0 && self.pad < self.k => {
-                Ok((ho, wo))
-            }
+            // `pad < k` also keeps `k >= 1`: a window always holds an input position.
+            (Some(ho), Some(wo)) if ho > 0 && wo > 0 && self.pad < self.k => Ok((ho, wo)),
             _ => Err(Error::Shape(format!(
                 "pool {self:?} does not fit a {h}x{w} input"
             ))),
