@@ -3,11 +3,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use crate::conv::{contiguous, cpu_slice};
+use crate::conv::{cpu_slice, dispatch3};
 use crate::cpu::{Elem, par_build};
 use crate::profile::{OpKind, Pass, timed};
 use crate::simd::multiversion;
@@ -435,31 +434,6 @@ impl BatchNormTrainOp {
             None
         };
         Ok((dx, dgamma, dbeta))
-    }
-}
-
-/// Runs `f` on the contiguous data of three CPU storages of the same float type.
-fn dispatch3(
-    name: &str,
-    a: (&CpuStorage, &Layout),
-    b: (&CpuStorage, &Layout),
-    c: (&CpuStorage, &Layout),
-    f32_fn: impl FnOnce(&[f32], &[f32], &[f32]) -> Vec<f32>,
-    f64_fn: impl FnOnce(&[f64], &[f64], &[f64]) -> Vec<f64>,
-) -> candle_core::Result<CpuStorage> {
-    match (a.0, b.0, c.0) {
-        (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => Ok(CpuStorage::F32(
-            f32_fn(contiguous(a)?, contiguous(b)?, contiguous(c)?),
-        )),
-        (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => Ok(CpuStorage::F64(
-            f64_fn(contiguous(a)?, contiguous(b)?, contiguous(c)?),
-        )),
-        _ => candle_core::bail!(
-            "{name}: tensors must all be f32 or all f64, got {:?}, {:?}, {:?}",
-            a.0.dtype(),
-            b.0.dtype(),
-            c.0.dtype()
-        ),
     }
 }
 

@@ -337,6 +337,54 @@ pub(crate) fn contiguous<'a, T: WithDType>(
     }
 }
 
+/// Runs `f` on the contiguous data of three CPU storages of the same float type.
+pub(crate) fn dispatch3(
+    name: &str,
+    a: (&CpuStorage, &Layout),
+    b: (&CpuStorage, &Layout),
+    c: (&CpuStorage, &Layout),
+    f32_fn: impl FnOnce(&[f32], &[f32], &[f32]) -> Vec<f32>,
+    f64_fn: impl FnOnce(&[f64], &[f64], &[f64]) -> Vec<f64>,
+) -> candle_core::Result<CpuStorage> {
+    match (a.0, b.0, c.0) {
+        (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => Ok(CpuStorage::F32(
+            f32_fn(contiguous(a)?, contiguous(b)?, contiguous(c)?),
+        )),
+        (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => Ok(CpuStorage::F64(
+            f64_fn(contiguous(a)?, contiguous(b)?, contiguous(c)?),
+        )),
+        _ => candle_core::bail!(
+            "{name}: tensors must all be f32 or all f64, got {:?}, {:?}, {:?}",
+            a.0.dtype(),
+            b.0.dtype(),
+            c.0.dtype()
+        ),
+    }
+}
+
+/// Runs `f` on the contiguous data of two CPU storages of the same float type.
+pub(crate) fn dispatch2(
+    name: &str,
+    a: (&CpuStorage, &Layout),
+    b: (&CpuStorage, &Layout),
+    f32_fn: impl FnOnce(&[f32], &[f32]) -> Vec<f32>,
+    f64_fn: impl FnOnce(&[f64], &[f64]) -> Vec<f64>,
+) -> candle_core::Result<CpuStorage> {
+    match (a.0, b.0) {
+        (CpuStorage::F32(_), CpuStorage::F32(_)) => {
+            Ok(CpuStorage::F32(f32_fn(contiguous(a)?, contiguous(b)?)))
+        }
+        (CpuStorage::F64(_), CpuStorage::F64(_)) => {
+            Ok(CpuStorage::F64(f64_fn(contiguous(a)?, contiguous(b)?)))
+        }
+        _ => candle_core::bail!(
+            "{name}: tensors must all be f32 or all f64, got {:?}, {:?}",
+            a.0.dtype(),
+            b.0.dtype()
+        ),
+    }
+}
+
 /// The contiguous data of a tensor known to live on the CPU.
 pub(crate) fn cpu_slice<'a, T: WithDType>(
     storage: &'a Storage,

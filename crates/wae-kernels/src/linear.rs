@@ -12,9 +12,9 @@
 //! on every call, and the weight gradient is not zeroed before gemm overwrites it (see
 //! [`forward`] and `cpu::gemm_new`).
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
+use crate::conv::{dispatch2, dispatch3};
 use crate::cpu::{Elem, gemm_new};
 use crate::{Error, Result};
 
@@ -40,7 +40,9 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     if !fast || n == 0 {
         return Ok(x.matmul(&weight.t()?)?.broadcast_add(bias)?);
     }
-    Ok(x.apply_op3(weight, bias, LinearOp)?)
+    // The kernels read contiguous data (a no-op for tensors that already are).
+    let (x, weight, bias) = (x.contiguous()?, weight.contiguous()?, bias.contiguous()?);
+    Ok(x.apply_op3(&weight, &bias, LinearOp)?)
 }
 
 /// The custom op behind [`linear`].
@@ -63,20 +65,14 @@ impl CustomOp3 for LinearOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, d_in) = l1.shape().dims2()?;
         let d_out = l2.shape().dims()[0];
-        let y = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
-                CpuStorage::F32(forward(x, l1, w, l2, contiguous(b, l3, "bias")?, n, d_in)?)
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
-                CpuStorage::F64(forward(x, l1, w, l2, contiguous(b, l3, "bias")?, n, d_in)?)
-            }
-            (x, w, b) => candle_core::bail!(
-                "wae-linear: mixed dtypes {:?}, {:?} and {:?}",
-                x.dtype(),
-                w.dtype(),
-                b.dtype()
-            ),
-        };
+        let y = dispatch3(
+            self.name(),
+            (s1, l1),
+            (s2, l2),
+            (s3, l3),
+            |x, w, b| forward(x, w, b, n, d_in),
+            |x, w, b| forward(x, w, b, n, d_in),
+        )?;
         Ok((y, Shape::from((n, d_out))))
     }
 
@@ -88,14 +84,15 @@ impl CustomOp3 for LinearOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // `x` and `weight` are the op's contiguous arguments (see `linear`).
         let grad = grad.contiguous()?;
         let dx = if x.track_op() {
-            Some(grad.apply_op2_no_bwd(&weight.contiguous()?, &Grad::Input)?)
+            Some(grad.apply_op2_no_bwd(weight, &Grad::Input)?)
         } else {
             None
         };
         let dw = if weight.track_op() {
-            Some(grad.apply_op2_no_bwd(&x.contiguous()?, &Grad::Weight)?)
+            Some(grad.apply_op2_no_bwd(x, &Grad::Weight)?)
         } else {
             None
         };
@@ -108,14 +105,6 @@ impl CustomOp3 for LinearOp {
     }
 }
 
-/// The contiguous values of a storage slice, or an error naming `what`.
-fn contiguous<'a, T>(v: &'a [T], layout: &Layout, what: &str) -> candle_core::Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&v[start..end]),
-        None => candle_core::bail!("wae-linear: the {what} must be contiguous"),
-    }
-}
-
 /// `x W^T + b`, row-major `(n, d_out)`.
 ///
 /// The product is computed column-major (as `W x^T` stored row-major), then transposed
@@ -124,20 +113,10 @@ fn contiguous<'a, T>(v: &'a [T], layout: &Layout, what: &str) -> candle_core::Re
 /// stride of `d_in`) on every call: on the dSprites nets that copied 14 million weights
 /// per forward pass. In this orientation the weight is the right operand with unit row
 /// stride, which gemm reads in place at these batch sizes; only the small `x` is packed.
-fn forward<T: Elem>(
-    x: &[T],
-    lx: &Layout,
-    w: &[T],
-    lw: &Layout,
-    bias: &[T],
-    n: usize,
-    d_in: usize,
-) -> candle_core::Result<Vec<T>> {
+fn forward<T: Elem>(x: &[T], w: &[T], bias: &[T], n: usize, d_in: usize) -> Vec<T> {
     let d_out = bias.len();
-    let x = contiguous(x, lx, "input")?;
-    let w = contiguous(w, lw, "weight")?;
     let yt = gemm_new(n, d_out, d_in, true, x, d_in, 1, w, 1, d_in);
-    Ok(from_column_major(&yt, n, d_out, bias))
+    from_column_major(&yt, n, d_out, bias)
 }
 
 /// The row-major copy of the column-major `rows x cols` matrix `src`, plus `bias[j]` on
@@ -196,23 +175,13 @@ impl CustomOp2 for Grad {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, d_out) = l1.shape().dims2()?;
         let (_, d_in) = l2.shape().dims2()?;
-        let out = match (s1, s2) {
-            (CpuStorage::F32(g), CpuStorage::F32(o)) => CpuStorage::F32(self.run(
-                contiguous(g, l1, "gradient")?,
-                contiguous(o, l2, "operand")?,
-                n,
-                d_out,
-                d_in,
-            )),
-            (CpuStorage::F64(g), CpuStorage::F64(o)) => CpuStorage::F64(self.run(
-                contiguous(g, l1, "gradient")?,
-                contiguous(o, l2, "operand")?,
-                n,
-                d_out,
-                d_in,
-            )),
-            _ => candle_core::bail!("{}: f32 or f64 of one dtype", self.name()),
-        };
+        let out = dispatch2(
+            self.name(),
+            (s1, l1),
+            (s2, l2),
+            |g, o| self.run(g, o, n, d_out, d_in),
+            |g, o| self.run(g, o, n, d_out, d_in),
+        )?;
         let shape = match self {
             Grad::Input => (n, d_in),
             Grad::Weight => (d_out, d_in),

@@ -89,6 +89,22 @@ fn linear_falls_back_to_candle_elsewhere_and_refuses_bad_shapes() -> R {
     Ok(())
 }
 
+/// Strided views (a transposed input, a transposed weight) give candle's values.
+#[test]
+fn linear_takes_strided_views() -> R {
+    let mut rng = StdRng::seed_from_u64(10);
+    let xt = uniform(&mut rng, &[6, 5], DType::F32)?;
+    let wt = uniform(&mut rng, &[6, 4], DType::F32)?;
+    let b = uniform(&mut rng, &[4], DType::F32)?;
+    let (x, w) = (xt.t()?, wt.t()?);
+    assert!(!x.is_contiguous() && !w.is_contiguous());
+    let ours = wae_kernels::linear(&x, &w, &b)?;
+    let theirs = x.matmul(&w.t()?)?.broadcast_add(&b)?;
+    let e = rel_err(&ours, &theirs)?;
+    assert!(e <= 1e-6, "strided views: {e:e}");
+    Ok(())
+}
+
 #[test]
 fn sum_of_squares_matches_candle() -> R {
     let mut rng = StdRng::seed_from_u64(9);
