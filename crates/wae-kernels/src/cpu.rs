@@ -267,20 +267,49 @@ pub(crate) fn gemm_rm<T: Elem>(
     // SAFETY: the asserts above keep every index the product touches inside its
     // slice; `dst` is borrowed mutably, so it aliases neither input.
     unsafe {
+        gemm_raw(
+            (m, n, k),
+            (dst.as_mut_ptr(), dst_rs, dst_cs),
+            accumulate,
+            (lhs.as_ptr(), lhs_rs, lhs_cs),
+            (rhs.as_ptr(), rhs_rs, rhs_cs),
+            parallelism,
+        )
+    }
+}
+
+/// `gemm::gemm` with each matrix as (pointer, row stride, column stride), in that order
+/// (the crate takes column strides first), `dst = lhs * rhs`, or `dst += lhs * rhs` when
+/// `accumulate` (with `accumulate = false` gemm never reads `dst`).
+///
+/// # Safety
+/// Every element of the three `m x n`, `m x k` and `k x n` matrices must be in bounds,
+/// and `dst` may alias neither input nor be touched by another thread meanwhile.
+#[allow(clippy::type_complexity)]
+unsafe fn gemm_raw<T: Elem>(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut T, usize, usize),
+    accumulate: bool,
+    lhs: (*const T, usize, usize),
+    rhs: (*const T, usize, usize),
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: forwarded with the caller's guarantees.
+    unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
-            dst_cs as isize,
-            dst_rs as isize,
+            dst.0,
+            dst.2 as isize,
+            dst.1 as isize,
             accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
+            lhs.0,
+            lhs.2 as isize,
+            lhs.1 as isize,
+            rhs.0,
+            rhs.2 as isize,
+            rhs.1 as isize,
             if accumulate { T::ONE } else { T::ZERO },
             T::ONE,
             false,
@@ -301,9 +330,8 @@ pub(crate) fn gemm_rm<T: Elem>(
 ///
 /// With several threads the product is cut into one block of columns (or rows, whichever
 /// side is longer) per thread, each a single-threaded gemm call, all in one parallel
-/// region: the gemm crate's own
-/// parallelism opens a region per block of the inner dimension, and on two cores the
-/// wake-ups cost more than the split saves. Blocks keep at least [`MIN_SPLIT`] columns
+/// region: the gemm crate's own parallelism opens a region per block of the inner
+/// dimension, and on two cores the wake-ups cost more than the split saves. Blocks keep at least [`MIN_SPLIT`] columns
 /// (rows), so that gemm's choice of how to block the sum, which depends on `k` alone
 /// for such sizes, and so each result element, does not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
@@ -330,8 +358,8 @@ pub(crate) fn gemm_new<T: Elem>(
     let by_columns = n >= m;
     let split_len = m.max(n);
     let parts = threads.min(split_len / MIN_SPLIT).max(1);
-    let mut dst: Vec<T> = Vec::with_capacity(len);
-    let out = SendPtr(dst.as_mut_ptr());
+    let mut dst: Vec<T> = Vec::new();
+    let out = Shared::spare(&mut dst, len);
     let part = |p: usize, parallelism: gemm::Parallelism| {
         let (lo, hi) = (p * split_len / parts, (p + 1) * split_len / parts);
         let (mm, nn, dst_off, lhs_off, rhs_off) = if by_columns {
@@ -346,25 +374,12 @@ pub(crate) fn gemm_new<T: Elem>(
         // stores every element of its block without reading the old value, so once all
         // blocks have run all `len` elements are initialised.
         unsafe {
-            gemm::gemm(
-                mm,
-                nn,
-                k,
-                out.get().add(dst_off),
-                dst_cs as isize,
-                dst_rs as isize,
+            gemm_raw(
+                (mm, nn, k),
+                (out.ptr_at(dst_off), dst_rs, dst_cs),
                 false,
-                lhs.as_ptr().add(lhs_off),
-                lhs_cs as isize,
-                lhs_rs as isize,
-                rhs.as_ptr().add(rhs_off),
-                rhs_cs as isize,
-                rhs_rs as isize,
-                T::ZERO,
-                T::ONE,
-                false,
-                false,
-                false,
+                (lhs.as_ptr().add(lhs_off), lhs_rs, lhs_cs),
+                (rhs.as_ptr().add(rhs_off), rhs_rs, rhs_cs),
                 parallelism,
             )
         }
@@ -389,16 +404,58 @@ pub(crate) fn gemm_new<T: Elem>(
 /// The fewest output columns (rows) of one block of [`gemm_new`].
 const MIN_SPLIT: usize = 128;
 
-/// A raw pointer that may cross threads: [`gemm_new`]'s blocks write disjoint ranges.
+/// A raw output pointer shared by parallel jobs that write disjoint elements.
 #[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// SAFETY: only used for disjoint writes, see `gemm_new`.
-unsafe impl<T> Send for SendPtr<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for SendPtr<T> {}
-impl<T> SendPtr<T> {
-    fn get(self) -> *mut T {
-        self.0
+pub(crate) struct Shared<T>(*mut T, usize);
+
+// SAFETY: jobs only write through it, at indices that no other job writes (each use
+// says why), and the buffer outlives the parallel loop.
+unsafe impl<T: Send> Send for Shared<T> {}
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T: Elem> Shared<T> {
+    pub(crate) fn new(buf: &mut [T]) -> Self {
+        Self(buf.as_mut_ptr(), buf.len())
+    }
+
+    /// Over the first `len` elements of `v`'s spare capacity (reserved here), which the
+    /// jobs are to initialise.
+    fn spare(v: &mut Vec<T>, len: usize) -> Self {
+        v.reserve(len);
+        Self(v.spare_capacity_mut().as_mut_ptr().cast(), len)
+    }
+
+    /// A pointer to element `i`, for writes through raw-pointer APIs.
+    ///
+    /// # Safety
+    /// No other thread may access the elements written through it during the parallel
+    /// loop.
+    unsafe fn ptr_at(self, i: usize) -> *mut T {
+        assert!(i < self.1, "shared output index out of bounds");
+        // SAFETY: in bounds (checked).
+        unsafe { self.0.add(i) }
+    }
+    /// The `len` elements from `i` as a mutable slice.
+    ///
+    /// # Safety
+    /// No other thread may access those elements while the slice lives.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice_mut<'a>(self, i: usize, len: usize) -> &'a mut [T] {
+        assert!(i + len <= self.1, "shared output index out of bounds");
+        // SAFETY: in bounds (checked); exclusive per the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(i), len) }
+    }
+
+    /// Writes `v` at `i`.
+    ///
+    /// # Safety
+    /// No other thread may access element `i` during the parallel loop.
+    #[inline(always)]
+    pub(crate) unsafe fn write(self, i: usize, v: T) {
+        assert!(i < self.1, "shared output index out of bounds");
+        // SAFETY: in bounds (checked); exclusive per the caller's contract.
+        unsafe { self.0.add(i).write(v) }
     }
 }
 

@@ -33,7 +33,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu::{ConvGeom, Elem, gemm_rm};
+use crate::cpu::{ConvGeom, Elem, Shared, gemm_rm};
 use crate::simd::multiversion;
 
 /// Tiles (GEMM columns) per group of samples.
@@ -241,43 +241,6 @@ fn transformed_kernels<T: Elem>(
         },
     );
     u
-}
-
-/// A raw output pointer shared by parallel jobs that write disjoint elements.
-#[derive(Clone, Copy)]
-struct Shared<T>(*mut T, usize);
-
-// SAFETY: jobs only write through it, at indices that no other job writes (each use
-// says why), and the buffer outlives the parallel loop.
-unsafe impl<T: Send> Send for Shared<T> {}
-unsafe impl<T: Send> Sync for Shared<T> {}
-
-impl<T: Elem> Shared<T> {
-    fn new(buf: &mut [T]) -> Self {
-        Self(buf.as_mut_ptr(), buf.len())
-    }
-    /// The `len` elements from `i` as a mutable slice.
-    ///
-    /// # Safety
-    /// No other thread may access those elements while the slice lives.
-    #[inline(always)]
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slice_mut<'a>(self, i: usize, len: usize) -> &'a mut [T] {
-        assert!(i + len <= self.1, "winograd scratch index out of bounds");
-        // SAFETY: in bounds (checked); exclusive per the caller's contract.
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(i), len) }
-    }
-
-    /// Writes `v` at `i`.
-    ///
-    /// # Safety
-    /// No other thread may access element `i` during the parallel loop.
-    #[inline(always)]
-    unsafe fn write(self, i: usize, v: T) {
-        assert!(i < self.1, "winograd scratch index out of bounds");
-        // SAFETY: in bounds (checked); exclusive per the caller's contract.
-        unsafe { self.0.add(i).write(v) }
-    }
 }
 
 /// One `(h, w)` plane with a zero border, 1 row / column before and 2 rows / 3 columns
