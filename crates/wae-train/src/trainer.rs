@@ -677,9 +677,8 @@ pub fn train_with<M: TrainableModel>(
     };
     prepare_run_dir(&opts.run_dir, &run.config_text)?;
     let metrics = MetricsLog::open(&RunDir::new(&opts.run_dir).metrics(), None)?;
-    let result = run.run(opts, metrics);
-    drop(lock);
-    result
+    // `lock` is held until the run returns.
+    run.run(opts, metrics)
 }
 
 /// Removes `run_dir` when it holds nothing but its lock file (best effort: a failure
