@@ -158,19 +158,6 @@ const GROUP_TARGET_ELEMS: usize = 1 << 21;
 /// A GEMM with fewer columns than this re-packs its kernel matrix too often.
 const MIN_GEMM_COLUMNS: usize = 256;
 
-/// `lo..hi` = the output positions `o` in `0..n_out` with `0 <= o*s - p + k < n_in`.
-fn valid_range(n_out: usize, n_in: usize, s: usize, p: usize, k: usize) -> (usize, usize) {
-    // o*s + k >= p  <=>  o >= ceil((p - k) / s)
-    let lo = if k >= p { 0 } else { (p - k).div_ceil(s) };
-    // o*s + k - p <= n_in - 1  <=>  o <= (n_in - 1 + p - k) / s
-    let hi = if n_in + p > k {
-        ((n_in - 1 + p - k) / s + 1).min(n_out)
-    } else {
-        0
-    };
-    (lo.min(hi), hi)
-}
-
 /// A pool of scratch buffers shared by the tasks of one kernel call, so that at most one
 /// buffer per running task is ever allocated.
 pub(crate) struct Pool<T> {
@@ -459,119 +446,150 @@ impl<T: Elem> Shared<T> {
     }
 }
 
-/// Where one kernel tap lands along one axis: positions `lo..hi` of the feature side are
-/// valid, and position `lo + r` reads image index `lo*s + k - p + r*s`, which in the
-/// phase-split layout (see [`split_plane`]) is phase `phase`, index `start + r`.
-#[derive(Clone, Copy, Debug, Default)]
-struct Tap {
-    lo: usize,
-    hi: usize,
-    phase: usize,
-    start: usize,
+/// Where the taps of a convolution read along one axis, in the phase-split layout of
+/// the image side: tap `k` of output position `o` reads image index `o*s - p + k`, which
+/// is element `o + shift[k]` of phase `phase[k]` (`shift` may be negative).
+#[derive(Clone, Debug)]
+struct AxisTaps {
+    /// Per tap: (phase, shift).
+    taps: Vec<(usize, isize)>,
+    /// Image length and stride.
+    n_in: usize,
+    s: usize,
+    /// Elements per phase: `ceil(n_in / s)`.
+    per_phase: usize,
+    /// Zero elements kept before and after every phase, so that every tap reads or writes
+    /// `n_out` consecutive elements.
+    before: usize,
+    after: usize,
 }
 
-/// The [`Tap`]s of `k_count` kernel positions along one axis.
-fn taps(n_out: usize, n_in: usize, s: usize, p: usize, k_count: usize) -> Vec<Tap> {
-    (0..k_count)
-        .map(|k| {
-            let (lo, hi) = valid_range(n_out, n_in, s, p, k);
-            if lo >= hi {
-                return Tap::default();
-            }
-            let first = lo * s + k - p;
-            Tap {
-                lo,
-                hi,
-                phase: first % s,
-                start: first / s,
-            }
-        })
-        .collect()
-}
-
-/// The phase-split layout of an `(h, w)` plane for strides `(sh, sw)`: `sh * sw` planes
-/// of `(hp, wp) = (ceil(h / sh), ceil(w / sw))`, phase `(py, px)` holding the elements
-/// `(y, x)` with `y mod sh = py`, `x mod sw = px` at `(y / sh, x / sw)`. A strided tap
-/// then reads or writes contiguous rows.
-#[derive(Clone, Copy, Debug)]
-struct PhaseLayout {
-    h: usize,
-    w: usize,
-    sh: usize,
-    sw: usize,
-    hp: usize,
-    wp: usize,
-}
-
-impl PhaseLayout {
-    fn new(h: usize, w: usize, sh: usize, sw: usize) -> Self {
+impl AxisTaps {
+    fn new(n_out: usize, n_in: usize, s: usize, p: usize, k_count: usize) -> Self {
+        let per_phase = n_in.div_ceil(s);
+        let taps: Vec<(usize, isize)> = (0..k_count)
+            .map(|k| {
+                let d = k as isize - p as isize;
+                (d.rem_euclid(s as isize) as usize, d.div_euclid(s as isize))
+            })
+            .collect();
+        let before = taps.iter().map(|&(_, sh)| (-sh).max(0)).max().unwrap_or(0) as usize;
+        let after = taps
+            .iter()
+            .map(|&(_, sh)| (n_out as isize + sh - per_phase as isize).max(0))
+            .max()
+            .unwrap_or(0) as usize;
         Self {
-            h,
-            w,
-            sh,
-            sw,
-            hp: h.div_ceil(sh),
-            wp: w.div_ceil(sw),
+            taps,
+            n_in,
+            s,
+            per_phase,
+            before,
+            after,
         }
     }
-    fn is_identity(&self) -> bool {
-        self.sh == 1 && self.sw == 1
-    }
+    /// Length of one padded phase.
     fn len(&self) -> usize {
-        self.sh * self.sw * self.hp * self.wp
+        self.before + self.per_phase + self.after
     }
-    /// Offset of row `row` of phase `(py, px)` (for the identity layout: of row `row`).
-    fn row(&self, py: usize, px: usize, row: usize) -> usize {
-        ((py * self.sw + px) * self.hp + row) * self.wp
+    /// (phase, first padded index) read by tap `k` for output position 0.
+    fn start(&self, k: usize) -> (usize, usize) {
+        let (phase, shift) = self.taps[k];
+        (phase, (self.before as isize + shift) as usize)
     }
 }
 
-/// Copies an `(h, w)` plane into its phase-split layout.
-#[inline(always)]
-fn split_plane<T: Elem>(plane: &[T], lay: &PhaseLayout, out: &mut [T]) {
-    for y in 0..lay.h {
-        let src = &plane[y * lay.w..(y + 1) * lay.w];
-        let (py, yy) = (y % lay.sh, y / lay.sh);
-        if lay.sw == 2 {
-            let even = lay.row(py, 0, yy);
-            let odd = lay.row(py, 1, yy);
-            for (j, pair) in src.chunks(2).enumerate() {
-                out[even + j] = pair[0];
-                if let Some(&v) = pair.get(1) {
-                    out[odd + j] = v;
+/// A plane of the image side split into its `sh * sw` phases (see [`split_plane`]), each
+/// surrounded by zeros ([`AxisTaps::before`] / `after`): every kernel tap of every
+/// feature-side row then maps to one contiguous run of `wb` elements, so im2col and
+/// col2im copy whole rows, with no bounds to work out per row. Positions outside the
+/// image read the zeros (im2col) or write into them and are dropped (col2im).
+#[derive(Clone, Debug)]
+struct PaddedPhases {
+    y: AxisTaps,
+    x: AxisTaps,
+}
+
+impl PaddedPhases {
+    fn new(geo: &ConvGeom) -> Self {
+        Self {
+            y: AxisTaps::new(geo.hb, geo.ha, geo.sh, geo.ph, geo.kh),
+            x: AxisTaps::new(geo.wb, geo.wa, geo.sw, geo.pw, geo.kw),
+        }
+    }
+    /// Elements of the whole buffer (all phases).
+    fn len(&self) -> usize {
+        self.y.s * self.x.s * self.y.len() * self.x.len()
+    }
+    /// Row stride inside one padded phase.
+    fn stride(&self) -> usize {
+        self.x.len()
+    }
+    /// Buffer offset of padded element `(r, c)` of phase `(py, px)`.
+    fn at(&self, py: usize, px: usize, r: usize, c: usize) -> usize {
+        ((py * self.x.s + px) * self.y.len() + r) * self.x.len() + c
+    }
+    /// Offset of the first element tap `(ky, kx)` reads for feature position (0, 0).
+    fn tap_origin(&self, ky: usize, kx: usize) -> usize {
+        let (py, r) = self.y.start(ky);
+        let (px, c) = self.x.start(kx);
+        self.at(py, px, r, c)
+    }
+    /// Writes image plane `plane` (`ha x wa`) into the phases; the padding is not touched.
+    #[inline(always)]
+    fn load<T: Elem>(&self, plane: &[T], buf: &mut [T]) {
+        let (h, w) = (self.y.n_in, self.x.n_in);
+        let (sy, sx) = (self.y.s, self.x.s);
+        for yy in 0..h {
+            let src = &plane[yy * w..(yy + 1) * w];
+            let (py, r) = (yy % sy, yy / sy + self.y.before);
+            if sx == 1 {
+                buf[self.at(py, 0, r, self.x.before)..][..w].copy_from_slice(src);
+            } else if sx == 2 {
+                let even = self.at(py, 0, r, self.x.before);
+                let odd = self.at(py, 1, r, self.x.before);
+                for (j, pair) in src.chunks(2).enumerate() {
+                    buf[even + j] = pair[0];
+                    if let Some(&v) = pair.get(1) {
+                        buf[odd + j] = v;
+                    }
                 }
-            }
-        } else {
-            for px in 0..lay.sw.min(lay.w) {
-                let base = lay.row(py, px, yy);
-                for (j, &v) in src[px..].iter().step_by(lay.sw).enumerate() {
-                    out[base + j] = v;
+            } else {
+                for px in 0..sx.min(w) {
+                    let base = self.at(py, px, r, self.x.before);
+                    for (j, &v) in src[px..].iter().step_by(sx).enumerate() {
+                        buf[base + j] = v;
+                    }
                 }
             }
         }
     }
-}
-
-/// The inverse of [`split_plane`].
-#[inline(always)]
-fn merge_plane<T: Elem>(phases: &[T], lay: &PhaseLayout, plane: &mut [T]) {
-    for y in 0..lay.h {
-        let dst = &mut plane[y * lay.w..(y + 1) * lay.w];
-        let (py, yy) = (y % lay.sh, y / lay.sh);
-        if lay.sw == 2 {
-            let even = lay.row(py, 0, yy);
-            let odd = lay.row(py, 1, yy);
-            for (j, pair) in dst.chunks_mut(2).enumerate() {
-                pair[0] = phases[even + j];
-                if let Some(v) = pair.get_mut(1) {
-                    *v = phases[odd + j];
+    /// The inverse of [`Self::load`]: the image positions of the phases into `plane`
+    /// (overwritten).
+    #[inline(always)]
+    fn store<T: Elem>(&self, buf: &[T], plane: &mut [T]) {
+        let (h, w) = (self.y.n_in, self.x.n_in);
+        let (sy, sx) = (self.y.s, self.x.s);
+        for yy in 0..h {
+            let dst = &mut plane[yy * w..(yy + 1) * w];
+            let (py, r) = (yy % sy, yy / sy + self.y.before);
+            if sx == 1 {
+                dst.copy_from_slice(&buf[self.at(py, 0, r, self.x.before)..][..w]);
+            } else if sx == 2 {
+                let even = self.at(py, 0, r, self.x.before);
+                let odd = self.at(py, 1, r, self.x.before);
+                for (j, pair) in dst.chunks_mut(2).enumerate() {
+                    pair[0] = buf[even + j];
+                    if let Some(v) = pair.get_mut(1) {
+                        *v = buf[odd + j];
+                    }
                 }
-            }
-        } else {
-            for px in 0..lay.sw.min(lay.w) {
-                let base = lay.row(py, px, yy);
-                for (j, d) in dst[px..].iter_mut().step_by(lay.sw).enumerate() {
-                    *d = phases[base + j];
+            } else {
+                for px in 0..sx.min(w) {
+                    let base = self.at(py, px, r, self.x.before);
+                    for (j, d) in dst[px..].iter_mut().step_by(sx).enumerate() {
+                        *d = buf[base + j];
+                    }
                 }
             }
         }
@@ -582,50 +600,28 @@ multiversion!(
 /// im2col of samples `n0 .. n0 + g` of `a` into `cols`, a `(ca*kh*kw, g*hb*wb)` row-major
 /// matrix: `cols[(i, ky, kx), (s, yb, xb)] = a[n0 + s, i, yb*sh - ph + ky, xb*sw - pw + kx]`.
 ///
-/// Strided convolutions first split each image plane into its phases, so that every
-/// copy into `cols` is a contiguous row segment.
+/// Each image plane is first copied into its zero-padded phases ([`PaddedPhases`]), so
+/// that every row of `cols` is filled by `hb` contiguous copies of `wb` elements.
 fn im2col<T: Elem>(geo: &ConvGeom, a: &[T], n0: usize, g: usize, cols: &mut [T]) = im2col_body;);
 
 #[inline(always)]
 fn im2col_body<T: Elem>(geo: &ConvGeom, a: &[T], n0: usize, g: usize, cols: &mut [T]) {
     let (wb, bp) = (geo.wb, geo.b_plane());
     let width = g * bp;
-    let xt = taps(geo.wb, geo.wa, geo.sw, geo.pw, geo.kw);
-    let yt = taps(geo.hb, geo.ha, geo.sh, geo.ph, geo.kh);
-    let lay = PhaseLayout::new(geo.ha, geo.wa, geo.sh, geo.sw);
-    let mut phases = if lay.is_identity() {
-        Vec::new()
-    } else {
-        vec![T::ZERO; lay.len()]
-    };
+    let pp = PaddedPhases::new(geo);
+    let stride = pp.stride();
+    let mut buf = vec![T::ZERO; pp.len()];
     for s in 0..g {
         for i in 0..geo.ca {
             let plane = &a[((n0 + s) * geo.ca + i) * geo.a_plane()..][..geo.a_plane()];
-            let src: &[T] = if lay.is_identity() {
-                plane
-            } else {
-                split_plane(plane, &lay, &mut phases);
-                &phases
-            };
-            for (ky, ty) in yt.iter().enumerate() {
-                for (kx, tx) in xt.iter().enumerate() {
+            pp.load(plane, &mut buf);
+            for ky in 0..geo.kh {
+                for kx in 0..geo.kw {
                     let row = (i * geo.kh + ky) * geo.kw + kx;
                     let dst = &mut cols[row * width + s * bp..][..bp];
-                    if ty.lo >= ty.hi || tx.lo >= tx.hi {
-                        dst.fill(T::ZERO);
-                        continue;
-                    }
-                    dst[..ty.lo * wb].fill(T::ZERO);
-                    dst[ty.hi * wb..].fill(T::ZERO);
-                    let n = tx.hi - tx.lo;
-                    for (r, out) in dst[ty.lo * wb..ty.hi * wb].chunks_exact_mut(wb).enumerate() {
-                        let from =
-                            &src[lay.row(ty.phase, tx.phase, ty.start + r) + tx.start..][..n];
-                        out[..tx.lo].fill(T::ZERO);
-                        out[tx.hi..].fill(T::ZERO);
-                        for (o, &v) in out[tx.lo..tx.hi].iter_mut().zip(from) {
-                            *o = v;
-                        }
+                    let origin = pp.tap_origin(ky, kx);
+                    for (r, out) in dst.chunks_exact_mut(wb).enumerate() {
+                        out.copy_from_slice(&buf[origin + r * stride..][..wb]);
                     }
                 }
             }
@@ -638,53 +634,36 @@ multiversion!(
 /// `a_out` (the adjoint of [`im2col`]); `a_out` holds exactly those `g` samples and is
 /// overwritten.
 ///
-/// Strided convolutions accumulate each image plane in its phase-split layout (every
-/// tap adds contiguous row segments), then interleave it once.
+/// Each image plane is accumulated in its zero-padded phases ([`PaddedPhases`]): every
+/// tap adds `hb` contiguous runs of `wb` elements (what lands in the padding lies outside
+/// the image and is dropped); then the image positions are copied out once.
 fn col2im<T: Elem>(geo: &ConvGeom, cols: &[T], g: usize, a_out: &mut [T]) = col2im_body;);
 
 #[inline(always)]
 fn col2im_body<T: Elem>(geo: &ConvGeom, cols: &[T], g: usize, a_out: &mut [T]) {
     let (wb, bp) = (geo.wb, geo.b_plane());
     let width = g * bp;
-    let xt = taps(geo.wb, geo.wa, geo.sw, geo.pw, geo.kw);
-    let yt = taps(geo.hb, geo.ha, geo.sh, geo.ph, geo.kh);
-    let lay = PhaseLayout::new(geo.ha, geo.wa, geo.sh, geo.sw);
-    let mut phases = if lay.is_identity() {
-        Vec::new()
-    } else {
-        vec![T::ZERO; lay.len()]
-    };
+    let pp = PaddedPhases::new(geo);
+    let stride = pp.stride();
+    let mut buf = vec![T::ZERO; pp.len()];
     for s in 0..g {
         for i in 0..geo.ca {
-            let plane = &mut a_out[(s * geo.ca + i) * geo.a_plane()..][..geo.a_plane()];
-            let acc: &mut [T] = if lay.is_identity() {
-                plane.fill(T::ZERO);
-                plane
-            } else {
-                phases.fill(T::ZERO);
-                &mut phases
-            };
-            for (ky, ty) in yt.iter().enumerate() {
-                for (kx, tx) in xt.iter().enumerate() {
-                    if ty.lo >= ty.hi || tx.lo >= tx.hi {
-                        continue;
-                    }
+            buf.fill(T::ZERO);
+            for ky in 0..geo.kh {
+                for kx in 0..geo.kw {
                     let row = (i * geo.kh + ky) * geo.kw + kx;
                     let src = &cols[row * width + s * bp..][..bp];
-                    let n = tx.hi - tx.lo;
-                    for (r, from) in src[ty.lo * wb..ty.hi * wb].chunks_exact(wb).enumerate() {
-                        let dst =
-                            &mut acc[lay.row(ty.phase, tx.phase, ty.start + r) + tx.start..][..n];
-                        for (d, &v) in dst.iter_mut().zip(&from[tx.lo..tx.hi]) {
+                    let origin = pp.tap_origin(ky, kx);
+                    for (r, from) in src.chunks_exact(wb).enumerate() {
+                        let dst = &mut buf[origin + r * stride..][..wb];
+                        for (d, &v) in dst.iter_mut().zip(from) {
                             *d += v;
                         }
                     }
                 }
             }
-            if !lay.is_identity() {
-                let plane = &mut a_out[(s * geo.ca + i) * geo.a_plane()..][..geo.a_plane()];
-                merge_plane(&phases, &lay, plane);
-            }
+            let plane = &mut a_out[(s * geo.ca + i) * geo.a_plane()..][..geo.a_plane()];
+            pp.store(&buf, plane);
         }
     }
 }
@@ -1022,22 +1001,86 @@ pub(crate) fn sum_f64<T: Elem>(x: &[T]) -> f64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn valid_range_matches_brute_force() {
-        for n_in in 1..9 {
+    /// Geometries with odd sizes, strides 1 to 3, padding wider than the kernel's reach
+    /// and outputs larger or smaller than the input allows.
+    fn geometries() -> Vec<ConvGeom> {
+        let mut out = Vec::new();
+        for (ha, wa) in [(7, 6), (4, 4), (1, 3), (28, 28)] {
             for s in 1..4 {
                 for p in 0..4 {
-                    for k in 0..5 {
-                        let n_out = 12;
-                        let (lo, hi) = valid_range(n_out, n_in, s, p, k);
-                        for o in 0..n_out {
-                            let pos = (o * s + k) as i64 - p as i64;
-                            let inside = pos >= 0 && pos < n_in as i64;
-                            assert_eq!(inside, o >= lo && o < hi, "{n_in} {s} {p} {k} {o}");
+                    for (kh, kw) in [(4, 4), (3, 2), (1, 1), (5, 3)] {
+                        let (hp, wp) = (ha + 2 * p, wa + 2 * p);
+                        if hp < kh || wp < kw {
+                            continue;
+                        }
+                        out.push(ConvGeom {
+                            n: 2,
+                            ca: 2,
+                            ha,
+                            wa,
+                            cb: 1,
+                            hb: (hp - kh) / s + 1,
+                            wb: (wp - kw) / s + 1,
+                            kh,
+                            kw,
+                            sh: s,
+                            sw: s,
+                            ph: p,
+                            pw: p,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The image element tap `(ky, kx)` of feature position `(yb, xb)` reads, if inside.
+    fn source(geo: &ConvGeom, yb: usize, xb: usize, ky: usize, kx: usize) -> Option<usize> {
+        let y = (yb * geo.sh + ky) as isize - geo.ph as isize;
+        let x = (xb * geo.sw + kx) as isize - geo.pw as isize;
+        let inside = y >= 0 && x >= 0 && (y as usize) < geo.ha && (x as usize) < geo.wa;
+        inside.then(|| y as usize * geo.wa + x as usize)
+    }
+
+    /// im2col and col2im against their definitions, element by element (col2im summing
+    /// in the same tap order, so bit for bit).
+    #[test]
+    fn im2col_and_col2im_match_their_definitions() {
+        for geo in geometries() {
+            let (bp, ap) = (geo.b_plane(), geo.a_plane());
+            let (n0, g) = (1, 1);
+            let a: Vec<f64> = (0..geo.a_len()).map(|v| v as f64 + 1.0).collect();
+            let width = g * bp;
+            let mut cols = vec![f64::NAN; geo.rows() * width];
+            im2col(&geo, &a, n0, g, &mut cols);
+            let c: Vec<f64> = (0..cols.len())
+                .map(|v| (v % 97) as f64 * 0.25 - 3.0)
+                .collect();
+            let mut back = vec![f64::NAN; g * geo.ca * ap];
+            col2im(&geo, &c, g, &mut back);
+            let mut want_back = vec![0.0; back.len()];
+            for i in 0..geo.ca {
+                for ky in 0..geo.kh {
+                    for kx in 0..geo.kw {
+                        let row = (i * geo.kh + ky) * geo.kw + kx;
+                        for yb in 0..geo.hb {
+                            for xb in 0..geo.wb {
+                                let col = yb * geo.wb + xb;
+                                let got = cols[row * width + col];
+                                match source(&geo, yb, xb, ky, kx) {
+                                    Some(at) => {
+                                        assert_eq!(got, a[(n0 * geo.ca + i) * ap + at], "{geo:?}");
+                                        want_back[i * ap + at] += c[row * width + col];
+                                    }
+                                    None => assert_eq!(got, 0.0, "{geo:?}"),
+                                }
+                            }
                         }
                     }
                 }
             }
+            assert_eq!(back, want_back, "{geo:?}");
         }
     }
 
