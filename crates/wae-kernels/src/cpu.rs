@@ -757,14 +757,31 @@ pub(crate) fn conv_forward_into<T: Elem>(
     };
     let n_slots = n_tasks.div_ceil(per_slot);
     let par = inner_parallelism(n_slots, threads);
-    // Slot 0 accumulates straight into `dk_out`, the others into their own buffers.
-    let mut dk_rest: Vec<Vec<T>> = Vec::new();
+    // Where the batch has many feature-side positions per output channel, every slot
+    // accumulates into its own buffer, column-major `(cb, rows)`: with that destination
+    // the gemm crate packs the small `(cb, width)` gradient block as its left operand and
+    // reads the im2col buffer in place, where a row-major destination makes it
+    // transpose-pack the whole `(rows, width)` im2col buffer on every call. The buffers
+    // are then summed and transposed once, which costs more than it saves where the
+    // kernel is large beside the batch (the full-width encoder's last layers). Else
+    // slot 0 accumulates straight into `dk_out` (row-major), the others into their own
+    // buffers. The choice depends on the shapes alone.
+    let dk_col_major = geo.n * bp >= 4 * geo.cb;
+    let (dk_rs, dk_cs) = if dk_col_major { (1, geo.cb) } else { (rows, 1) };
+    let mut dk_own: Vec<Vec<T>> = Vec::new();
     let dk_bufs: Vec<Mutex<&mut [T]>> = match dk_out.as_deref_mut() {
+        Some(_) if dk_col_major => {
+            dk_own = (0..n_slots).map(|_| vec![T::ZERO; geo.k_len()]).collect();
+            dk_own
+                .iter_mut()
+                .map(|v| Mutex::new(v.as_mut_slice()))
+                .collect()
+        }
         Some(dk_out) => {
             dk_out.fill(T::ZERO);
-            dk_rest = (1..n_slots).map(|_| vec![T::ZERO; geo.k_len()]).collect();
+            dk_own = (1..n_slots).map(|_| vec![T::ZERO; geo.k_len()]).collect();
             std::iter::once(dk_out)
-                .chain(dk_rest.iter_mut().map(|v| v.as_mut_slice()))
+                .chain(dk_own.iter_mut().map(|v| v.as_mut_slice()))
                 .map(Mutex::new)
                 .collect()
         }
@@ -801,13 +818,15 @@ pub(crate) fn conv_forward_into<T: Elem>(
             if gs == 1 {
                 let b_g = &b_in[n0 * geo.cb * bp..][..geo.cb * bp];
                 gemm_rm(
-                    geo.cb, rows, width, dk, rows, 1, true, b_g, width, 1, &cols, 1, width, par,
+                    geo.cb, rows, width, dk, dk_rs, dk_cs, true, b_g, width, 1, &cols, 1, width,
+                    par,
                 );
             } else {
                 let mut tmp = tmp_pool.take(geo.cb * width);
                 gather_channels_major(b_in, geo.cb, bp, n0, gs, &mut tmp);
                 gemm_rm(
-                    geo.cb, rows, width, dk, rows, 1, true, &tmp, width, 1, &cols, 1, width, par,
+                    geo.cb, rows, width, dk, dk_rs, dk_cs, true, &tmp, width, 1, &cols, 1, width,
+                    par,
                 );
                 tmp_pool.give(tmp);
             }
@@ -841,7 +860,11 @@ pub(crate) fn conv_forward_into<T: Elem>(
     };
     drop(dk_bufs);
     if let Some(dk_out) = dk_out {
-        add_in_order(dk_out, &dk_rest);
+        if dk_col_major {
+            sum_transposed_in_order(dk_out, dk_own, geo.cb, rows);
+        } else {
+            add_in_order(dk_out, &dk_own);
+        }
     }
     b_out
 }
@@ -955,6 +978,38 @@ fn add_in_order<T: Elem>(dst: &mut [T], parts: &[Vec<T>]) {
         for part in parts {
             for (d, &p) in d.iter_mut().zip(&part[i << 14..]) {
                 *d += p;
+            }
+        }
+    });
+}
+
+/// `dst = parts[0] + parts[1] + ...` summed in that order, with `dst` an `(r, c)`
+/// row-major matrix and every part the same matrix column-major: the parts are summed
+/// into the first one (contiguous, in parallel over chunks), which is then transposed
+/// into `dst` in 16 x 16 tiles (in parallel over blocks of 16 rows of `dst`).
+fn sum_transposed_in_order<T: Elem>(dst: &mut [T], mut parts: Vec<Vec<T>>, r: usize, c: usize) {
+    const TILE: usize = 16;
+    const CHUNK: usize = 1 << 14;
+    if parts.is_empty() || c == 0 {
+        dst.fill(T::ZERO);
+        return;
+    }
+    let mut acc = parts.remove(0);
+    acc.par_chunks_mut(CHUNK).enumerate().for_each(|(i, a)| {
+        for part in &parts {
+            for (x, &p) in a.iter_mut().zip(&part[i * CHUNK..]) {
+                *x += p;
+            }
+        }
+    });
+    dst.par_chunks_mut(TILE * c).enumerate().for_each(|(b, d)| {
+        let (r0, nr) = (b * TILE, d.len() / c);
+        for j0 in (0..c).step_by(TILE) {
+            for j in j0..(j0 + TILE).min(c) {
+                let col = &acc[j * r + r0..][..nr];
+                for (i, &v) in col.iter().enumerate() {
+                    d[i * c + j] = v;
+                }
             }
         }
     });
