@@ -53,7 +53,10 @@ fn main() {
             best = best.max(rate);
         }
     }
-    assert!(dsts.iter().all(|d| d.iter().all(|&v| v == 0.125 * k as f32)));
+    assert!(
+        dsts.iter()
+            .all(|d| d.iter().all(|&v| v == 0.125 * k as f32))
+    );
     println!(
         "{m}x{k} * {k}x{n}, {count} products on {} threads: {best:.1} GFLOP/s (best of 3)",
         rayon::current_num_threads()
