@@ -1140,10 +1140,12 @@ mod tests {
     }
 
     /// `<conv_forward(a), b> == <a, conv_adjoint(b)>` and the kernel gradient is the
-    /// derivative of `<conv_forward(a), b>` with respect to `K`.
+    /// derivative of `<conv_forward(a), b>` with respect to `K`; on one geometry whose
+    /// kernel gradient accumulates column-major (`n * hb * wb >= 4 * cb`) and one that
+    /// accumulates row-major.
     #[test]
     fn adjoint_and_kernel_grad_are_consistent() {
-        let geo = ConvGeom {
+        let long_batch = ConvGeom {
             n: 3,
             ca: 2,
             ha: 7,
@@ -1158,6 +1160,30 @@ mod tests {
             ph: 1,
             pw: 0,
         };
+        let wide_kernel = ConvGeom {
+            n: 2,
+            ca: 3,
+            ha: 4,
+            wa: 4,
+            cb: 9,
+            hb: 2,
+            wb: 2,
+            kh: 4,
+            kw: 4,
+            sh: 2,
+            sw: 2,
+            ph: 1,
+            pw: 1,
+        };
+        assert!(long_batch.n * long_batch.b_plane() >= 4 * long_batch.cb);
+        assert!(wide_kernel.n * wide_kernel.b_plane() < 4 * wide_kernel.cb);
+        for geo in [long_batch, wide_kernel] {
+            check_adjoint_and_kernel_grad(&geo);
+        }
+    }
+
+    fn check_adjoint_and_kernel_grad(geo: &ConvGeom) {
+        let geo = *geo;
         let fill = |len: usize, seed: u64| -> Vec<f64> {
             let mut state = seed;
             (0..len)
