@@ -499,7 +499,8 @@ impl AxisTaps {
     }
 }
 
-/// A plane of the image side split into its `sh * sw` phases (see [`split_plane`]), each
+/// A plane of the image side split into its `sh * sw` phases (phase `(py, px)` holds the
+/// elements `(y, x)` with `y mod sh = py`, `x mod sw = px`, at `(y / sh, x / sw)`), each
 /// surrounded by zeros ([`AxisTaps::before`] / `after`): every kernel tap of every
 /// feature-side row then maps to one contiguous run of `wb` elements, so im2col and
 /// col2im copy whole rows, with no bounds to work out per row. Positions outside the

@@ -12,7 +12,7 @@
 //! - [`conv2d`] / [`conv2d_padded`]: im2col + GEMM forward, GEMM + col2im input gradient;
 //! - [`batch_norm_train`] / [`batch_norm_eval`]: BatchNorm with an optional fused ReLU,
 //!   statistics and normalisation in one or two multithreaded passes each way;
-//! - [`linear`]: the fully connected layer, whose backward returns the weight's gradient
+//! - [`linear()`]: the fully connected layer, whose backward returns the weight's gradient
 //!   contiguous (candle's `matmul(&w.t())` returns a transposed view);
 //! - [`nhwc`]: channels-last inference kernels (convolution + bias + ReLU into a channel
 //!   slice of a shared output, pools, global mean) for networks that only infer;

@@ -28,7 +28,7 @@ pub struct EncodeArgs {
     /// Encode only the first N images (default: all).
     #[arg(long)]
     pub n: Option<usize>,
-    /// Output file (default: RUN/codes-<split>.safetensors).
+    /// Output file (default: RUN/codes-SPLIT.safetensors, SPLIT the --split given).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }

@@ -32,7 +32,7 @@ pub struct TrainArgs {
     /// A TOML configuration file (see docs/training.md for every key).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Run directory (default: runs/<preset or config name>).
+    /// Run directory (default: runs/NAME, NAME the preset or the config file's stem).
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     pub out: Option<PathBuf>,
     /// Seed of every random draw (default: the config's, 0).
