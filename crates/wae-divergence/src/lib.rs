@@ -3,7 +3,7 @@
 //! The penalties of Wasserstein auto-encoders (Tolstikhin et al. 2018) and relatives, as
 //! differentiable candle ops that work on any device, in f32 and f64:
 //!
-//! - [`mmd`]: MMD^2 with inverse-multiquadratic or RBF kernels **summed** over scales,
+//! - [`mmd()`]: MMD^2 with inverse-multiquadratic or RBF kernels **summed** over scales,
 //!   kernel constants `C_s = 2 * d * prior_variance * s`, unbiased U-statistic (diagonals
 //!   excluded) or V-statistic. On the CPU a fused kernel with an analytic backward is used.
 //! - [`mmd_blockwise`]: the same value in bounded memory for tens of thousands of codes.

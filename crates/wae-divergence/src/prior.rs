@@ -158,7 +158,7 @@ impl KernelConstant {
     /// is `1 / 2`).
     ///
     /// [`MmdConfig::prior_variance`]: crate::MmdConfig::prior_variance
-    /// [`mmd`]: crate::mmd
+    /// [`mmd`]: crate::mmd()
     pub fn prior_variance(self, prior: &Prior, d: usize) -> f64 {
         match self {
             KernelConstant::TwoDimPriorVariance => prior.kernel_variance(d),

@@ -63,7 +63,7 @@ pub fn median_heuristic_scale(qz: &Tensor, pz: &Tensor, prior_variance: f64) -> 
 /// Result of [`mmd_permutation_test`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PermutationTest {
-    /// The MMD^2 estimate on the observed split (equals [`crate::mmd`] with the same config).
+    /// The MMD^2 estimate on the observed split (equals [`crate::mmd()`] with the same config).
     pub statistic: f64,
     /// `(1 + #{permutations with statistic >= observed}) / (1 + num_permutations)`, in `(0, 1]`.
     pub p_value: f64,
@@ -76,7 +76,7 @@ pub struct PermutationTest {
 ///
 /// `x` is `(n, d)`, `y` is `(m, d)`. The pooled `(n + m) x (n + m)` kernel matrix is built
 /// once (in f64 on the host), so each permutation costs `O((n + m)^2)` additions; meant for
-/// samples of up to a few thousand points. Errors as [`crate::mmd`], and for
+/// samples of up to a few thousand points. Errors as [`crate::mmd()`], and for
 /// `num_permutations == 0`.
 pub fn mmd_permutation_test<R: Rng + ?Sized>(
     x: &Tensor,

@@ -618,7 +618,7 @@ fn prepare_run_dir(run_dir: &Path, config_text: &str) -> Result<()> {
     )?)
 }
 
-/// The project's [`Model`] of `cfg`, built under `vb` (what [`train`] and [`resume`]
+/// The project's [`Model`] of `cfg`, built under `vb` (what [`train`] and [`resume()`]
 /// pass to [`train_with`] and [`resume_with`]).
 fn project_model(cfg: &TrainConfig, vb: VarBuilder<'static>) -> Result<Model> {
     Ok(Model::new(&cfg.model, &cfg.objective, vb)?)
@@ -626,7 +626,7 @@ fn project_model(cfg: &TrainConfig, vb: VarBuilder<'static>) -> Result<Model> {
 
 /// Starts a new run of `cfg` in `opts.run_dir` with the project's [`Model`] built from
 /// `cfg.model`. Refuses a directory that already holds a checkpoint (continue it with
-/// [`resume`] instead).
+/// [`resume()`] instead).
 pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     train_with(cfg, opts, project_model)
 }
