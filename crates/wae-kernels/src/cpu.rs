@@ -132,6 +132,12 @@ impl ConvGeom {
         self.cb * self.rows()
     }
 
+    /// Whether [`conv_forward_into`] accumulates the kernel gradient column-major: where
+    /// the batch has at least 4 feature-side positions per output channel (see there).
+    fn kernel_grad_column_major(&self) -> bool {
+        self.n * self.b_plane() >= 4 * self.cb
+    }
+
     /// How many samples one task handles at once: enough that one GEMM has a few hundred
     /// columns (so the packed kernel matrix is reused), few enough that the im2col
     /// buffer stays in the last-level cache and that there are at least [`MIN_TASKS`]
@@ -536,64 +542,49 @@ impl PaddedPhases {
         let (px, c) = self.x.start(kx);
         self.at(py, px, r, c)
     }
-    /// Writes image plane `plane` (`ha x wa`) into the phases; the padding is not touched.
+    /// Calls `f(image, step, at, count)` once per row of the image and phase of that row:
+    /// image elements `image + j * step` of the plane (`ha x wa`) sit at `at + j` of the
+    /// buffer, for `j < count`. [`Self::load`] and [`Self::store`] copy along these runs.
     #[inline(always)]
-    fn load<T: Elem>(&self, plane: &[T], buf: &mut [T]) {
+    fn runs(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
         let (h, w) = (self.y.n_in, self.x.n_in);
         let (sy, sx) = (self.y.s, self.x.s);
         for yy in 0..h {
-            let src = &plane[yy * w..(yy + 1) * w];
             let (py, r) = (yy % sy, yy / sy + self.y.before);
-            if sx == 1 {
-                buf[self.at(py, 0, r, self.x.before)..][..w].copy_from_slice(src);
-            } else if sx == 2 {
-                let even = self.at(py, 0, r, self.x.before);
-                let odd = self.at(py, 1, r, self.x.before);
-                for (j, pair) in src.chunks(2).enumerate() {
-                    buf[even + j] = pair[0];
-                    if let Some(&v) = pair.get(1) {
-                        buf[odd + j] = v;
-                    }
-                }
-            } else {
-                for px in 0..sx.min(w) {
-                    let base = self.at(py, px, r, self.x.before);
-                    for (j, &v) in src[px..].iter().step_by(sx).enumerate() {
-                        buf[base + j] = v;
-                    }
-                }
+            for px in 0..sx.min(w) {
+                let at = self.at(py, px, r, self.x.before);
+                f(yy * w + px, sx, at, (w - px).div_ceil(sx));
             }
         }
+    }
+    /// Writes image plane `plane` (`ha x wa`) into the phases; the padding is not touched.
+    #[inline(always)]
+    fn load<T: Elem>(&self, plane: &[T], buf: &mut [T]) {
+        self.runs(|image, step, at, count| {
+            let dst = &mut buf[at..][..count];
+            if step == 1 {
+                dst.copy_from_slice(&plane[image..][..count]);
+            } else {
+                for (d, &v) in dst.iter_mut().zip(plane[image..].iter().step_by(step)) {
+                    *d = v;
+                }
+            }
+        });
     }
     /// The inverse of [`Self::load`]: the image positions of the phases into `plane`
     /// (overwritten).
     #[inline(always)]
     fn store<T: Elem>(&self, buf: &[T], plane: &mut [T]) {
-        let (h, w) = (self.y.n_in, self.x.n_in);
-        let (sy, sx) = (self.y.s, self.x.s);
-        for yy in 0..h {
-            let dst = &mut plane[yy * w..(yy + 1) * w];
-            let (py, r) = (yy % sy, yy / sy + self.y.before);
-            if sx == 1 {
-                dst.copy_from_slice(&buf[self.at(py, 0, r, self.x.before)..][..w]);
-            } else if sx == 2 {
-                let even = self.at(py, 0, r, self.x.before);
-                let odd = self.at(py, 1, r, self.x.before);
-                for (j, pair) in dst.chunks_mut(2).enumerate() {
-                    pair[0] = buf[even + j];
-                    if let Some(v) = pair.get_mut(1) {
-                        *v = buf[odd + j];
-                    }
-                }
+        self.runs(|image, step, at, count| {
+            let src = &buf[at..][..count];
+            if step == 1 {
+                plane[image..][..count].copy_from_slice(src);
             } else {
-                for px in 0..sx.min(w) {
-                    let base = self.at(py, px, r, self.x.before);
-                    for (j, d) in dst[px..].iter_mut().step_by(sx).enumerate() {
-                        *d = buf[base + j];
-                    }
+                for (d, &v) in plane[image..].iter_mut().step_by(step).zip(src) {
+                    *d = v;
                 }
             }
-        }
+        });
     }
 }
 
@@ -767,7 +758,7 @@ pub(crate) fn conv_forward_into<T: Elem>(
     // kernel is large beside the batch (the full-width encoder's last layers). Else
     // slot 0 accumulates straight into `dk_out` (row-major), the others into their own
     // buffers. The choice depends on the shapes alone.
-    let dk_col_major = geo.n * bp >= 4 * geo.cb;
+    let dk_col_major = geo.kernel_grad_column_major();
     let (dk_rs, dk_cs) = if dk_col_major { (1, geo.cb) } else { (rows, 1) };
     let mut dk_own: Vec<Vec<T>> = Vec::new();
     let dk_bufs: Vec<Mutex<&mut [T]>> = match dk_out.as_deref_mut() {
@@ -986,23 +977,16 @@ fn add_in_order<T: Elem>(dst: &mut [T], parts: &[Vec<T>]) {
 
 /// `dst = parts[0] + parts[1] + ...` summed in that order, with `dst` an `(r, c)`
 /// row-major matrix and every part the same matrix column-major: the parts are summed
-/// into the first one (contiguous, in parallel over chunks), which is then transposed
+/// into the first one ([`add_in_order`]), which is then transposed
 /// into `dst` in 16 x 16 tiles (in parallel over blocks of 16 rows of `dst`).
 fn sum_transposed_in_order<T: Elem>(dst: &mut [T], mut parts: Vec<Vec<T>>, r: usize, c: usize) {
     const TILE: usize = 16;
-    const CHUNK: usize = 1 << 14;
     if parts.is_empty() || c == 0 {
         dst.fill(T::ZERO);
         return;
     }
     let mut acc = parts.remove(0);
-    acc.par_chunks_mut(CHUNK).enumerate().for_each(|(i, a)| {
-        for part in &parts {
-            for (x, &p) in a.iter_mut().zip(&part[i * CHUNK..]) {
-                *x += p;
-            }
-        }
-    });
+    add_in_order(&mut acc, &parts);
     dst.par_chunks_mut(TILE * c).enumerate().for_each(|(b, d)| {
         let (r0, nr) = (b * TILE, d.len() / c);
         for j0 in (0..c).step_by(TILE) {
@@ -1176,8 +1160,8 @@ mod tests {
             ph: 1,
             pw: 1,
         };
-        assert!(long_batch.n * long_batch.b_plane() >= 4 * long_batch.cb);
-        assert!(wide_kernel.n * wide_kernel.b_plane() < 4 * wide_kernel.cb);
+        assert!(long_batch.kernel_grad_column_major());
+        assert!(!wide_kernel.kernel_grad_column_major());
         for geo in [long_batch, wide_kernel] {
             check_adjoint_and_kernel_grad(&geo);
         }
