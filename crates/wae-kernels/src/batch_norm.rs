@@ -7,7 +7,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType
 use rayon::prelude::*;
 
 use crate::conv::{cpu_slice, dispatch3};
-use crate::cpu::{Elem, par_build};
+use crate::cpu::{Elem, par_build, sum_f64};
 use crate::profile::{OpKind, Pass, timed};
 use crate::simd::multiversion;
 use crate::{Error, Result};
@@ -236,6 +236,11 @@ fn grad_sums_channel_body<T: Elem>(
 ) -> (f64, f64) {
     let mut sg = 0f64;
     let mut sgx = 0f64;
+    // `g` and `g * (x - center)` of one plane, widened to f64, then each summed by
+    // `sum_f64`: the same operations, lanes and order as summing them in one loop, but
+    // in loops the compiler vectorises. Written as one loop (the ReLU mask, the widening
+    // and both sums), it was scalar code (4.7 % of the width-4 training step).
+    let (mut gw, mut gx) = (vec![0f64; plane], vec![0f64; plane]);
     for s in 0..n {
         let off = (s * c + ch) * plane;
         let (xs, gs, rs) = (
@@ -243,27 +248,14 @@ fn grad_sums_channel_body<T: Elem>(
             &grad[off..off + plane],
             &res[off..off + plane],
         );
-        // Both sums in one pass, with the lanes and order of `sum8` (the same bits as
-        // two `sum8` calls): lane `j` adds elements `j, j + 8, ...` of the full blocks,
-        // the lanes are added in order, then the tail.
-        let (mut ag, mut agx) = ([0f64; 8], [0f64; 8]);
-        let (xb, gb, rb) = (xs.chunks_exact(8), gs.chunks_exact(8), rs.chunks_exact(8));
-        let (xt, gt, rt) = (xb.remainder(), gb.remainder(), rb.remainder());
-        for ((x8, g8), r8) in xb.zip(gb).zip(rb) {
-            for j in 0..8 {
-                let g = masked(relu, g8[j], r8[j]).as_f64();
-                ag[j] += g;
-                agx[j] += g * (x8[j].as_f64() - center);
-            }
+        for ((w, &gv), &rv) in gw.iter_mut().zip(gs).zip(rs) {
+            *w = masked(relu, gv, rv).as_f64();
         }
-        let (mut tg, mut tgx): (f64, f64) = (ag.iter().sum(), agx.iter().sum());
-        for ((&xv, &gv), &rv) in xt.iter().zip(gt).zip(rt) {
-            let g = masked(relu, gv, rv).as_f64();
-            tg += g;
-            tgx += g * (xv.as_f64() - center);
+        for ((p, &w), &xv) in gx.iter_mut().zip(&gw).zip(xs) {
+            *p = w * (xv.as_f64() - center);
         }
-        sg += tg;
-        sgx += tgx;
+        sg += sum_f64(&gw);
+        sgx += sum_f64(&gx);
     }
     (sg, sgx)
 }
