@@ -150,7 +150,35 @@ impl ConvGeom {
         let by_tasks = self.n.div_ceil(MIN_TASKS).max(1);
         by_cache.min(by_columns).min(by_tasks).max(1)
     }
+
+    /// Samples per task of a call that computes only the kernel gradient
+    /// ([`conv_kernel_grad`]): the batch split into the fewest tasks whose im2col
+    /// buffers stay within [`GROUP_TARGET_ELEMS`], that count rounded up to a multiple
+    /// of [`KERNEL_GRAD_TASKS`] (samples per task rounded up, so a few batch sizes get
+    /// one task fewer).
+    ///
+    /// The forward pass's sizing ([`Self::group_size`]: at least [`MIN_TASKS`] tasks of
+    /// a few hundred columns) made each task's product `(cb, width) * (width, rows)` thin
+    /// where the kernel is large beside the batch (52 columns against a 256 x 2048
+    /// gradient for the width-4 encoder's last layer at batch 100), and gave every one
+    /// of up to [`MAX_DK_SLOTS`] slots a gradient buffer to zero and sum. With few wide
+    /// tasks the encoder's backward pass at width 4, batch 100, went from about 17.5 to
+    /// 15 ms and the width-4 step at batch 25 gained about 5 % (docs/performance.md).
+    /// Like the forward sizing it depends on the shapes alone, not on the thread count.
+    fn kernel_grad_group_size(&self) -> usize {
+        let per_sample = (self.rows() * self.b_plane()).max(1);
+        let by_cache = (GROUP_TARGET_ELEMS / per_sample).max(1);
+        let tasks = self
+            .n
+            .div_ceil(by_cache)
+            .next_multiple_of(KERNEL_GRAD_TASKS);
+        self.n.div_ceil(tasks).max(1)
+    }
 }
+
+/// The task count of a kernel-gradient-only call is a multiple of this (so that two
+/// threads share the tasks evenly).
+const KERNEL_GRAD_TASKS: usize = 2;
 
 /// The fewest tasks a batch is split into (when it has that many samples).
 const MIN_TASKS: usize = 8;
@@ -732,6 +760,12 @@ pub(crate) fn conv_forward_into<T: Elem>(
     kernel_grad: Option<(&[T], &mut [T])>,
 ) -> Vec<T> {
     let (threads, g) = plan(geo);
+    // Without the forward output there is only the kernel gradient to balance against.
+    let g = if want_b {
+        g
+    } else {
+        geo.kernel_grad_group_size()
+    };
     let rows = geo.rows();
     let bp = geo.b_plane();
     let n_tasks = geo.n.div_ceil(g);
@@ -1085,6 +1119,53 @@ mod tests {
 
     /// im2col and col2im against their definitions, element by element (col2im summing
     /// in the same tap order, so bit for bit).
+    /// Kernel-gradient-only calls: an even number of tasks (for two threads), each
+    /// within the im2col budget, covering the batch; wide where the forward pass's
+    /// tasks are thin.
+    #[test]
+    fn kernel_grad_tasks_are_few_even_and_fit_the_cache_budget() {
+        let enc = |n: usize, ca: usize, cb: usize, ha: usize, hb: usize| ConvGeom {
+            n,
+            ca,
+            ha,
+            wa: ha,
+            cb,
+            hb,
+            wb: hb,
+            kh: 4,
+            kw: 4,
+            sh: 2,
+            sw: 2,
+            ph: 1,
+            pw: 1,
+        };
+        for n in [1, 3, 25, 100, 101, 400] {
+            for geo in [
+                enc(n, 32, 64, 14, 7),
+                enc(n, 128, 256, 4, 2),
+                enc(n, 128, 256, 14, 7),
+                enc(n, 512, 1024, 4, 2),
+            ] {
+                let g = geo.kernel_grad_group_size();
+                let tasks = n.div_ceil(g);
+                let per_sample = geo.rows() * geo.b_plane();
+                assert!(
+                    g * per_sample <= GROUP_TARGET_ELEMS.max(per_sample),
+                    "{geo:?}"
+                );
+                assert!(tasks * g >= n && (tasks - 1) * g < n, "{geo:?}");
+                // The bench's batches split evenly.
+                if [25, 100, 400].contains(&n) {
+                    assert_eq!(tasks % KERNEL_GRAD_TASKS, 0, "{geo:?}: {tasks} tasks");
+                }
+            }
+        }
+        // The width-4 encoder's last layer at batch 100: two tasks of 50 samples, where
+        // the forward sizing has eight of 13.
+        let last = enc(100, 128, 256, 4, 2);
+        assert_eq!((last.group_size(), last.kernel_grad_group_size()), (13, 50));
+    }
+
     #[test]
     fn im2col_and_col2im_match_their_definitions() {
         for geo in geometries() {
