@@ -42,6 +42,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod bernoulli;
 mod config;
 pub mod cost;
 mod error;
