@@ -40,6 +40,7 @@ pub(crate) trait Elem:
     fn as_f64(self) -> f64;
     fn of_f64(v: f64) -> Self;
     fn sqrt(self) -> Self;
+    fn tanh(self) -> Self;
     /// The data of a CPU storage of this type, mutably (`None` for another dtype).
     fn cpu_storage_as_mut_slice(s: &mut candle_core::CpuStorage) -> Option<&mut [Self]>;
 }
@@ -55,6 +56,9 @@ impl Elem for f32 {
     }
     fn sqrt(self) -> Self {
         f32::sqrt(self)
+    }
+    fn tanh(self) -> Self {
+        f32::tanh(self)
     }
     fn cpu_storage_as_mut_slice(s: &mut candle_core::CpuStorage) -> Option<&mut [Self]> {
         match s {
@@ -75,6 +79,9 @@ impl Elem for f64 {
     }
     fn sqrt(self) -> Self {
         f64::sqrt(self)
+    }
+    fn tanh(self) -> Self {
+        f64::tanh(self)
     }
     fn cpu_storage_as_mut_slice(s: &mut candle_core::CpuStorage) -> Option<&mut [Self]> {
         match s {

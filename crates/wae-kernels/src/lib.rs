@@ -60,6 +60,7 @@ mod linear;
 pub mod nhwc;
 pub mod profile;
 mod simd;
+mod tanh;
 mod winograd;
 
 pub use adam::{AdamStep, adam_update, sum_of_squares};
@@ -67,6 +68,7 @@ pub use batch_norm::{Activation, BatchNormOutput, batch_norm_eval, batch_norm_tr
 pub use conv::{Padding2d, conv_transpose2d, conv_transpose2d_cropped, conv2d, conv2d_padded};
 pub use linear::linear;
 pub use simd::{SimdLevel, set_max_simd, simd_level};
+pub use tanh::tanh;
 
 /// Makes candle run its large elementwise ops on the calling thread, unless the user set
 /// `CANDLE_NUM_THREADS` (which this respects).

@@ -179,7 +179,7 @@ impl Decoder {
             Body::Tanh { hidden, output } => {
                 let mut x = z.clone();
                 for lin in hidden {
-                    x = lin.forward(&x)?.tanh()?;
+                    x = crate::layers::tanh(&lin.forward(&x)?)?;
                 }
                 Ok(output.forward(&x)?.reshape((n, c, h, w))?)
             }

@@ -257,7 +257,7 @@ impl Encoder {
         }
         let mut h = code.clone();
         for lin in &transform.hidden {
-            h = lin.forward(&h)?.tanh()?;
+            h = crate::layers::tanh(&lin.forward(&h)?)?;
         }
         let a = transform.matrix.forward(&h)?.reshape((n, d_z, d_z))?;
         let eps = noise.to_dtype(a.dtype())?.reshape((n, 1, d_z))?;

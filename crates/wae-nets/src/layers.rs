@@ -378,11 +378,17 @@ impl BatchNorm {
     }
 }
 
+/// `tanh(x)`: on the CPU one op forward and one backward (`wae_kernels::tanh`, the same
+/// bits as candle's `tanh`), elsewhere candle's.
+pub(crate) fn tanh(x: &Tensor) -> Result<Tensor> {
+    wae_kernels::tanh(x).map_err(kernel_error)
+}
+
 /// Applies an output activation.
 pub fn activate(x: &Tensor, activation: crate::Activation) -> Result<Tensor> {
     Ok(match activation {
         crate::Activation::Sigmoid => candle_nn::ops::sigmoid(x)?,
-        crate::Activation::Tanh => x.tanh()?,
+        crate::Activation::Tanh => tanh(x)?,
         crate::Activation::Identity => x.clone(),
     })
 }
