@@ -96,8 +96,9 @@ fn pixel_grad<T: Real>(x: T, l: T) -> T {
 /// tasks of tens of microseconds.
 const ROWS_PER_TASK: usize = 4;
 
-fn forward<T: Real>(x: &[T], l: &[T], p: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len() / p.max(1)];
+/// Per-image sums of `n` images of `p` pixels (zeros when `p` is 0).
+fn forward<T: Real>(x: &[T], l: &[T], n: usize, p: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); n];
     out.par_chunks_mut(ROWS_PER_TASK)
         .enumerate()
         .for_each(|(task, sums)| {
@@ -180,10 +181,10 @@ impl CustomOp2 for BernoulliNll {
         };
         let storage = match (s1, s2) {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                CpuStorage::F32(forward::<f32>(slice(s1, l1)?, slice(s2, l2)?, p))
+                CpuStorage::F32(forward::<f32>(slice(s1, l1)?, slice(s2, l2)?, n, p))
             }
             (CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                CpuStorage::F64(forward::<f64>(slice(s1, l1)?, slice(s2, l2)?, p))
+                CpuStorage::F64(forward::<f64>(slice(s1, l1)?, slice(s2, l2)?, n, p))
             }
             _ => candle_core::bail!("bernoulli nll: needs two f32 or two f64 tensors"),
         };
@@ -226,6 +227,23 @@ impl CustomOp2 for BernoulliNll {
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
+
+    /// Images without pixels give zeros (not a shorter vector), and a NaN logit makes its
+    /// image's NLL NaN, as the formula's does (the trainer's NaN check relies on it).
+    #[test]
+    fn edge_cases() -> Result<()> {
+        let dev = Device::Cpu;
+        let empty = Tensor::zeros((3, 0), DType::F32, &dev)?;
+        assert_eq!(
+            per_image_nll(&empty, &empty)?.to_vec1::<f32>()?,
+            vec![0.0; 3]
+        );
+        let x = Tensor::new(&[[0.5f32, 0.5], [0.5, 0.5]], &dev)?;
+        let l = Tensor::new(&[[1.0f32, f32::NAN], [1.0, -1.0]], &dev)?;
+        let v = per_image_nll(&x, &l)?.to_vec1::<f32>()?;
+        assert!(v[0].is_nan() && v[1].is_finite(), "{v:?}");
+        Ok(())
+    }
 
     /// Fused values and gradients against the candle-op formula, f32 and f64, on logits
     /// from -60 to 60 (both tails of the softplus) and at 0.
