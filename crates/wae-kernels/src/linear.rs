@@ -12,9 +12,9 @@
 //! on every call, and the weight gradient is not zeroed before gemm overwrites it (see
 //! [`forward`] and `cpu::gemm_new`).
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
-use crate::conv::{dispatch2, dispatch3};
+use crate::conv::{contiguous, dispatch2, dispatch3};
 use crate::cpu::{Elem, gemm_new};
 use crate::{Error, Result};
 
@@ -97,7 +97,7 @@ impl CustomOp3 for LinearOp {
             None
         };
         let db = if bias.track_op() {
-            Some(grad.sum(0)?)
+            Some(grad.apply_op1_no_bwd(&BiasGrad)?)
         } else {
             None
         };
@@ -137,6 +137,39 @@ fn from_column_major<T: Elem>(src: &[T], rows: usize, cols: usize, bias: &[T]) -
         }
     }
     out
+}
+
+/// The bias gradient `db = sum_rows(dy)` `(out)`: the rows added in order into a zeroed
+/// row, the same operations and order as candle's `dy.sum(0)`, so the same bits. candle
+/// reduces over a leading dimension element by element through strided indices: 2.7 %
+/// of the fully connected dSprites step (`perf`), for 100 x 4096 gradients.
+#[derive(Clone, Copy, Debug)]
+struct BiasGrad;
+
+fn column_sums<T: Elem>(g: &[T], d_out: usize) -> Vec<T> {
+    let mut out = vec![T::ZERO; d_out];
+    for row in g.chunks_exact(d_out.max(1)) {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+    out
+}
+
+impl CustomOp1 for BiasGrad {
+    fn name(&self) -> &'static str {
+        "wae-linear-bias-grad"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (_, d_out) = l.shape().dims2()?;
+        let out = match s {
+            CpuStorage::F32(_) => CpuStorage::F32(column_sums(contiguous::<f32>((s, l))?, d_out)),
+            CpuStorage::F64(_) => CpuStorage::F64(column_sums(contiguous::<f64>((s, l))?, d_out)),
+            _ => candle_core::bail!("{}: f32 or f64 only", self.name()),
+        };
+        Ok((out, Shape::from(d_out)))
+    }
 }
 
 /// A gradient of the layer from the output gradient `dy` `(n, out)` and a second operand,

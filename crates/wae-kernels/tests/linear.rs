@@ -51,6 +51,19 @@ fn check(n: usize, d_in: usize, d_out: usize, dtype: DType, rng: &mut StdRng) ->
             "{name} gradient {n}x{d_in}->{d_out} {dtype:?}: {e:e}"
         );
     }
+    // The bias gradient sums the rows in candle's order: the same bits.
+    let bits = |g: &candle_core::backprop::GradStore| -> candle_core::Result<Vec<f64>> {
+        g.get(&b)
+            .expect("a bias gradient")
+            .flatten_all()?
+            .to_dtype(DType::F64)?
+            .to_vec1::<f64>()
+    };
+    assert_eq!(
+        bits(&g_ours)?,
+        bits(&g_theirs)?,
+        "bias gradient {n}x{d_in}->{d_out} {dtype:?}: not the same bits"
+    );
     // The point of the op: the weight's gradient is laid out as the weight is.
     assert!(g_ours.get(&w).expect("weight gradient").is_contiguous());
     Ok(())
