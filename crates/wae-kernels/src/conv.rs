@@ -337,6 +337,20 @@ pub(crate) fn contiguous<'a, T: WithDType>(
     }
 }
 
+/// Runs `f` on the contiguous data of one CPU storage of f32 or f64.
+pub(crate) fn dispatch1(
+    name: &str,
+    a: (&CpuStorage, &Layout),
+    f32_fn: impl FnOnce(&[f32]) -> Vec<f32>,
+    f64_fn: impl FnOnce(&[f64]) -> Vec<f64>,
+) -> candle_core::Result<CpuStorage> {
+    match a.0 {
+        CpuStorage::F32(_) => Ok(CpuStorage::F32(f32_fn(contiguous(a)?))),
+        CpuStorage::F64(_) => Ok(CpuStorage::F64(f64_fn(contiguous(a)?))),
+        _ => candle_core::bail!("{name}: f32 or f64 only, got {:?}", a.0.dtype()),
+    }
+}
+
 /// Runs `f` on the contiguous data of three CPU storages of the same float type.
 pub(crate) fn dispatch3(
     name: &str,

@@ -145,14 +145,19 @@ impl ConvGeom {
         self.n * self.b_plane() >= 4 * self.cb
     }
 
+    /// The most samples (at least 1) whose im2col buffer stays within
+    /// [`GROUP_TARGET_ELEMS`].
+    fn samples_in_cache_budget(&self) -> usize {
+        (GROUP_TARGET_ELEMS / (self.rows() * self.b_plane()).max(1)).max(1)
+    }
+
     /// How many samples one task handles at once: enough that one GEMM has a few hundred
     /// columns (so the packed kernel matrix is reused), few enough that the im2col
     /// buffer stays in the last-level cache and that there are at least [`MIN_TASKS`]
     /// tasks. It does not depend on the thread count, so neither do the GEMM shapes
     /// (the gemm crate's blocking, and so its summation order, follows the shapes).
     fn group_size(&self) -> usize {
-        let per_sample = (self.rows() * self.b_plane()).max(1);
-        let by_cache = (GROUP_TARGET_ELEMS / per_sample).max(1);
+        let by_cache = self.samples_in_cache_budget();
         let by_columns = MIN_GEMM_COLUMNS.div_ceil(self.b_plane().max(1)).max(1);
         let by_tasks = self.n.div_ceil(MIN_TASKS).max(1);
         by_cache.min(by_columns).min(by_tasks).max(1)
@@ -173,11 +178,9 @@ impl ConvGeom {
     /// 15 ms and the width-4 step at batch 25 gained about 5 % (docs/performance.md).
     /// Like the forward sizing it depends on the shapes alone, not on the thread count.
     fn kernel_grad_group_size(&self) -> usize {
-        let per_sample = (self.rows() * self.b_plane()).max(1);
-        let by_cache = (GROUP_TARGET_ELEMS / per_sample).max(1);
         let tasks = self
             .n
-            .div_ceil(by_cache)
+            .div_ceil(self.samples_in_cache_budget())
             .next_multiple_of(KERNEL_GRAD_TASKS);
         self.n.div_ceil(tasks).max(1)
     }

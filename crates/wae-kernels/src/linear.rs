@@ -14,7 +14,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
-use crate::conv::{contiguous, dispatch2, dispatch3};
+use crate::conv::{dispatch1, dispatch2, dispatch3};
 use crate::cpu::{Elem, gemm_new};
 use crate::{Error, Result};
 
@@ -163,11 +163,12 @@ impl CustomOp1 for BiasGrad {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (_, d_out) = l.shape().dims2()?;
-        let out = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(column_sums(contiguous::<f32>((s, l))?, d_out)),
-            CpuStorage::F64(_) => CpuStorage::F64(column_sums(contiguous::<f64>((s, l))?, d_out)),
-            _ => candle_core::bail!("{}: f32 or f64 only", self.name()),
-        };
+        let out = dispatch1(
+            self.name(),
+            (s, l),
+            |g| column_sums(g, d_out),
+            |g| column_sums(g, d_out),
+        )?;
         Ok((out, Shape::from(d_out)))
     }
 }

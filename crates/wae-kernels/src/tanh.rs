@@ -10,12 +10,11 @@
 //! library, element by element), and so are the gradients (`0 - g * (y^2 - 1)` in
 //! candle, the same number).
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::Result;
-use crate::conv::{contiguous, dispatch2};
+use crate::conv::{dispatch1, dispatch2};
 use crate::cpu::Elem;
 
 /// `tanh(x)`, element-wise. On the CPU (f32, f64) one custom op with a one-pass
@@ -32,23 +31,19 @@ pub fn tanh(x: &Tensor) -> Result<Tensor> {
 const CHUNK: usize = 1 << 13;
 
 fn forward<T: Elem>(x: &[T]) -> Vec<T> {
-    let mut y = x.to_vec();
-    y.par_chunks_mut(CHUNK)
-        .for_each(|c| c.iter_mut().for_each(|v| *v = v.tanh()));
-    y
+    x.par_iter()
+        .with_min_len(CHUNK)
+        .map(|&v| v.tanh())
+        .collect()
 }
 
 /// `g * (1 - y^2)`.
 fn backward<T: Elem>(y: &[T], g: &[T]) -> Vec<T> {
-    let mut dx = g.to_vec();
-    dx.par_chunks_mut(CHUNK)
-        .zip(y.par_chunks(CHUNK))
-        .for_each(|(d, y)| {
-            for (d, &y) in d.iter_mut().zip(y) {
-                *d = *d * (T::ONE - y * y);
-            }
-        });
-    dx
+    y.par_iter()
+        .zip(g)
+        .with_min_len(CHUNK)
+        .map(|(&y, &g)| g * (T::ONE - y * y))
+        .collect()
 }
 
 /// The op behind [`tanh`].
@@ -60,11 +55,7 @@ impl CustomOp1 for TanhOp {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let y = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(forward(contiguous::<f32>((s, l))?)),
-            CpuStorage::F64(_) => CpuStorage::F64(forward(contiguous::<f64>((s, l))?)),
-            _ => candle_core::bail!("wae-tanh: f32 or f64 only, got {:?}", s.dtype()),
-        };
+        let y = dispatch1(self.name(), (s, l), forward, forward)?;
         Ok((y, l.shape().clone()))
     }
 
