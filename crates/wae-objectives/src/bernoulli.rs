@@ -12,7 +12,7 @@
 //! `WAE_FORCE_FALLBACK=1` ([`wae_divergence::force_fallback`]), the candle-op formula
 //! runs instead. Each image's sum is accumulated in f64.
 
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Storage, Tensor, WithDType};
 use rayon::prelude::*;
 
 use crate::Result;
@@ -117,40 +117,32 @@ fn forward<T: Real>(x: &[T], l: &[T], n: usize, p: usize) -> Vec<T> {
 
 /// `(sigmoid(l) - x) * g[image]`, and `-l * g[image]` when `want_x`.
 fn backward<T: Real>(x: &[T], l: &[T], g: &[T], p: usize, want_x: bool) -> (Vec<T>, Vec<T>) {
-    let mut dl = vec![T::zero(); l.len()];
-    let mut dx = if want_x {
-        vec![T::zero(); x.len()]
+    let dl = per_pixel(l.len(), g, p, |i, gi| pixel_grad(x[i], l[i]) * gi);
+    let dx = if want_x {
+        per_pixel(x.len(), g, p, |i, gi| T::zero() - l[i] * gi)
     } else {
         Vec::new()
     };
+    (dl, dx)
+}
+
+/// `f(i, g[image])` for every element `i` of `len` (images of `p` pixels), in parallel
+/// over [`ROWS_PER_TASK`] images at a time.
+fn per_pixel<T: Real>(len: usize, g: &[T], p: usize, f: impl Fn(usize, T) -> T + Sync) -> Vec<T> {
+    let mut out = vec![T::zero(); len];
     let chunk = ROWS_PER_TASK * p.max(1);
-    dl.par_chunks_mut(chunk)
+    out.par_chunks_mut(chunk)
         .enumerate()
-        .for_each(|(task, out)| {
-            let at = task * chunk;
-            for (k, row) in out.chunks_mut(p.max(1)).enumerate() {
+        .for_each(|(task, rows)| {
+            for (k, row) in rows.chunks_mut(p.max(1)).enumerate() {
                 let gi = g[task * ROWS_PER_TASK + k];
-                let base = at + k * p;
+                let base = task * chunk + k * p;
                 for (j, o) in row.iter_mut().enumerate() {
-                    *o = pixel_grad(x[base + j], l[base + j]) * gi;
+                    *o = f(base + j, gi);
                 }
             }
         });
-    if want_x {
-        dx.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(task, out)| {
-                let at = task * chunk;
-                for (k, row) in out.chunks_mut(p.max(1)).enumerate() {
-                    let gi = g[task * ROWS_PER_TASK + k];
-                    let base = at + k * p;
-                    for (j, o) in row.iter_mut().enumerate() {
-                        *o = T::zero() - l[base + j] * gi;
-                    }
-                }
-            });
-    }
-    (dl, dx)
+    out
 }
 
 /// The op: `(x, logits)` `(N, P)` -> per-image NLL `(N,)`.
@@ -200,12 +192,17 @@ impl CustomOp2 for BernoulliNll {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let p = logits.dim(1)?;
         let want_x = x.track_op();
+        // `x` and `logits` are the op's arguments, contiguous CPU tensors (see
+        // `per_image_nll`): read in place. `grad_res` may be a broadcast view.
+        let (xs, xl) = x.storage_and_layout();
+        let (ls, ll) = logits.storage_and_layout();
+        let (Storage::Cpu(xs), Storage::Cpu(ls)) = (&*xs, &*ls) else {
+            candle_core::bail!("bernoulli nll: expected CPU tensors");
+        };
         macro_rules! run {
             ($t:ty) => {{
-                let xs = x.flatten_all()?.to_vec1::<$t>()?;
-                let ls = logits.flatten_all()?.to_vec1::<$t>()?;
                 let gs = grad_res.to_dtype(x.dtype())?.to_vec1::<$t>()?;
-                let (dl, dx) = backward::<$t>(&xs, &ls, &gs, p, want_x);
+                let (dl, dx) = backward::<$t>(slice(xs, xl)?, slice(ls, ll)?, &gs, p, want_x);
                 let dl = Tensor::from_vec(dl, logits.shape(), logits.device())?;
                 let dx = if want_x {
                     Some(Tensor::from_vec(dx, x.shape(), x.device())?)
