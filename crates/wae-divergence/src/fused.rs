@@ -221,8 +221,9 @@ struct RowParams<'a, T> {
     weight: T,
 }
 
-/// One row of the fused pass, dispatched to an AVX2+FMA build of the same code when the
-/// CPU has it (the default x86-64 target only vectorises with SSE2).
+/// One row of the fused pass, dispatched to the AVX-512 or AVX2 + FMA build of the same
+/// code that [`crate::simd_level`] allows (the default x86-64 target only vectorises with
+/// SSE2).
 fn fused_row<T: Real, const GRAD: bool>(
     dots: &[T],
     params: &RowParams<'_, T>,
@@ -230,11 +231,28 @@ fn fused_row<T: Real, const GRAD: bool>(
 ) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            return unsafe { fused_row_avx2::<T, GRAD>(dots, params, out) };
+        match crate::simd_level() {
+            // SAFETY: `simd_level` checked that the CPU has these features.
+            crate::SimdLevel::Avx512 => {
+                return unsafe { fused_row_avx512::<T, GRAD>(dots, params, out) };
+            }
+            // SAFETY: `simd_level` checked that the CPU has AVX2 and FMA.
+            crate::SimdLevel::Avx2 => {
+                return unsafe { fused_row_avx2::<T, GRAD>(dots, params, out) };
+            }
+            crate::SimdLevel::Baseline => {}
         }
     }
+    fused_row_generic::<T, GRAD>(dots, params, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+unsafe fn fused_row_avx512<T: Real, const GRAD: bool>(
+    dots: &[T],
+    params: &RowParams<'_, T>,
+    out: &mut [T],
+) -> (f64, f64) {
     fused_row_generic::<T, GRAD>(dots, params, out)
 }
 

@@ -17,6 +17,9 @@
 //!   rule that makes an MMD kernel constant of each ([`Prior::kernel_variance`],
 //!   [`KernelConstant`]).
 //!
+//! The fused CPU pass uses AVX-512 or AVX2 + FMA where the CPU has them ([`simd_level`],
+//! `WAE_SIMD`).
+//!
 //! All invalid inputs give an [`Error`]; nothing panics on user input.
 #![deny(missing_docs)]
 
@@ -26,6 +29,7 @@ mod fused;
 mod losses;
 mod mmd;
 mod prior;
+mod simd;
 mod sliced;
 mod stats;
 
@@ -38,6 +42,7 @@ pub use mmd::{
     mmd_blockwise_with, mmd_with, set_force_fallback,
 };
 pub use prior::{KernelConstant, Prior};
+pub use simd::{SimdLevel, set_max_simd, simd_level};
 pub use sliced::{random_projections, sliced_wasserstein, sliced_wasserstein_with_projections};
 pub use stats::{
     PermutationTest, median_heuristic_scale, median_pairwise_squared_distance, mmd_permutation_test,

@@ -4,6 +4,8 @@
 //! because the AVX-512 copies measured no faster (2026-12-06, 2-core Intel Xeon,
 //! `cargo xtask bench --no-peer`, two runs each: 309-339 against 310-337 images/s at width
 //! 4, batch 100, and 361 against 368-380 at batch 400; docs/performance.md).
+//! `wae-divergence`'s fused MMD pass reads the same variable, with AVX-512 as its default
+//! cap, where it measured faster.
 //!
 //! Rust's default x86-64 target is SSE2 only, so the plain loops of this crate (im2col,
 //! col2im, BatchNorm) would use 4-wide SSE instructions even on CPUs with 8-wide AVX2.

@@ -159,18 +159,17 @@ fn run_with<T: DeserializeOwned>(exe: &Path, args: &[String]) -> Result<T> {
 }
 
 /// The vector instructions our side uses on this CPU: the GEMMs (the `gemm` crate, ours and
-/// candle's, built with its `x86-v4` AVX-512 kernels and choosing at run time) and
-/// `wae-kernels`' own loops (Winograd transforms, col2im, BatchNorm, Adam: the level
-/// `WAE_SIMD` allows; the fused MMD pass of `wae-divergence` is AVX2 + FMA).
+/// candle's, built with its `x86-v4` AVX-512 kernels and choosing at run time),
+/// `wae-kernels`' own loops (Winograd transforms, col2im, BatchNorm, Adam) and the fused
+/// MMD pass of `wae-divergence`, each at the level `WAE_SIMD` allows.
 pub(super) fn our_simd() -> String {
     #[cfg(target_arch = "x86_64")]
     {
-        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
-        let avx2 = std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma");
-        let gemm = if avx512 {
+        let gemm = if std::arch::is_x86_feature_detected!("avx512f") {
             "AVX-512"
-        } else if avx2 {
+        } else if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
             "AVX2 + FMA"
         } else {
             "SSE/scalar"
@@ -180,10 +179,14 @@ pub(super) fn our_simd() -> String {
             wae_kernels::SimdLevel::Avx2 => "AVX2 + FMA",
             wae_kernels::SimdLevel::Baseline => "baseline (SSE2)",
         };
+        let mmd = match wae_divergence::simd_level() {
+            wae_divergence::SimdLevel::Avx512 => "AVX-512",
+            wae_divergence::SimdLevel::Avx2 => "AVX2 + FMA",
+            wae_divergence::SimdLevel::Baseline => "baseline (SSE2)",
+        };
         format!(
             "GEMM {gemm} (gemm crate, x86-v4 kernels built in); own loops {loops}; fused MMD \
-             {}",
-            if avx2 { "AVX2 + FMA" } else { "scalar" }
+             {mmd}"
         )
     }
     #[cfg(not(target_arch = "x86_64"))]
