@@ -12,6 +12,8 @@
 //! n 100, d 8 0.085-0.087 against 0.094-0.099 ms; n 1000, d 64 5.64-5.71 against
 //! 5.82-5.90 ms). `wae-kernels` reads the same variable for its own loops, where AVX2
 //! stays the default because AVX-512 measured no faster there.
+//! `wae-metrics`' softmax regression (the beta-VAE metric's classifier) follows this
+//! level too.
 
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 

@@ -6,6 +6,9 @@
 //! - `frechet_distance/2048`: FID between two 2048-d Gaussians (covariances of 4096
 //!   deterministic-formula samples, full rank).
 //! - `gaussian_stats/4096x2048`: mean and covariance of 4096 feature vectors.
+//! - `softmax_adagrad/5000x16x5`: 1,000 full-batch Adagrad steps of the beta-VAE metric's
+//!   linear classifier on its reference size (5,000 points, 16 dimensions, 5 classes);
+//!   `WAE_SIMD=avx2|baseline` caps its SIMD back end (AVX-512 by default).
 //!
 //! The PyTorch side: `xtask/reference/inception_reference.py --bench` and
 //! `xtask/reference/metrics_reference.py --bench`. Results: docs/performance.md.
@@ -17,6 +20,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array2;
+use wae_metrics::softmax_regression::{SoftmaxAdagrad, train_softmax_regression};
 use wae_metrics::testing::{inception_formula_weights, uniform};
 use wae_metrics::{GaussianStats, InceptionConfig, InceptionV3, frechet_distance};
 
@@ -61,12 +65,31 @@ fn frechet(c: &mut Criterion) {
     });
 }
 
+fn softmax(c: &mut Criterion) {
+    let (n, d, k) = (5000, 16, 5);
+    let points = features(3, n, d);
+    let labels: Vec<usize> = (0..n).map(|i| (i * 7 + i / 11) % k).collect();
+    let init = Array2::from_shape_fn((d, k), |(i, j)| uniform(4, (i * k + j) as u64) * 0.1);
+    let settings = SoftmaxAdagrad {
+        iterations: 1000,
+        ..SoftmaxAdagrad::default()
+    };
+    c.bench_function(&format!("softmax_adagrad/{n}x{d}x{k}"), |bench| {
+        bench.iter(|| {
+            black_box(
+                train_softmax_regression(points.view(), &labels, k, &init, &settings)
+                    .expect("train"),
+            )
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(15));
-    targets = inception, frechet
+    targets = inception, frechet, softmax
 }
 criterion_main!(benches);

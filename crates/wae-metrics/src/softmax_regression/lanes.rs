@@ -1,7 +1,7 @@
 //! Eight f64 lanes with the handful of operations the softmax-regression pass needs,
-//! on two back ends: AVX2 (two registers) and plain arrays. Every operation is the
-//! correctly rounded IEEE one per lane (no FMA), so both give the same bits. (An
-//! AVX-512 back end would need Rust 1.89; the workspace supports 1.85.)
+//! on three back ends: AVX-512 (one register), AVX2 (two registers) and plain arrays.
+//! Every operation is the correctly rounded IEEE one per lane (no FMA), so all give the
+//! same bits.
 
 /// Lanes per vector.
 pub(super) const LANES: usize = 8;
@@ -129,7 +129,7 @@ impl Lanes for Portable {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(super) use x86::Avx2;
+pub(super) use x86::{Avx2, Avx512};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -144,6 +144,66 @@ mod x86 {
     impl Avx2 {
         pub(in super::super) fn detect() -> Option<Self> {
             is_x86_feature_detected!("avx2").then_some(Self(()))
+        }
+    }
+
+    /// AVX-512 F: one `__m512d`. Only [`Avx512::detect`] makes one.
+    #[derive(Clone, Copy, Debug)]
+    pub(in super::super) struct Avx512(());
+
+    impl Avx512 {
+        pub(in super::super) fn detect() -> Option<Self> {
+            is_x86_feature_detected!("avx512f").then_some(Self(()))
+        }
+    }
+
+    // SAFETY (every `unsafe` below): an `Avx512` exists only when the CPU has AVX-512 F,
+    // and the loads and stores go through references to exactly 8 f64.
+    impl Lanes for Avx512 {
+        type V = __m512d;
+        #[inline(always)]
+        fn splat(self, x: f64) -> Self::V {
+            unsafe { _mm512_set1_pd(x) }
+        }
+        #[inline(always)]
+        fn load(self, x: &[f64; LANES]) -> Self::V {
+            unsafe { _mm512_loadu_pd(x.as_ptr()) }
+        }
+        #[inline(always)]
+        fn store(self, v: Self::V, out: &mut [f64; LANES]) {
+            unsafe { _mm512_storeu_pd(out.as_mut_ptr(), v) }
+        }
+        #[inline(always)]
+        fn add(self, a: Self::V, b: Self::V) -> Self::V {
+            unsafe { _mm512_add_pd(a, b) }
+        }
+        #[inline(always)]
+        fn sub(self, a: Self::V, b: Self::V) -> Self::V {
+            unsafe { _mm512_sub_pd(a, b) }
+        }
+        #[inline(always)]
+        fn mul(self, a: Self::V, b: Self::V) -> Self::V {
+            unsafe { _mm512_mul_pd(a, b) }
+        }
+        #[inline(always)]
+        fn div(self, a: Self::V, b: Self::V) -> Self::V {
+            unsafe { _mm512_div_pd(a, b) }
+        }
+        #[inline(always)]
+        fn max(self, a: Self::V, b: Self::V) -> Self::V {
+            // Like `maxpd`: the second operand where either is NaN or they are equal.
+            unsafe { _mm512_max_pd(a, b) }
+        }
+        #[inline(always)]
+        fn pow2_of_shifted(self, shifted: Self::V) -> Self::V {
+            unsafe {
+                let n = _mm512_sub_epi64(
+                    _mm512_castpd_si512(shifted),
+                    _mm512_set1_epi64(SHIFTER.to_bits() as i64),
+                );
+                let biased = _mm512_add_epi64(n, _mm512_set1_epi64(1023));
+                _mm512_castsi512_pd(_mm512_slli_epi64::<52>(biased))
+            }
         }
     }
 
@@ -250,6 +310,9 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         {
             if let Some(s) = Avx2::detect() {
+                check_exp(s);
+            }
+            if let Some(s) = Avx512::detect() {
                 check_exp(s);
             }
         }
