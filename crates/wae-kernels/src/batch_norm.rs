@@ -7,6 +7,8 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType
 use rayon::prelude::*;
 
 use crate::conv::{cpu_slice, dispatch3};
+use std::mem::MaybeUninit;
+
 use crate::cpu::{Elem, par_build, sum_f64};
 use crate::profile::{OpKind, Pass, timed};
 use crate::simd::multiversion;
@@ -143,26 +145,29 @@ fn affine_forward<T: Elem>(
         return vec![T::ZERO; x.len()];
     }
     let block = c * plane;
-    par_build(x.len(), block, |s, ys| {
-        affine_sample(
-            &x[s * block..][..block],
-            ys,
-            c,
-            plane,
-            scale,
-            shift,
-            activation,
-        )
-    })
+    // SAFETY: `affine_sample` writes every element of its sample.
+    unsafe {
+        par_build(x.len(), block, |s, ys| {
+            affine_sample(
+                &x[s * block..][..block],
+                ys,
+                c,
+                plane,
+                scale,
+                shift,
+                activation,
+            )
+        })
+    }
 }
 
-multiversion!(fn affine_sample<T: Elem>(xs: &[T], ys: &mut [T], c: usize, plane: usize, scale: &[T], shift: &[T], activation: Activation) = affine_sample_body;);
+multiversion!(fn affine_sample<T: Elem>(xs: &[T], ys: &mut [MaybeUninit<T>], c: usize, plane: usize, scale: &[T], shift: &[T], activation: Activation) = affine_sample_body;);
 
-/// [`affine_forward`] on one sample `(c, plane)`.
+/// [`affine_forward`] on one sample `(c, plane)`: every element of `ys` is written.
 #[inline(always)]
 fn affine_sample_body<T: Elem>(
     xs: &[T],
-    ys: &mut [T],
+    ys: &mut [MaybeUninit<T>],
     c: usize,
     plane: usize,
     scale: &[T],
@@ -176,13 +181,13 @@ fn affine_sample_body<T: Elem>(
         match activation {
             Activation::Identity => {
                 for (o, &v) in yo.iter_mut().zip(xi) {
-                    *o = v * a + b;
+                    o.write(v * a + b);
                 }
             }
             Activation::Relu => {
                 for (o, &v) in yo.iter_mut().zip(xi) {
                     let t = v * a + b;
-                    *o = if t > T::ZERO { t } else { T::ZERO };
+                    o.write(if t > T::ZERO { t } else { T::ZERO });
                 }
             }
         }
@@ -279,24 +284,27 @@ fn input_grad<T: Elem>(
     }
     let block = c * plane;
     let relu = activation == Activation::Relu;
-    par_build(x.len(), block, |s, out| {
-        let off = s * block;
-        let range = off..off + block;
-        input_grad_sample(
-            &x[range.clone()],
-            &grad[range.clone()],
-            &res[range],
-            out,
-            plane,
-            k_grad,
-            k_x,
-            k_0,
-            relu,
-        )
-    })
+    // SAFETY: `input_grad_sample` writes every element of its sample.
+    unsafe {
+        par_build(x.len(), block, |s, out| {
+            let off = s * block;
+            let range = off..off + block;
+            input_grad_sample(
+                &x[range.clone()],
+                &grad[range.clone()],
+                &res[range],
+                out,
+                plane,
+                k_grad,
+                k_x,
+                k_0,
+                relu,
+            )
+        })
+    }
 }
 
-multiversion!(fn input_grad_sample<T: Elem>(xs: &[T], gs: &[T], rs: &[T], out: &mut [T], plane: usize, k_grad: &[T], k_x: &[T], k_0: &[T], relu: bool) = input_grad_sample_body;);
+multiversion!(fn input_grad_sample<T: Elem>(xs: &[T], gs: &[T], rs: &[T], out: &mut [MaybeUninit<T>], plane: usize, k_grad: &[T], k_x: &[T], k_0: &[T], relu: bool) = input_grad_sample_body;);
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -304,7 +312,7 @@ fn input_grad_sample_body<T: Elem>(
     xs: &[T],
     gs: &[T],
     rs: &[T],
-    out: &mut [T],
+    out: &mut [MaybeUninit<T>],
     plane: usize,
     k_grad: &[T],
     k_x: &[T],
@@ -320,11 +328,11 @@ fn input_grad_sample_body<T: Elem>(
         let (kg, kx, k0) = (k_grad[ch], k_x[ch], k_0[ch]);
         if relu {
             for (((o, &x), &g), &r) in o.iter_mut().zip(x).zip(g).zip(r) {
-                *o = kg * masked(true, g, r) + kx * x + k0;
+                o.write(kg * masked(true, g, r) + kx * x + k0);
             }
         } else {
             for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
-                *o = kg * g + kx * x + k0;
+                o.write(kg * g + kx * x + k0);
             }
         }
     }

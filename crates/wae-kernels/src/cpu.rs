@@ -17,10 +17,12 @@
 //! The three kernels below are the map ([`conv_forward`]), its adjoint
 //! ([`conv_adjoint`]) and its derivative with respect to `K` ([`conv_kernel_grad`]).
 
+use std::mem::MaybeUninit;
+use std::sync::Mutex;
+
 use rayon::prelude::*;
 
 use crate::simd::multiversion;
-use std::sync::Mutex;
 
 /// The element types the kernels run on (f32 and f64).
 pub(crate) trait Elem:
@@ -37,6 +39,11 @@ pub(crate) trait Elem:
 {
     const ZERO: Self;
     const ONE: Self;
+    /// A NaN with a payload no computation here produces: what debug builds write into
+    /// [`par_build`]'s buffers before the fill, to find elements it leaves unwritten.
+    const UNWRITTEN: Self;
+    /// Whether `self` has exactly the bits of [`Self::UNWRITTEN`].
+    fn is_unwritten(self) -> bool;
     fn as_f64(self) -> f64;
     fn of_f64(v: f64) -> Self;
     fn sqrt(self) -> Self;
@@ -48,6 +55,10 @@ pub(crate) trait Elem:
 impl Elem for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    const UNWRITTEN: Self = f32::from_bits(0x7fc0_d00d);
+    fn is_unwritten(self) -> bool {
+        self.to_bits() == Self::UNWRITTEN.to_bits()
+    }
     fn as_f64(self) -> f64 {
         f64::from(self)
     }
@@ -71,6 +82,10 @@ impl Elem for f32 {
 impl Elem for f64 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    const UNWRITTEN: Self = f64::from_bits(0x7ff8_0000_0bad_d00d);
+    fn is_unwritten(self) -> bool {
+        self.to_bits() == Self::UNWRITTEN.to_bits()
+    }
     fn as_f64(self) -> f64 {
         self
     }
@@ -307,6 +322,75 @@ pub(crate) fn gemm_rm<T: Elem>(
             parallelism,
         )
     }
+}
+
+/// [`gemm_rm`] with `accumulate = false` into a destination that need not be
+/// initialised: every element of the `m x n` matrix is written (and none read), so a
+/// `dst` of exactly those elements is initialised afterwards.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_rm_into<T: Elem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [MaybeUninit<T>],
+    dst_rs: usize,
+    dst_cs: usize,
+    lhs: &[T],
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: &[T],
+    rhs_rs: usize,
+    rhs_cs: usize,
+    parallelism: gemm::Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        last_index(m, n, dst_rs, dst_cs) < dst.len(),
+        "gemm dst out of bounds"
+    );
+    if k == 0 {
+        for r in 0..m {
+            for c in 0..n {
+                dst[r * dst_rs + c * dst_cs].write(T::ZERO);
+            }
+        }
+        return;
+    }
+    assert_operands_fit(m, n, k, (lhs, lhs_rs, lhs_cs), (rhs, rhs_rs, rhs_cs));
+    // SAFETY: the asserts above keep every index the product touches inside its
+    // slice; `dst` is borrowed mutably, so it aliases neither input; with
+    // `accumulate = false` gemm only writes `dst`, so it may be uninitialised.
+    unsafe {
+        gemm_raw(
+            (m, n, k),
+            (dst.as_mut_ptr().cast::<T>(), dst_rs, dst_cs),
+            false,
+            (lhs.as_ptr(), lhs_rs, lhs_cs),
+            (rhs.as_ptr(), rhs_rs, rhs_cs),
+            parallelism,
+        )
+    }
+}
+
+/// `dst[i] = src[i]` for a destination that need not be initialised (same lengths).
+#[inline(always)]
+pub(crate) fn write_copy<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T]) {
+    assert_eq!(dst.len(), src.len(), "write_copy: lengths differ");
+    // SAFETY: both slices hold `src.len()` elements and a `&mut` cannot overlap a `&`;
+    // `MaybeUninit<T>` has the layout of `T`.
+    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<T>(), src.len()) }
+}
+
+/// `c` as values, once every element of it has been written.
+///
+/// # Safety
+/// Every element of `c` must have been initialised.
+#[inline(always)]
+pub(crate) unsafe fn assume_init<T>(c: &mut [MaybeUninit<T>]) -> &mut [T] {
+    // SAFETY: the caller guarantees initialisation; `MaybeUninit<T>` has the layout of `T`.
+    unsafe { &mut *(c as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// `gemm::gemm` with each matrix as (pointer, row stride, column stride), in that order
@@ -609,17 +693,17 @@ impl PaddedPhases {
             }
         });
     }
-    /// The inverse of [`Self::load`]: the image positions of the phases into `plane`
-    /// (overwritten).
+    /// The inverse of [`Self::load`]: the image positions of the phases into `plane`,
+    /// every element of which is written.
     #[inline(always)]
-    fn store<T: Elem>(&self, buf: &[T], plane: &mut [T]) {
+    fn store<T: Elem>(&self, buf: &[T], plane: &mut [MaybeUninit<T>]) {
         self.runs(|image, step, at, count| {
             let src = &buf[at..][..count];
             if step == 1 {
-                plane[image..][..count].copy_from_slice(src);
+                write_copy(&mut plane[image..][..count], src);
             } else {
                 for (d, &v) in plane[image..].iter_mut().step_by(step).zip(src) {
-                    *d = v;
+                    d.write(v);
                 }
             }
         });
@@ -661,16 +745,16 @@ fn im2col_body<T: Elem>(geo: &ConvGeom, a: &[T], n0: usize, g: usize, cols: &mut
 
 multiversion!(
 /// col2im: the `(ca*kh*kw, g*hb*wb)` matrix `cols` summed into samples `0 .. g` of
-/// `a_out` (the adjoint of [`im2col`]); `a_out` holds exactly those `g` samples and is
-/// overwritten.
+/// `a_out` (the adjoint of [`im2col`]); `a_out` holds exactly those `g` samples, every
+/// element of which is written.
 ///
 /// Each image plane is accumulated in its zero-padded phases ([`PaddedPhases`]): every
 /// tap adds `hb` contiguous runs of `wb` elements (what lands in the padding lies outside
 /// the image and is dropped); then the image positions are copied out once.
-fn col2im<T: Elem>(geo: &ConvGeom, cols: &[T], g: usize, a_out: &mut [T]) = col2im_body;);
+fn col2im<T: Elem>(geo: &ConvGeom, cols: &[T], g: usize, a_out: &mut [MaybeUninit<T>]) = col2im_body;);
 
 #[inline(always)]
-fn col2im_body<T: Elem>(geo: &ConvGeom, cols: &[T], g: usize, a_out: &mut [T]) {
+fn col2im_body<T: Elem>(geo: &ConvGeom, cols: &[T], g: usize, a_out: &mut [MaybeUninit<T>]) {
     let (wb, bp) = (geo.wb, geo.b_plane());
     let width = g * bp;
     let pp = PaddedPhases::new(geo);
@@ -715,12 +799,21 @@ fn gather_channels_major<T: Elem>(
     }
 }
 
-/// The inverse of [`gather_channels_major`]: a `(c, g*plane)` matrix into `g` samples.
-fn scatter_channels_major<T: Elem>(src: &[T], c: usize, plane: usize, g: usize, dst: &mut [T]) {
+/// The inverse of [`gather_channels_major`]: a `(c, g*plane)` matrix into `g` samples
+/// (`dst` holds exactly those, every element of which is written).
+fn scatter_channels_major<T: Elem>(
+    src: &[T],
+    c: usize,
+    plane: usize,
+    g: usize,
+    dst: &mut [MaybeUninit<T>],
+) {
     for ch in 0..c {
         for s in 0..g {
-            dst[(s * c + ch) * plane..][..plane]
-                .copy_from_slice(&src[(ch * g + s) * plane..][..plane]);
+            write_copy(
+                &mut dst[(s * c + ch) * plane..][..plane],
+                &src[(ch * g + s) * plane..][..plane],
+            );
         }
     }
 }
@@ -826,7 +919,8 @@ pub(crate) fn conv_forward_into<T: Elem>(
     let cols_pool = Pool::<T>::new();
     let tmp_pool = Pool::<T>::new();
     let task_b = g * geo.cb * bp;
-    let work = |task: usize, b_chunk: Option<&mut [T]>, dk: Option<&mut [T]>| {
+    // `b_chunk`: exactly the `gs` samples of the task, every element of which is written.
+    let work = |task: usize, b_chunk: Option<&mut [MaybeUninit<T>]>, dk: Option<&mut [T]>| {
         let n0 = task * g;
         let gs = g.min(geo.n - n0);
         let width = gs * bp;
@@ -834,10 +928,9 @@ pub(crate) fn conv_forward_into<T: Elem>(
         im2col(geo, a, n0, gs, &mut cols);
         if let Some(b_chunk) = b_chunk {
             if gs == 1 {
-                gemm_rm(
-                    geo.cb, width, rows, b_chunk, width, 1, false, k, rows, 1, &cols, width, 1, par,
+                gemm_rm_into(
+                    geo.cb, width, rows, b_chunk, width, 1, k, rows, 1, &cols, width, 1, par,
                 );
-                add_bias(bias, b_chunk, geo.cb, bp, 1);
             } else {
                 let mut tmp = tmp_pool.take(geo.cb * width);
                 gemm_rm(
@@ -845,9 +938,12 @@ pub(crate) fn conv_forward_into<T: Elem>(
                     par,
                 );
                 scatter_channels_major(&tmp, geo.cb, bp, gs, b_chunk);
-                add_bias(bias, b_chunk, geo.cb, bp, gs);
                 tmp_pool.give(tmp);
             }
+            // SAFETY: the product (one sample, `cb x bp`) or the scatter (`gs` samples)
+            // wrote every element of the chunk.
+            let b_chunk = unsafe { assume_init(b_chunk) };
+            add_bias(bias, b_chunk, geo.cb, bp, gs);
         }
         if let (Some(b_in), Some(dk)) = (b_in, dk) {
             // dk (cb, rows) += b_g (cb, width) * cols^T (width, rows)
@@ -870,7 +966,7 @@ pub(crate) fn conv_forward_into<T: Elem>(
         cols_pool.give(cols);
     };
     // Runs the tasks of slot `slot` in order (writing their outputs into `b_slot`).
-    let run_slot = |slot: usize, mut b_slot: Option<&mut [T]>| {
+    let run_slot = |slot: usize, mut b_slot: Option<&mut [MaybeUninit<T>]>| {
         let mut dk_guard = dk_bufs
             .get(slot)
             .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
@@ -885,9 +981,13 @@ pub(crate) fn conv_forward_into<T: Elem>(
         }
     };
     let b_out = if want_b {
-        par_build(geo.b_len(), per_slot * task_b, |slot, b_slot| {
-            run_slot(slot, Some(b_slot))
-        })
+        // SAFETY: slot `slot` holds the outputs of its tasks, and `work` writes every
+        // element of each task's chunk.
+        unsafe {
+            par_build(geo.b_len(), per_slot * task_b, |slot, b_slot| {
+                run_slot(slot, Some(b_slot))
+            })
+        }
     } else {
         (0..n_slots)
             .into_par_iter()
@@ -905,29 +1005,42 @@ pub(crate) fn conv_forward_into<T: Elem>(
     b_out
 }
 
-/// A vector of `len` elements built in parallel: each chunk of `chunk` elements is
-/// zeroed by the task that then fills it (`fill(chunk_index, chunk)`), so that neither
-/// the zeroing nor the first touch of fresh pages runs serially.
-pub(crate) fn par_build<T: Elem>(
+/// A vector of `len` elements built in parallel: `fill(chunk_index, chunk)` writes every
+/// element of its chunk of `chunk` elements (the last may be shorter), so that neither the
+/// writing nor the first touch of fresh pages runs serially. Nothing is zeroed first
+/// (that was over half of the `memset` time of a training step): in release builds the
+/// chunks reach `fill` uninitialised. Debug builds (the tests) first write
+/// [`Elem::UNWRITTEN`] everywhere and panic if any element still holds it afterwards.
+///
+/// # Safety
+/// `fill` must initialise every element of the chunk it is given.
+pub(crate) unsafe fn par_build<T: Elem>(
     len: usize,
     chunk: usize,
-    fill: impl Fn(usize, &mut [T]) + Sync + Send,
+    fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync + Send,
 ) -> Vec<T> {
     let mut v: Vec<T> = Vec::with_capacity(len);
     v.spare_capacity_mut()[..len]
         .par_chunks_mut(chunk.max(1))
         .enumerate()
         .for_each(|(i, c)| {
-            for x in c.iter_mut() {
-                x.write(T::ZERO);
+            if cfg!(debug_assertions) {
+                for x in c.iter_mut() {
+                    x.write(T::UNWRITTEN);
+                }
             }
-            // SAFETY: every element of `c` was initialised just above, and
-            // `MaybeUninit<T>` has the layout of `T`.
-            let c = unsafe { &mut *(c as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
             fill(i, c);
         });
-    // SAFETY: the loop above initialised all `len` elements (its chunks cover them).
+    // SAFETY: the chunks cover all `len` elements, and the caller's `fill` initialised
+    // every element of each.
     unsafe { v.set_len(len) };
+    if cfg!(debug_assertions) {
+        let missed = v.iter().filter(|x| x.is_unwritten()).count();
+        assert!(
+            missed == 0,
+            "par_build: the fill left {missed} of {len} elements unwritten"
+        );
+    }
     v
 }
 
@@ -949,7 +1062,7 @@ pub(crate) fn conv_adjoint<T: Elem>(
     let par = inner_parallelism(n_tasks, threads);
     let cols_pool = Pool::<T>::new();
     let tmp_pool = Pool::<T>::new();
-    par_build(geo.a_len(), g * geo.ca * geo.a_plane(), |task, a_chunk| {
+    let fill = |task: usize, a_chunk: &mut [MaybeUninit<T>]| {
         let n0 = task * g;
         let gs = g.min(geo.n - n0);
         let width = gs * bp;
@@ -969,9 +1082,14 @@ pub(crate) fn conv_adjoint<T: Elem>(
             tmp_pool.give(tmp);
         }
         col2im(geo, &cols, gs, a_chunk);
+        // SAFETY: `col2im` wrote every element.
+        let a_chunk = unsafe { assume_init(a_chunk) };
         add_bias(bias, a_chunk, geo.ca, geo.a_plane(), gs);
         cols_pool.give(cols);
-    })
+    };
+    // SAFETY: `fill` writes every element of its task's `gs` samples, which are exactly
+    // its chunk.
+    unsafe { par_build(geo.a_len(), g * geo.ca * geo.a_plane(), fill) }
 }
 
 /// `dk = sum_n b_n * im2col(a_n)^T`: the gradient of [`conv_forward`] with respect to its
@@ -1188,8 +1306,13 @@ mod tests {
             let c: Vec<f64> = (0..cols.len())
                 .map(|v| (v % 97) as f64 * 0.25 - 3.0)
                 .collect();
-            let mut back = vec![f64::NAN; g * geo.ca * ap];
+            let mut back = vec![MaybeUninit::new(f64::UNWRITTEN); g * geo.ca * ap];
             col2im(&geo, &c, g, &mut back);
+            let back: Vec<f64> = back.iter().map(|v| unsafe { v.assume_init() }).collect();
+            assert!(
+                !back.iter().any(|v| v.is_unwritten()),
+                "col2im left elements unwritten"
+            );
             let mut want_back = vec![0.0; back.len()];
             for i in 0..geo.ca {
                 for ky in 0..geo.kh {
