@@ -44,6 +44,8 @@ pub(crate) trait Elem:
     const UNWRITTEN: Self;
     /// Whether `self` has exactly the bits of [`Self::UNWRITTEN`].
     fn is_unwritten(self) -> bool;
+    /// The process-wide list of kept scratch buffers of this type ([`Pool`]).
+    fn scratch_list() -> &'static Mutex<Vec<Vec<Self>>>;
     fn as_f64(self) -> f64;
     fn of_f64(v: f64) -> Self;
     fn sqrt(self) -> Self;
@@ -58,6 +60,10 @@ impl Elem for f32 {
     const UNWRITTEN: Self = f32::from_bits(0x7fc0_d00d);
     fn is_unwritten(self) -> bool {
         self.to_bits() == Self::UNWRITTEN.to_bits()
+    }
+    fn scratch_list() -> &'static Mutex<Vec<Vec<Self>>> {
+        static LIST: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+        &LIST
     }
     fn as_f64(self) -> f64 {
         f64::from(self)
@@ -85,6 +91,10 @@ impl Elem for f64 {
     const UNWRITTEN: Self = f64::from_bits(0x7ff8_0000_0bad_d00d);
     fn is_unwritten(self) -> bool {
         self.to_bits() == Self::UNWRITTEN.to_bits()
+    }
+    fn scratch_list() -> &'static Mutex<Vec<Vec<Self>>> {
+        static LIST: Mutex<Vec<Vec<f64>>> = Mutex::new(Vec::new());
+        &LIST
     }
     fn as_f64(self) -> f64 {
         self
@@ -217,22 +227,37 @@ const GROUP_TARGET_ELEMS: usize = 1 << 21;
 /// A GEMM with fewer columns than this re-packs its kernel matrix too often.
 const MIN_GEMM_COLUMNS: usize = 256;
 
-/// A pool of scratch buffers shared by the tasks of one kernel call, so that at most one
-/// buffer per running task is ever allocated.
-pub(crate) struct Pool<T> {
-    free: Mutex<Vec<Vec<T>>>,
+/// Scratch buffers kept between kernel calls: at most this many per element type.
+const SCRATCH_KEPT: usize = 8;
+/// ... and at most this many bytes in all, per element type.
+const SCRATCH_KEPT_BYTES: usize = 128 << 20;
+
+/// Scratch buffers (im2col columns, GEMM outputs) for the tasks of kernel calls, taken
+/// from and given back to one process-wide list per element type, so that after the
+/// first training step no call allocates (and zeroes) its scratch again. Every user
+/// overwrites what it takes, so a buffer's old content does not matter.
+pub(crate) struct Pool<T: 'static> {
+    free: &'static Mutex<Vec<Vec<T>>>,
 }
 
 impl<T: Elem> Pool<T> {
     pub(crate) fn new() -> Self {
         Self {
-            free: Mutex::new(Vec::new()),
+            free: T::scratch_list(),
         }
     }
-    /// A buffer of `len` elements: a returned one with its content kept (the first
-    /// `len` elements), or a new zeroed one.
+    /// A buffer of `len` elements: a kept one with its old content (the smallest that
+    /// holds `len` elements without growing), else a new zeroed one.
     pub(crate) fn take(&self, len: usize) -> Vec<T> {
-        let reused = self.free.lock().ok().and_then(|mut free| free.pop());
+        let reused = self.free.lock().ok().and_then(|mut free| {
+            let best = free
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.capacity() >= len)
+                .min_by_key(|(_, v)| v.capacity())
+                .map(|(i, _)| i)?;
+            Some(free.swap_remove(best))
+        });
         match reused {
             Some(mut v) => {
                 v.resize(len, T::ZERO);
@@ -241,10 +266,24 @@ impl<T: Elem> Pool<T> {
             None => vec![T::ZERO; len],
         }
     }
+    /// Keeps `v` for later calls, dropping the smallest kept buffers beyond
+    /// [`SCRATCH_KEPT`] buffers or [`SCRATCH_KEPT_BYTES`].
     pub(crate) fn give(&self, v: Vec<T>) {
-        if let Ok(mut free) = self.free.lock() {
-            free.push(v);
-        }
+        let Ok(mut free) = self.free.lock() else {
+            return;
+        };
+        free.push(v);
+        free.sort_by_key(|v| std::cmp::Reverse(v.capacity()));
+        let mut bytes = 0;
+        let keep = free
+            .iter()
+            .take_while(|v| {
+                bytes += v.capacity() * std::mem::size_of::<T>();
+                bytes <= SCRATCH_KEPT_BYTES
+            })
+            .count()
+            .min(SCRATCH_KEPT);
+        free.truncate(keep);
     }
 }
 
@@ -1202,6 +1241,51 @@ pub(crate) fn sum_f64<T: Elem>(x: &[T]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scratch_pool_reuses_the_best_fit_and_stays_bounded() {
+        // A list of its own: the process-wide ones are in use by parallel tests.
+        let pool = Pool::<f32> {
+            free: Box::leak(Box::new(Mutex::new(Vec::new()))),
+        };
+        let mut a = pool.take(100);
+        a[0] = 7.0;
+        pool.give(a);
+        pool.give(Vec::with_capacity(1000));
+        // The smallest buffer that fits, with its content kept.
+        let b = pool.take(50);
+        assert_eq!((b.len(), b.capacity(), b[0]), (50, 100, 7.0));
+        // Nothing fits: a new zeroed buffer, the kept one stays.
+        let c = pool.take(5000);
+        assert!(c.iter().all(|&v| v == 0.0));
+        assert_eq!(pool.free.lock().unwrap().len(), 1);
+        for n in 1..=12 {
+            pool.give(Vec::with_capacity(n * 10_000));
+        }
+        let kept: Vec<usize> = pool
+            .free
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|v| v.capacity())
+            .collect();
+        assert_eq!(kept.len(), SCRATCH_KEPT);
+        assert_eq!(kept[0], 120_000, "the largest are kept");
+        // Past the byte budget only what fits in it stays.
+        pool.give(Vec::with_capacity(SCRATCH_KEPT_BYTES / 4 - 100_000));
+        let bytes: usize = pool
+            .free
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|v| v.capacity() * 4)
+            .sum();
+        assert!(bytes <= SCRATCH_KEPT_BYTES, "{bytes} bytes kept");
+        assert_eq!(
+            pool.free.lock().unwrap()[0].capacity(),
+            SCRATCH_KEPT_BYTES / 4 - 100_000
+        );
+    }
 
     /// Geometries with odd sizes, strides 1 to 3, padding wider than the kernel's reach
     /// and outputs larger or smaller than the input allows.
