@@ -194,50 +194,68 @@ fn affine_sample_body<T: Elem>(
     }
 }
 
-/// The gradient reaching the affine output: `grad`, masked by `res > 0` for a ReLU.
-#[inline(always)]
-fn masked<T: Elem>(relu: bool, grad: T, res: T) -> T {
-    // NaN outputs pass their gradient, as for an identity.
-    if relu && res <= T::ZERO {
-        T::ZERO
-    } else {
-        grad
+/// The per-channel `(scale, shift)` of the forward pass's affine map `x * scale + shift`
+/// (before the activation), from the batch statistics: the backward pass recomputes them
+/// with the same operations, so they are the same bits.
+fn affine_coefficients<T: Elem>(
+    stats: &Stats,
+    gamma: &[T],
+    beta: &[T],
+    eps: f64,
+) -> (Vec<T>, Vec<T>) {
+    let c = gamma.len();
+    let mut scale = Vec::with_capacity(c);
+    let mut shift = Vec::with_capacity(c);
+    for ch in 0..c {
+        let inv_std = 1.0 / (stats.var[ch] + eps).sqrt();
+        let a = gamma[ch].as_f64() * inv_std;
+        scale.push(T::of_f64(a));
+        shift.push(T::of_f64(beta[ch].as_f64() - stats.mean[ch] * a));
     }
+    (scale, shift)
 }
 
-/// Per channel: `(sum g, sum g * (x - center))` with `g` the masked gradient.
+/// The gradient reaching the affine output `t = x * a + b` through a ReLU: `grad` where
+/// `t > 0`, else 0. The forward pass wrote `y = t` where `t > 0` and 0 elsewhere (NaN
+/// included), so this is the mask of `y > 0`, read from `x` instead of from `y`: one
+/// tensor fewer for both backward passes to read.
+#[inline(always)]
+fn relu_masked<T: Elem>(grad: T, x: T, a: T, b: T) -> T {
+    if x * a + b > T::ZERO { grad } else { T::ZERO }
+}
+
+/// Per channel: `(sum g, sum g * (x - center))` with `g` the gradient, masked by the
+/// ReLU of the affine map `relu` (per-channel scale and shift) when there is one.
 fn grad_sums<T: Elem>(
     x: &[T],
     grad: &[T],
-    res: &[T],
+    relu: Option<(&[T], &[T])>,
     dims: (usize, usize, usize),
     center: &[f64],
-    activation: Activation,
 ) -> (Vec<f64>, Vec<f64>) {
     let (n, c, plane) = dims;
     (0..c)
         .into_par_iter()
         .map(|ch| {
-            let relu = activation == Activation::Relu;
-            grad_sums_channel(x, grad, res, n, c, plane, ch, center[ch], relu)
+            let relu = relu.map(|(a, b)| (a[ch], b[ch]));
+            grad_sums_channel(x, grad, n, c, plane, ch, center[ch], relu)
         })
         .unzip()
 }
 
-multiversion!(fn grad_sums_channel<T: Elem>(x: &[T], grad: &[T], res: &[T], n: usize, c: usize, plane: usize, ch: usize, center: f64, relu: bool) -> (f64, f64) = grad_sums_channel_body;);
+multiversion!(fn grad_sums_channel<T: Elem>(x: &[T], grad: &[T], n: usize, c: usize, plane: usize, ch: usize, center: f64, relu: Option<(T, T)>) -> (f64, f64) = grad_sums_channel_body;);
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn grad_sums_channel_body<T: Elem>(
     x: &[T],
     grad: &[T],
-    res: &[T],
     n: usize,
     c: usize,
     plane: usize,
     ch: usize,
     center: f64,
-    relu: bool,
+    relu: Option<(T, T)>,
 ) -> (f64, f64) {
     let mut sg = 0f64;
     let mut sgx = 0f64;
@@ -248,13 +266,18 @@ fn grad_sums_channel_body<T: Elem>(
     let (mut gw, mut gx) = (vec![0f64; plane], vec![0f64; plane]);
     for s in 0..n {
         let off = (s * c + ch) * plane;
-        let (xs, gs, rs) = (
-            &x[off..off + plane],
-            &grad[off..off + plane],
-            &res[off..off + plane],
-        );
-        for ((w, &gv), &rv) in gw.iter_mut().zip(gs).zip(rs) {
-            *w = masked(relu, gv, rv).as_f64();
+        let (xs, gs) = (&x[off..off + plane], &grad[off..off + plane]);
+        match relu {
+            Some((a, b)) => {
+                for ((w, &gv), &xv) in gw.iter_mut().zip(gs).zip(xs) {
+                    *w = relu_masked(gv, xv, a, b).as_f64();
+                }
+            }
+            None => {
+                for (w, &gv) in gw.iter_mut().zip(gs) {
+                    *w = gv.as_f64();
+                }
+            }
         }
         for ((p, &w), &xv) in gx.iter_mut().zip(&gw).zip(xs) {
             *p = w * (xv.as_f64() - center);
@@ -265,25 +288,23 @@ fn grad_sums_channel_body<T: Elem>(
     (sg, sgx)
 }
 
-/// `dx = k_grad[ch] * g + k_x[ch] * x + k_0[ch]`, with `g` the masked gradient, in
-/// parallel over samples.
+/// `dx = k_grad[ch] * g + k_x[ch] * x + k_0[ch]`, with `g` the gradient (masked as in
+/// [`grad_sums`]), in parallel over samples.
 #[allow(clippy::too_many_arguments)]
 fn input_grad<T: Elem>(
     x: &[T],
     grad: &[T],
-    res: &[T],
+    relu: Option<(&[T], &[T])>,
     c: usize,
     plane: usize,
     k_grad: &[T],
     k_x: &[T],
     k_0: &[T],
-    activation: Activation,
 ) -> Vec<T> {
     if plane == 0 || c == 0 {
         return vec![T::ZERO; x.len()];
     }
     let block = c * plane;
-    let relu = activation == Activation::Relu;
     // SAFETY: `input_grad_sample` writes every element of its sample.
     unsafe {
         par_build(x.len(), block, |s, out| {
@@ -291,44 +312,43 @@ fn input_grad<T: Elem>(
             let range = off..off + block;
             input_grad_sample(
                 &x[range.clone()],
-                &grad[range.clone()],
-                &res[range],
+                &grad[range],
+                relu,
                 out,
                 plane,
                 k_grad,
                 k_x,
                 k_0,
-                relu,
             )
         })
     }
 }
 
-multiversion!(fn input_grad_sample<T: Elem>(xs: &[T], gs: &[T], rs: &[T], out: &mut [MaybeUninit<T>], plane: usize, k_grad: &[T], k_x: &[T], k_0: &[T], relu: bool) = input_grad_sample_body;);
+multiversion!(fn input_grad_sample<T: Elem>(xs: &[T], gs: &[T], relu: Option<(&[T], &[T])>, out: &mut [MaybeUninit<T>], plane: usize, k_grad: &[T], k_x: &[T], k_0: &[T]) = input_grad_sample_body;);
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn input_grad_sample_body<T: Elem>(
     xs: &[T],
     gs: &[T],
-    rs: &[T],
+    relu: Option<(&[T], &[T])>,
     out: &mut [MaybeUninit<T>],
     plane: usize,
     k_grad: &[T],
     k_x: &[T],
     k_0: &[T],
-    relu: bool,
 ) {
-    for (ch, ((o, x), (g, r))) in out
+    for (ch, ((o, x), g)) in out
         .chunks_mut(plane)
         .zip(xs.chunks(plane))
-        .zip(gs.chunks(plane).zip(rs.chunks(plane)))
+        .zip(gs.chunks(plane))
         .enumerate()
     {
         let (kg, kx, k0) = (k_grad[ch], k_x[ch], k_0[ch]);
-        if relu {
-            for (((o, &x), &g), &r) in o.iter_mut().zip(x).zip(g).zip(r) {
-                o.write(kg * masked(true, g, r) + kx * x + k0);
+        if let Some((scale, shift)) = relu {
+            let (a, b) = (scale[ch], shift[ch]);
+            for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+                o.write(kg * relu_masked(g, x, a, b) + kx * x + k0);
             }
         } else {
             for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
@@ -348,14 +368,7 @@ impl BatchNormTrainOp {
     ) -> Vec<T> {
         let (n, c, plane) = dims;
         let stats = channel_stats(x, n, c, plane);
-        let mut scale = Vec::with_capacity(c);
-        let mut shift = Vec::with_capacity(c);
-        for ch in 0..c {
-            let inv_std = 1.0 / (stats.var[ch] + self.eps).sqrt();
-            let a = gamma[ch].as_f64() * inv_std;
-            scale.push(T::of_f64(a));
-            shift.push(T::of_f64(beta[ch].as_f64() - stats.mean[ch] * a));
-        }
+        let (scale, shift) = affine_coefficients(&stats, gamma, beta, self.eps);
         if let Ok(mut slot) = self.stats.lock() {
             *slot = Some(stats);
         }
@@ -367,31 +380,36 @@ impl BatchNormTrainOp {
         &self,
         x: &Tensor,
         gamma: &Tensor,
-        res: &Tensor,
+        beta: &Tensor,
         grad: &Tensor,
         want: [bool; 3],
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dims = split_dims(x.shape()).map_err(candle_core::Error::wrap)?;
         let (n, c, plane) = dims;
-        let (x, gamma, res, grad) = (
+        let (x, gamma, beta, grad) = (
             x.contiguous()?,
             gamma.contiguous()?,
-            res.contiguous()?,
+            beta.contiguous()?,
             grad.contiguous()?,
         );
         let (xs, xl) = x.storage_and_layout();
         let (gms, gml) = gamma.storage_and_layout();
-        let (rs, rl) = res.storage_and_layout();
+        let (bs, bl) = beta.storage_and_layout();
         let (gs, gl) = grad.storage_and_layout();
         let xv = cpu_slice::<T>(&xs, xl)?;
         let gammav = cpu_slice::<T>(&gms, gml)?;
-        let rv = cpu_slice::<T>(&rs, rl)?;
+        let betav = cpu_slice::<T>(&bs, bl)?;
         let gv = cpu_slice::<T>(&gs, gl)?;
         let stats = match self.stats.lock().ok().and_then(|s| s.clone()) {
             Some(s) => s,
             None => channel_stats(xv, n, c, plane),
         };
-        let (sg, sgx) = grad_sums(xv, gv, rv, dims, &stats.mean, self.activation);
+        // The ReLU's mask comes from `x` and the forward pass's affine map, not from the
+        // output: one tensor fewer to read.
+        let affine = (self.activation == Activation::Relu)
+            .then(|| affine_coefficients(&stats, gammav, betav, self.eps));
+        let relu = affine.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice()));
+        let (sg, sgx) = grad_sums(xv, gv, relu, dims, &stats.mean);
         let inv_std: Vec<f64> = stats
             .var
             .iter()
@@ -412,7 +430,7 @@ impl BatchNormTrainOp {
                 k_x.push(T::of_f64(kx));
                 k_0.push(T::of_f64(-a * sg[ch] / count - kx * stats.mean[ch]));
             }
-            let dx = input_grad(xv, gv, rv, c, plane, &k_grad, &k_x, &k_0, self.activation);
+            let dx = input_grad(xv, gv, relu, c, plane, &k_grad, &k_x, &k_0);
             Some(Tensor::from_vec(dx, x.shape(), &dev)?)
         } else {
             None
@@ -470,13 +488,13 @@ impl CustomOp3 for BatchNormTrainOp {
         x: &Tensor,
         gamma: &Tensor,
         beta: &Tensor,
-        res: &Tensor,
+        _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let want = [x.track_op(), gamma.track_op(), beta.track_op()];
         timed(OpKind::BatchNorm, Pass::Backward, || match x.dtype() {
-            DType::F32 => self.backward::<f32>(x, gamma, res, grad, want),
-            DType::F64 => self.backward::<f64>(x, gamma, res, grad, want),
+            DType::F32 => self.backward::<f32>(x, gamma, beta, grad, want),
+            DType::F64 => self.backward::<f64>(x, gamma, beta, grad, want),
             dt => candle_core::bail!("wae batch norm backward: unsupported {dt:?}"),
         })
     }
@@ -488,38 +506,40 @@ impl ChannelAffineOp {
         &self,
         x: &Tensor,
         scale: &Tensor,
-        res: &Tensor,
+        shift: &Tensor,
         grad: &Tensor,
         want: [bool; 3],
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dims = split_dims(x.shape()).map_err(candle_core::Error::wrap)?;
         let (_, c, plane) = dims;
-        let (x, scale, res, grad) = (
+        let (x, scale, shift, grad) = (
             x.contiguous()?,
             scale.contiguous()?,
-            res.contiguous()?,
+            shift.contiguous()?,
             grad.contiguous()?,
         );
         let (xs, xl) = x.storage_and_layout();
         let (ss, sl) = scale.storage_and_layout();
-        let (rs, rl) = res.storage_and_layout();
+        let (hs, hl) = shift.storage_and_layout();
         let (gs, gl) = grad.storage_and_layout();
         let xv = cpu_slice::<T>(&xs, xl)?;
         let sv = cpu_slice::<T>(&ss, sl)?;
-        let rv = cpu_slice::<T>(&rs, rl)?;
+        let hv = cpu_slice::<T>(&hs, hl)?;
+        // The ReLU's mask from `x * scale + shift`, as the forward pass computed it.
+        let relu = (self.activation == Activation::Relu).then_some((sv, hv));
         let gv = cpu_slice::<T>(&gs, gl)?;
         let dev = x.device().clone();
         let [want_x, want_scale, want_shift] = want;
         let dx = if want_x {
             let zeros = vec![T::ZERO; c];
-            let dx = input_grad(xv, gv, rv, c, plane, sv, &zeros, &zeros, self.activation);
+            let dx = input_grad(xv, gv, relu, c, plane, sv, &zeros, &zeros);
             Some(Tensor::from_vec(dx, x.shape(), &dev)?)
         } else {
             None
         };
         let (ds, dsh) = if want_scale || want_shift {
             let zero_center = vec![0f64; c];
-            let (sg, sgx) = grad_sums(xv, gv, rv, dims, &zero_center, self.activation);
+            let (sg, sgx) = grad_sums(xv, gv, relu, dims, &zero_center);
             let to_tensor = |v: Vec<f64>| -> candle_core::Result<Tensor> {
                 let v: Vec<T> = v.into_iter().map(T::of_f64).collect();
                 Tensor::from_vec(v, c, &dev)
@@ -569,13 +589,13 @@ impl CustomOp3 for ChannelAffineOp {
         x: &Tensor,
         scale: &Tensor,
         shift: &Tensor,
-        res: &Tensor,
+        _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let want = [x.track_op(), scale.track_op(), shift.track_op()];
         timed(OpKind::BatchNorm, Pass::Backward, || match x.dtype() {
-            DType::F32 => self.backward::<f32>(x, scale, res, grad, want),
-            DType::F64 => self.backward::<f64>(x, scale, res, grad, want),
+            DType::F32 => self.backward::<f32>(x, scale, shift, grad, want),
+            DType::F64 => self.backward::<f64>(x, scale, shift, grad, want),
             dt => candle_core::bail!("wae channel affine backward: unsupported {dt:?}"),
         })
     }
