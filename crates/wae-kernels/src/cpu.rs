@@ -331,36 +331,17 @@ pub(crate) fn gemm_rm<T: Elem>(
     rhs_cs: usize,
     parallelism: gemm::Parallelism,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(
-        last_index(m, n, dst_rs, dst_cs) < dst.len(),
-        "gemm dst out of bounds"
-    );
-    if k == 0 {
-        if !accumulate {
-            for r in 0..m {
-                for c in 0..n {
-                    dst[r * dst_rs + c * dst_cs] = T::ZERO;
-                }
-            }
-        }
-        return;
-    }
-    assert_operands_fit(m, n, k, (lhs, lhs_rs, lhs_cs), (rhs, rhs_rs, rhs_cs));
-    // SAFETY: the asserts above keep every index the product touches inside its
-    // slice; `dst` is borrowed mutably, so it aliases neither input.
-    unsafe {
-        gemm_raw(
-            (m, n, k),
-            (dst.as_mut_ptr(), dst_rs, dst_cs),
-            accumulate,
-            (lhs.as_ptr(), lhs_rs, lhs_cs),
-            (rhs.as_ptr(), rhs_rs, rhs_cs),
-            parallelism,
-        )
-    }
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`, and `gemm_maybe_uninit` writes only
+    // values of `T`, so `dst` stays initialised.
+    let dst = unsafe { &mut *(dst as *mut [T] as *mut [MaybeUninit<T>]) };
+    gemm_maybe_uninit(
+        (m, n, k),
+        (dst, dst_rs, dst_cs),
+        accumulate,
+        (lhs, lhs_rs, lhs_cs),
+        (rhs, rhs_rs, rhs_cs),
+        parallelism,
+    )
 }
 
 /// [`gemm_rm`] with `accumulate = false` into a destination that need not be
@@ -382,6 +363,28 @@ pub(crate) fn gemm_rm_into<T: Elem>(
     rhs_cs: usize,
     parallelism: gemm::Parallelism,
 ) {
+    gemm_maybe_uninit(
+        (m, n, k),
+        (dst, dst_rs, dst_cs),
+        false,
+        (lhs, lhs_rs, lhs_cs),
+        (rhs, rhs_rs, rhs_cs),
+        parallelism,
+    )
+}
+
+/// The checked body of [`gemm_rm`] and [`gemm_rm_into`], each matrix as (values, row
+/// stride, column stride). `dst` may be uninitialised unless `accumulate` (then gemm
+/// reads it).
+#[allow(clippy::type_complexity)]
+fn gemm_maybe_uninit<T: Elem>(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs, dst_cs): (&mut [MaybeUninit<T>], usize, usize),
+    accumulate: bool,
+    lhs: (&[T], usize, usize),
+    rhs: (&[T], usize, usize),
+    parallelism: gemm::Parallelism,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -390,24 +393,27 @@ pub(crate) fn gemm_rm_into<T: Elem>(
         "gemm dst out of bounds"
     );
     if k == 0 {
-        for r in 0..m {
-            for c in 0..n {
-                dst[r * dst_rs + c * dst_cs].write(T::ZERO);
+        if !accumulate {
+            for r in 0..m {
+                for c in 0..n {
+                    dst[r * dst_rs + c * dst_cs].write(T::ZERO);
+                }
             }
         }
         return;
     }
-    assert_operands_fit(m, n, k, (lhs, lhs_rs, lhs_cs), (rhs, rhs_rs, rhs_cs));
+    assert_operands_fit(m, n, k, lhs, rhs);
     // SAFETY: the asserts above keep every index the product touches inside its
     // slice; `dst` is borrowed mutably, so it aliases neither input; with
-    // `accumulate = false` gemm only writes `dst`, so it may be uninitialised.
+    // `accumulate = false` gemm only writes `dst`, and the callers pass
+    // `accumulate = true` only for an initialised `dst`.
     unsafe {
         gemm_raw(
             (m, n, k),
             (dst.as_mut_ptr().cast::<T>(), dst_rs, dst_cs),
-            false,
-            (lhs.as_ptr(), lhs_rs, lhs_cs),
-            (rhs.as_ptr(), rhs_rs, rhs_cs),
+            accumulate,
+            (lhs.0.as_ptr(), lhs.1, lhs.2),
+            (rhs.0.as_ptr(), rhs.1, rhs.2),
             parallelism,
         )
     }
