@@ -1,14 +1,13 @@
 //! BatchNorm over the channel dimension (dimension 1), optionally followed by a ReLU, as
 //! fused multithreaded candle custom ops with fused backward passes.
 
+use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
 use crate::conv::{cpu_slice, dispatch3};
-use std::mem::MaybeUninit;
-
 use crate::cpu::{Elem, par_build, sum_f64};
 use crate::profile::{OpKind, Pass, timed};
 use crate::simd::multiversion;
