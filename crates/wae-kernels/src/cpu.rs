@@ -961,15 +961,14 @@ pub(crate) fn conv_forward_into<T: Elem>(
         }
         None => Vec::new(),
     };
-    let cols_pool = Pool::<T>::new();
-    let tmp_pool = Pool::<T>::new();
+    let scratch = Pool::<T>::new();
     let task_b = g * geo.cb * bp;
     // `b_chunk`: exactly the `gs` samples of the task, every element of which is written.
     let work = |task: usize, b_chunk: Option<&mut [MaybeUninit<T>]>, dk: Option<&mut [T]>| {
         let n0 = task * g;
         let gs = g.min(geo.n - n0);
         let width = gs * bp;
-        let mut cols = cols_pool.take(rows * width);
+        let mut cols = scratch.take(rows * width);
         im2col(geo, a, n0, gs, &mut cols);
         if let Some(b_chunk) = b_chunk {
             if gs == 1 {
@@ -977,13 +976,13 @@ pub(crate) fn conv_forward_into<T: Elem>(
                     geo.cb, width, rows, b_chunk, width, 1, k, rows, 1, &cols, width, 1, par,
                 );
             } else {
-                let mut tmp = tmp_pool.take(geo.cb * width);
+                let mut tmp = scratch.take(geo.cb * width);
                 gemm_rm(
                     geo.cb, width, rows, &mut tmp, width, 1, false, k, rows, 1, &cols, width, 1,
                     par,
                 );
                 scatter_channels_major(&tmp, geo.cb, bp, gs, b_chunk);
-                tmp_pool.give(tmp);
+                scratch.give(tmp);
             }
             // SAFETY: the product (one sample, `cb x bp`) or the scatter (`gs` samples)
             // wrote every element of the chunk.
@@ -999,16 +998,16 @@ pub(crate) fn conv_forward_into<T: Elem>(
                     par,
                 );
             } else {
-                let mut tmp = tmp_pool.take(geo.cb * width);
+                let mut tmp = scratch.take(geo.cb * width);
                 gather_channels_major(b_in, geo.cb, bp, n0, gs, &mut tmp);
                 gemm_rm(
                     geo.cb, rows, width, dk, dk_rs, dk_cs, true, &tmp, width, 1, &cols, 1, width,
                     par,
                 );
-                tmp_pool.give(tmp);
+                scratch.give(tmp);
             }
         }
-        cols_pool.give(cols);
+        scratch.give(cols);
     };
     // Runs the tasks of slot `slot` in order (writing their outputs into `b_slot`).
     let run_slot = |slot: usize, mut b_slot: Option<&mut [MaybeUninit<T>]>| {
@@ -1105,13 +1104,12 @@ pub(crate) fn conv_adjoint<T: Elem>(
     let bp = geo.b_plane();
     let n_tasks = geo.n.div_ceil(g);
     let par = inner_parallelism(n_tasks, threads);
-    let cols_pool = Pool::<T>::new();
-    let tmp_pool = Pool::<T>::new();
+    let scratch = Pool::<T>::new();
     let fill = |task: usize, a_chunk: &mut [MaybeUninit<T>]| {
         let n0 = task * g;
         let gs = g.min(geo.n - n0);
         let width = gs * bp;
-        let mut cols = cols_pool.take(rows * width);
+        let mut cols = scratch.take(rows * width);
         // cols (rows, width) = K^T (rows, cb) * b_g (cb, width)
         if gs == 1 {
             let b_g = &b[n0 * geo.cb * bp..][..geo.cb * bp];
@@ -1119,18 +1117,18 @@ pub(crate) fn conv_adjoint<T: Elem>(
                 rows, width, geo.cb, &mut cols, width, 1, false, k, 1, rows, b_g, width, 1, par,
             );
         } else {
-            let mut tmp = tmp_pool.take(geo.cb * width);
+            let mut tmp = scratch.take(geo.cb * width);
             gather_channels_major(b, geo.cb, bp, n0, gs, &mut tmp);
             gemm_rm(
                 rows, width, geo.cb, &mut cols, width, 1, false, k, 1, rows, &tmp, width, 1, par,
             );
-            tmp_pool.give(tmp);
+            scratch.give(tmp);
         }
         col2im(geo, &cols, gs, a_chunk);
         // SAFETY: `col2im` wrote every element.
         let a_chunk = unsafe { assume_init(a_chunk) };
         add_bias(bias, a_chunk, geo.ca, geo.a_plane(), gs);
-        cols_pool.give(cols);
+        scratch.give(cols);
     };
     // SAFETY: `fill` writes every element of its task's `gs` samples, which are exactly
     // its chunk.
@@ -1335,8 +1333,6 @@ mod tests {
         inside.then(|| y as usize * geo.wa + x as usize)
     }
 
-    /// im2col and col2im against their definitions, element by element (col2im summing
-    /// in the same tap order, so bit for bit).
     /// Kernel-gradient-only calls: an even number of tasks (for two threads), each
     /// within the im2col budget, covering the batch; wide where the forward pass's
     /// tasks are thin.
@@ -1384,6 +1380,8 @@ mod tests {
         assert_eq!((last.group_size(), last.kernel_grad_group_size()), (13, 50));
     }
 
+    /// im2col and col2im against their definitions, element by element (col2im summing
+    /// in the same tap order, so bit for bit).
     #[test]
     fn im2col_and_col2im_match_their_definitions() {
         for geo in geometries() {
@@ -1398,6 +1396,7 @@ mod tests {
                 .collect();
             let mut back = vec![MaybeUninit::new(f64::UNWRITTEN); g * geo.ca * ap];
             col2im(&geo, &c, g, &mut back);
+            // SAFETY: every element was initialised (to `UNWRITTEN`) when `back` was made.
             let back: Vec<f64> = back.iter().map(|v| unsafe { v.assume_init() }).collect();
             assert!(
                 !back.iter().any(|v| v.is_unwritten()),
