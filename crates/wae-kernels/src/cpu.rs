@@ -606,17 +606,6 @@ impl<T: Elem> Shared<T> {
         // SAFETY: in bounds (checked); exclusive per the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.0.add(i), len) }
     }
-
-    /// Writes `v` at `i`.
-    ///
-    /// # Safety
-    /// No other thread may access element `i` during the parallel loop.
-    #[inline(always)]
-    pub(crate) unsafe fn write(self, i: usize, v: T) {
-        assert!(i < self.1, "shared output index out of bounds");
-        // SAFETY: in bounds (checked); exclusive per the caller's contract.
-        unsafe { self.0.add(i).write(v) }
-    }
 }
 
 /// Where the taps of a convolution read along one axis, in the phase-split layout of

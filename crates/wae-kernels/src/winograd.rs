@@ -33,7 +33,9 @@
 
 use rayon::prelude::*;
 
-use crate::cpu::{ConvGeom, Elem, Shared, gemm_rm};
+use std::mem::MaybeUninit;
+
+use crate::cpu::{ConvGeom, Elem, Shared, assume_init, gemm_rm, gemm_rm_into};
 use crate::simd::multiversion;
 
 /// Tiles (GEMM columns) per group of samples.
@@ -175,7 +177,9 @@ impl Dims {
     }
 }
 
-/// `G g G^T` (3x3) of a 2x2 sub-kernel.
+/// `G g G^T` (3x3) of a 2x2 sub-kernel: the definition [`kernel_transform_rows`] is
+/// tested against.
+#[cfg(test)]
 fn kernel_transform<T: Elem>(g: [[T; 2]; 2]) -> [T; POINTS] {
     let gv = |a: T, b: T| [a, a + b, b];
     let rows = [gv(g[0][0], g[0][1]), gv(g[1][0], g[1][1])];
@@ -189,7 +193,9 @@ fn kernel_transform<T: Elem>(g: [[T; 2]; 2]) -> [T; POINTS] {
     u
 }
 
-/// `G^T u G` (2x2) of a 3x3 point tile (the weight-gradient inverse transform).
+/// `G^T u G` (2x2) of a 3x3 point tile (the weight-gradient inverse transform): the
+/// definition [`kernel_grad_transform_rows`] is tested against.
+#[cfg(test)]
 fn kernel_grad_transform<T: Elem>(u: &[T; POINTS]) -> [[T; 2]; 2] {
     let gt = |a: T, b: T, c: T| [a + b, b + c];
     let mut rows = [[T::ZERO; 2]; ALPHA];
@@ -201,41 +207,150 @@ fn kernel_grad_transform<T: Elem>(u: &[T; POINTS]) -> [[T; 2]; 2] {
     [[c0[0], c1[0]], [c0[1], c1[1]]]
 }
 
-/// The transformed sub-kernels `U[p][point]` as `(rows x cols)` matrices, laid out
-/// `[p][point][row][col]`; `rows_are_co` picks `(co x ci)` (forward) or `(ci x co)`.
-fn transformed_kernels<T: Elem>(
-    w: &[T],
-    d: &Dims,
+/// [`kernel_grad_transform`] (the same sums in the same order) of a whole row of point
+/// tiles at once: `u(pt)` is point `pt` over `n` channels; the 2x2 result `[a][b]` goes to
+/// row `dests[2 a + b]` of `taps` (rows of `n`).
+fn kernel_grad_transform_rows<'a, T: Elem>(
+    u: impl Fn(usize) -> &'a [T],
+    dests: [usize; 4],
+    taps: &mut [T],
+    n: usize,
+) {
+    // Row i of the point tile: s[i] = [u(i, 0) + u(i, 1), u(i, 1) + u(i, 2)].
+    for (k, &dest) in dests.iter().enumerate() {
+        let (a, b) = (k / 2, k % 2);
+        let (r0, r1) = (a, a + 1);
+        let (u00, u01) = (u(r0 * ALPHA + b), u(r0 * ALPHA + b + 1));
+        let (u10, u11) = (u(r1 * ALPHA + b), u(r1 * ALPHA + b + 1));
+        let out = &mut taps[dest * n..][..n];
+        for c in 0..n {
+            out[c] = (u00[c] + u01[c]) + (u10[c] + u11[c]);
+        }
+    }
+}
+
+/// Output channels per job of [`transformed_kernels`].
+const CO_BLOCK: usize = 4;
+
+/// Point `pt` of `G g G^T` (see [`kernel_transform`], whose sums this repeats in the same
+/// order) for a whole row of sub-kernels at once: `g = [g00, g01, g10, g11]`, each a row
+/// of taps over one channel axis, into `dst`.
+fn kernel_transform_rows<T: Elem>(g: [&[T]; 4], pt: usize, dst: &mut [T]) {
+    let [g00, g01, g10, g11] = g;
+    let n = dst.len();
+    let (g00, g01, g10, g11) = (&g00[..n], &g01[..n], &g10[..n], &g11[..n]);
+    match pt {
+        0 => dst.copy_from_slice(g00),
+        2 => dst.copy_from_slice(g01),
+        6 => dst.copy_from_slice(g10),
+        8 => dst.copy_from_slice(g11),
+        4 => {
+            for k in 0..n {
+                dst[k] = (g00[k] + g01[k]) + (g10[k] + g11[k]);
+            }
+        }
+        _ => {
+            let (a, b) = match pt {
+                1 => (g00, g01),
+                3 => (g00, g10),
+                5 => (g01, g11),
+                _ => (g10, g11),
+            };
+            for k in 0..n {
+                dst[k] = a[k] + b[k];
+            }
+        }
+    }
+}
+
+/// The four tap rows `[g00, g01, g10, g11]` of phase `p` (taps `kmap`) in `rows`, which
+/// holds the 16 taps of a 4x4 kernel as rows of `len` elements.
+fn phase_tap_rows<'a, T>(
+    rows: &'a [T],
+    len: usize,
     kmap: &[[usize; 2]; 2],
-    rows_are_co: bool,
-) -> Vec<T> {
+    p: usize,
+) -> [&'a [T]; 4] {
+    let (py, px) = (p / 2, p % 2);
+    let row = |a: usize, b: usize| &rows[(kmap[py][a] * 4 + kmap[px][b]) * len..][..len];
+    [row(0, 0), row(0, 1), row(1, 0), row(1, 1)]
+}
+
+/// The forward pass's transformed sub-kernels `U[p][point]`, `(co x ci)` matrices laid
+/// out `[p][point][co][ci]`.
+///
+/// Each job takes [`CO_BLOCK`] output channels: it gathers their weights into rows over
+/// `ci` (`[co][tap][ci]`), then writes every output row as sums of whole tap rows.
+/// (Transforming one sub-kernel at a time, with 16 scattered reads and 36 scattered
+/// writes each, took 30 ms of compute alone for the full-width 1024->512 layer.)
+fn transformed_kernels<T: Elem>(w: &[T], d: &Dims) -> Vec<T> {
     let mat = d.ci * d.co;
-    let (rows, cols) = if rows_are_co {
-        (d.co, d.ci)
-    } else {
-        (d.ci, d.co)
-    };
     let mut u = vec![T::ZERO; PHASES * POINTS * mat];
     let shared = Shared::new(&mut u);
-    (0..PHASES * rows).into_par_iter().for_each_init(
-        || vec![T::ZERO; POINTS * cols],
+    (0..d.co.div_ceil(CO_BLOCK)).into_par_iter().for_each_init(
+        || vec![T::ZERO; CO_BLOCK * 16 * d.ci],
         |local, job| {
-            let (p, r) = (job / rows, job % rows);
-            let (py, px) = (p / 2, p % 2);
-            for c in 0..cols {
-                let (ci, co) = if rows_are_co { (c, r) } else { (r, c) };
-                let k =
-                    |a: usize, b: usize| w[((ci * d.co + co) * 4 + kmap[py][a]) * 4 + kmap[px][b]];
-                let t = kernel_transform([[k(0, 0), k(0, 1)], [k(1, 0), k(1, 1)]]);
-                for (pt, &v) in t.iter().enumerate() {
-                    local[pt * cols + c] = v;
+            let co0 = job * CO_BLOCK;
+            let rows = CO_BLOCK.min(d.co - co0);
+            // Transposed in tiles of 16 input channels, so that each write to `local` is
+            // a run of 16.
+            let mut tile = [[T::ZERO; 16]; CO_BLOCK * 16];
+            for c0 in (0..d.ci).step_by(16) {
+                let cs = 16.min(d.ci - c0);
+                for c in 0..cs {
+                    let src = &w[((c0 + c) * d.co + co0) * 16..][..rows * 16];
+                    for (j, &v) in src.iter().enumerate() {
+                        tile[j][c] = v;
+                    }
+                }
+                for (j, t) in tile[..rows * 16].iter().enumerate() {
+                    local[j * d.ci + c0..][..cs].copy_from_slice(&t[..cs]);
                 }
             }
-            for pt in 0..POINTS {
-                let dst = (p * POINTS + pt) * mat + r * cols;
-                for (c, &v) in local[pt * cols..(pt + 1) * cols].iter().enumerate() {
-                    // SAFETY: job (p, r) writes only row r of the (p, point) matrices.
-                    unsafe { shared.write(dst + c, v) };
+            for r in 0..rows {
+                let taps = &local[r * 16 * d.ci..][..16 * d.ci];
+                for p in 0..PHASES {
+                    let g = phase_tap_rows(taps, d.ci, &KMAP, p);
+                    for pt in 0..POINTS {
+                        let at = ((p * POINTS + pt) * d.co + co0 + r) * d.ci;
+                        // SAFETY: job `job` writes only rows co0 .. co0 + rows of each
+                        // matrix.
+                        let dst = unsafe { shared.slice_mut(at, d.ci) };
+                        kernel_transform_rows(g, pt, dst);
+                    }
+                }
+            }
+        },
+    );
+    u
+}
+
+/// The input gradient's transformed sub-kernels, stacked over the phases:
+/// `U'[point]` `(ci x 4co)`, laid out `[point][ci][p][co]`.
+///
+/// Each job takes one input channel: it reads that channel's `co * 16` weights, which
+/// are contiguous, as rows over `co` (`[tap][co]`), and writes, for each point and
+/// phase, one run of `co` elements as sums of whole tap rows.
+fn stacked_input_grad_kernels<T: Elem>(w: &[T], d: &Dims) -> Vec<T> {
+    let k4 = PHASES * d.co;
+    let mut u = vec![T::ZERO; POINTS * d.ci * k4];
+    let shared = Shared::new(&mut u);
+    (0..d.ci).into_par_iter().for_each_init(
+        || vec![T::ZERO; 16 * d.co],
+        |local, ci| {
+            let src = &w[ci * d.co * 16..][..d.co * 16];
+            for (co, taps) in src.chunks_exact(16).enumerate() {
+                for (tap, &v) in taps.iter().enumerate() {
+                    local[tap * d.co + co] = v;
+                }
+            }
+            for p in 0..PHASES {
+                let g = phase_tap_rows(local, d.co, &KMAP_T, p);
+                for pt in 0..POINTS {
+                    // SAFETY: job `ci` writes only row ci of each point's matrix.
+                    let dst =
+                        unsafe { shared.slice_mut(((pt * d.ci + ci) * PHASES + p) * d.co, d.co) };
+                    kernel_transform_rows(g, pt, dst);
                 }
             }
         },
@@ -527,7 +642,11 @@ fn transform_group<T: Elem>(
     (0..g * c).into_par_iter().for_each_init(
         || PlaneScratch::<T>::new(d),
         |scratch, job| {
-            let (s, ch) = (job / c, job % c);
+            // Channel-major: consecutive jobs write adjacent runs of each (point, phase)
+            // matrix. Sample-major jobs wrote runs a whole matrix row apart, and took
+            // 2-3 times as long at full width (15 against 5.6 ms a group of 16 samples
+            // of the 1024->512 layer).
+            let (s, ch) = (job % g, job / g);
             let plane = &src[((n0 + s) * c + ch) * plane_len..][..plane_len];
             // Plane (s, ch) writes only columns s * tiles .. (s + 1) * tiles of row ch of
             // each (point, phase) matrix: no two jobs write the same element.
@@ -542,7 +661,7 @@ fn transform_group<T: Elem>(
 pub(crate) fn forward<T: Elem>(geo: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
     let d = Dims::new(geo);
     let g = d.group();
-    let u = transformed_kernels(w, &d, &KMAP, true);
+    let u = transformed_kernels(w, &d);
     let out_plane = 4 * d.h * d.w;
     let mut out = vec![T::ZERO; d.n * d.co * out_plane];
     let mut v = Vec::new();
@@ -671,20 +790,7 @@ pub(crate) fn backward<T: Elem>(
     let plane_in = d.h * d.w;
     // Input gradient: stacked kernels U'[point] (ci x 4co), laid out [point][ci][p][co].
     let u_dx = if want_dx {
-        let per_phase = transformed_kernels(w, &d, &KMAP_T, false); // [p][point][ci][co]
-        let mut stacked = vec![T::ZERO; POINTS * d.ci * PHASES * d.co];
-        stacked
-            .par_chunks_mut(d.ci * PHASES * d.co)
-            .enumerate()
-            .for_each(|(pt, dst)| {
-                for ci in 0..d.ci {
-                    for p in 0..PHASES {
-                        let src = &per_phase[((p * POINTS + pt) * d.ci + ci) * d.co..][..d.co];
-                        dst[(ci * PHASES + p) * d.co..][..d.co].copy_from_slice(src);
-                    }
-                }
-            });
-        stacked
+        stacked_input_grad_kernels(w, &d)
     } else {
         Vec::new()
     };
@@ -694,11 +800,9 @@ pub(crate) fn backward<T: Elem>(
         Vec::new()
     };
     // Weight gradient accumulators dU[p][point] (ci x co).
-    let mut du = if want_dw {
-        vec![T::ZERO; PHASES * POINTS * d.ci * d.co]
-    } else {
-        Vec::new()
-    };
+    // Written (not added to) by the first group's products, so never zeroed.
+    let du_len = PHASES * POINTS * d.ci * d.co;
+    let mut du: Vec<T> = Vec::new();
     let (mut vg, mut mx, mut vx, mut zg) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for n0 in (0..d.n).step_by(g) {
         let gs = g.min(d.n - n0);
@@ -768,55 +872,90 @@ pub(crate) fn backward<T: Elem>(
             vx.resize(POINTS * PHASES * d.ci * nt, T::ZERO);
             transform_group(x, d.ci, n0, gs, &d, &OFF, &mut vx, nt);
             // dU[p][point] (ci x co) += V[point][p] (ci x nt) * Z[point][p]^T (nt x co)
-            du.par_chunks_mut(d.ci * d.co)
-                .enumerate()
-                .for_each(|(job, dj)| {
-                    let (p, pt) = (job / POINTS, job % POINTS);
-                    let vj = &vx[(pt * PHASES + p) * d.ci * nt..][..d.ci * nt];
-                    let zj = &zg[(pt * PHASES + p) * d.co * nt..][..d.co * nt];
+            // (the first group writes dU).
+            let product = |job: usize, dj: &mut [MaybeUninit<T>], accumulate: bool| {
+                let (p, pt) = (job / POINTS, job % POINTS);
+                let vj = &vx[(pt * PHASES + p) * d.ci * nt..][..d.ci * nt];
+                let zj = &zg[(pt * PHASES + p) * d.co * nt..][..d.co * nt];
+                let (shape, lhs, rhs) = ((d.ci, d.co, nt), (vj, nt, 1), (zj, 1, nt));
+                if accumulate {
+                    // SAFETY: `du` is initialised after the first group (below).
+                    let dj = unsafe { assume_init(dj) };
                     gemm_rm(
-                        d.ci,
-                        d.co,
-                        nt,
+                        shape.0,
+                        shape.1,
+                        shape.2,
                         dj,
                         d.co,
                         1,
                         true,
-                        vj,
-                        nt,
-                        1,
-                        zj,
-                        1,
-                        nt,
+                        lhs.0,
+                        lhs.1,
+                        lhs.2,
+                        rhs.0,
+                        rhs.1,
+                        rhs.2,
                         gemm::Parallelism::None,
                     );
-                });
+                } else {
+                    gemm_rm_into(
+                        shape.0,
+                        shape.1,
+                        shape.2,
+                        dj,
+                        d.co,
+                        1,
+                        lhs.0,
+                        lhs.1,
+                        lhs.2,
+                        rhs.0,
+                        rhs.1,
+                        rhs.2,
+                        gemm::Parallelism::None,
+                    );
+                }
+            };
+            if n0 == 0 {
+                du.reserve_exact(du_len);
+                du.spare_capacity_mut()[..du_len]
+                    .par_chunks_mut(d.ci * d.co)
+                    .enumerate()
+                    .for_each(|(job, dj)| product(job, dj, false));
+                // SAFETY: each chunk is one `(ci x co)` product's whole destination
+                // (row stride `co`), which `gemm_rm_into` wrote.
+                unsafe { du.set_len(du_len) };
+            } else {
+                // SAFETY: `MaybeUninit<T>` has the layout of `T`; the products write
+                // only values of `T`.
+                let du_mu =
+                    unsafe { &mut *(du.as_mut_slice() as *mut [T] as *mut [MaybeUninit<T>]) };
+                du_mu
+                    .par_chunks_mut(d.ci * d.co)
+                    .enumerate()
+                    .for_each(|(job, dj)| product(job, dj, true));
+            }
         }
     }
     let dw = want_dw.then(|| {
         let mut dw = vec![T::ZERO; d.ci * d.co * 16];
-        dw.par_chunks_mut(d.co * 16)
-            .enumerate()
-            .for_each(|(ci, dst)| {
-                let mut pts = vec![[T::ZERO; POINTS]; d.co];
+        dw.par_chunks_mut(d.co * 16).enumerate().for_each_init(
+            || vec![T::ZERO; 16 * d.co],
+            |taps, (ci, dst)| {
+                // taps[tap][co]: G^T u G of every co at once, then transposed into dst.
                 for p in 0..PHASES {
                     let (py, px) = (p / 2, p % 2);
-                    for pt in 0..POINTS {
-                        let src = &du[((p * POINTS + pt) * d.ci + ci) * d.co..][..d.co];
-                        for (slot, &v) in pts.iter_mut().zip(src) {
-                            slot[pt] = v;
-                        }
-                    }
-                    for (co, u) in pts.iter().enumerate() {
-                        let dg = kernel_grad_transform(u);
-                        for a in 0..2 {
-                            for b in 0..2 {
-                                dst[(co * 4 + KMAP[py][a]) * 4 + KMAP[px][b]] = dg[a][b];
-                            }
-                        }
+                    let u = |pt: usize| &du[((p * POINTS + pt) * d.ci + ci) * d.co..][..d.co];
+                    let tap = |a: usize, b: usize| KMAP[py][a] * 4 + KMAP[px][b];
+                    let dests = [tap(0, 0), tap(0, 1), tap(1, 0), tap(1, 1)];
+                    kernel_grad_transform_rows(u, dests, taps, d.co);
+                }
+                for (co, out) in dst.chunks_exact_mut(16).enumerate() {
+                    for (t, o) in out.iter_mut().enumerate() {
+                        *o = taps[t * d.co + co];
                     }
                 }
-            });
+            },
+        );
         dw
     });
     (want_dx.then_some(dx), dw)
@@ -838,7 +977,8 @@ fn gy_transforms_group<T: Elem>(
     (0..gs * d.co).into_par_iter().for_each_init(
         || PlaneScratch::<T>::new(d),
         |scratch, job| {
-            let (s, co) = (job / d.co, job % d.co);
+            // Channel-major, as in `transform_group`.
+            let (s, co) = (job % gs, job / gs);
             let src = &gy[((n0 + s) * d.co + co) * gy_plane..][..gy_plane];
             gy_plane_transforms(src, scratch, d, s, co, nt, vg, zg);
         },
@@ -1029,6 +1169,78 @@ mod tests {
     }
 
     /// Winograd against the im2col/col2im kernels on odd and even sizes, f64.
+    /// The kernel transforms computed a row of channels at a time (forward, input
+    /// gradient, weight gradient) give the same bits as the per-kernel definitions, on
+    /// channel counts that leave partial blocks ([`CO_BLOCK`], the 16-channel tiles).
+    #[test]
+    fn row_kernel_transforms_equal_the_per_kernel_definitions() {
+        let (ci, co) = (21, 7);
+        let geo = ConvGeom {
+            n: 1,
+            ca: co,
+            ha: 6,
+            wa: 6,
+            cb: ci,
+            hb: 3,
+            wb: 3,
+            kh: 4,
+            kw: 4,
+            sh: 2,
+            sw: 2,
+            ph: 1,
+            pw: 1,
+        };
+        let d = Dims::new(&geo);
+        // Magnitudes spread over 20 octaves, so that sums in another order round
+        // differently.
+        let spread = |v: Vec<f64>| -> Vec<f64> {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, x)| x * (1u32 << (i * 7 % 20)) as f64)
+                .collect()
+        };
+        let w = spread(fill(ci * co * 16, 7));
+        let sub = |kmap: &[[usize; 2]; 2], p: usize, i: usize, o: usize| {
+            let (py, px) = (p / 2, p % 2);
+            let k = |a: usize, b: usize| w[((i * co + o) * 4 + kmap[py][a]) * 4 + kmap[px][b]];
+            kernel_transform([[k(0, 0), k(0, 1)], [k(1, 0), k(1, 1)]])
+        };
+        let u = transformed_kernels(&w, &d);
+        let u_dx = stacked_input_grad_kernels(&w, &d);
+        for p in 0..PHASES {
+            for i in 0..ci {
+                for o in 0..co {
+                    let (t, t_dx) = (sub(&KMAP, p, i, o), sub(&KMAP_T, p, i, o));
+                    for pt in 0..POINTS {
+                        let fwd = u[((p * POINTS + pt) * co + o) * ci + i];
+                        let dx = u_dx[((pt * ci + i) * PHASES + p) * co + o];
+                        assert_eq!(fwd.to_bits(), t[pt].to_bits(), "forward {p} {i} {o} {pt}");
+                        assert_eq!(
+                            dx.to_bits(),
+                            t_dx[pt].to_bits(),
+                            "input grad {p} {i} {o} {pt}"
+                        );
+                    }
+                }
+            }
+        }
+        let n = 5;
+        let pts = spread(fill(POINTS * n, 11));
+        let mut taps = vec![0.0; 16 * n];
+        kernel_grad_transform_rows(|pt| &pts[pt * n..][..n], [3, 9, 12, 0], &mut taps, n);
+        for c in 0..n {
+            let tile: [f64; POINTS] = std::array::from_fn(|pt| pts[pt * n + c]);
+            let dg = kernel_grad_transform(&tile);
+            for (k, &dest) in [3, 9, 12, 0].iter().enumerate() {
+                assert_eq!(
+                    taps[dest * n + c].to_bits(),
+                    dg[k / 2][k % 2].to_bits(),
+                    "{c} {k}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn matches_the_gemm_kernels() {
         for &(n, ci, co, h, w) in &[
