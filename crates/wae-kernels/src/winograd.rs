@@ -35,7 +35,7 @@ use rayon::prelude::*;
 
 use std::mem::MaybeUninit;
 
-use crate::cpu::{ConvGeom, Elem, Shared, assume_init, gemm_rm, gemm_rm_into};
+use crate::cpu::{ConvGeom, Elem, Pool, Shared, assume_init, gemm_rm, gemm_rm_into};
 use crate::simd::multiversion;
 
 /// Tiles (GEMM columns) per group of samples.
@@ -664,8 +664,12 @@ pub(crate) fn forward<T: Elem>(geo: &ConvGeom, x: &[T], w: &[T], bias: Option<&[
     let u = transformed_kernels(w, &d);
     let out_plane = 4 * d.h * d.w;
     let mut out = vec![T::ZERO; d.n * d.co * out_plane];
-    let mut v = Vec::new();
-    let mut m = Vec::new();
+    // Scratch kept between calls (not zeroed: every element is written before it is
+    // read), sized for the first, largest group; `resize` below only shortens them.
+    let scratch = Pool::<T>::new();
+    let nt_max = g.min(d.n) * d.tiles;
+    let mut v = scratch.take(POINTS * PHASES * d.ci * nt_max);
+    let mut m = scratch.take(PHASES * POINTS * d.co * nt_max);
     for n0 in (0..d.n).step_by(g) {
         let gs = g.min(d.n - n0);
         let nt = gs * d.tiles;
@@ -709,6 +713,8 @@ pub(crate) fn forward<T: Elem>(geo: &ConvGeom, x: &[T], w: &[T], bias: Option<&[
                 },
             );
     }
+    scratch.give(v);
+    scratch.give(m);
     out
 }
 
@@ -803,7 +809,16 @@ pub(crate) fn backward<T: Elem>(
     // Written (not added to) by the first group's products, so never zeroed.
     let du_len = PHASES * POINTS * d.ci * d.co;
     let mut du: Vec<T> = Vec::new();
-    let (mut vg, mut mx, mut vx, mut zg) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Scratch kept between calls, as in `forward`.
+    let scratch = Pool::<T>::new();
+    let nt_max = g.min(d.n) * d.tiles;
+    let take = |want: bool, len: usize| {
+        if want { scratch.take(len) } else { Vec::new() }
+    };
+    let mut vg = take(want_dx, POINTS * PHASES * d.co * nt_max);
+    let mut mx = take(want_dx, POINTS * d.ci * nt_max);
+    let mut vx = take(want_dw, POINTS * PHASES * d.ci * nt_max);
+    let mut zg = take(want_dw, POINTS * PHASES * d.co * nt_max);
     for n0 in (0..d.n).step_by(g) {
         let gs = g.min(d.n - n0);
         let nt = gs * d.tiles;
@@ -962,6 +977,11 @@ pub(crate) fn backward<T: Elem>(
         );
         dw
     });
+    for buf in [vg, mx, vx, zg] {
+        if buf.capacity() > 0 {
+            scratch.give(buf);
+        }
+    }
     (want_dx.then_some(dx), dw)
 }
 
