@@ -188,6 +188,22 @@ impl ConvGeom {
         by_cache.min(by_columns).min(by_tasks).max(1)
     }
 
+    /// Samples per task of a call without a kernel gradient: [`Self::group_size`], or
+    /// the few wide tasks of [`Self::kernel_grad_group_size`] where the kernel matrix is
+    /// larger than one task's im2col buffer. Every task packs the whole kernel matrix
+    /// for its GEMM, so many thin tasks pack it many times: the full-width encoder's
+    /// last layer (a 1024 x 8192 kernel, 52 columns a task) packed 32 MB eight times a
+    /// call. Each output element is the same sum either way (the gemm crate blocks the
+    /// sum by its length alone at these sizes), so the results keep their bits.
+    fn group_size_without_kernel_grad(&self) -> usize {
+        let g = self.group_size();
+        if self.k_len() > self.rows() * g * self.b_plane() {
+            self.kernel_grad_group_size()
+        } else {
+            g
+        }
+    }
+
     /// Samples per task of a call that computes only the kernel gradient
     /// ([`conv_kernel_grad`]): the batch split into the fewest tasks whose im2col
     /// buffers stay within [`GROUP_TARGET_ELEMS`], that count rounded up to a multiple
@@ -897,11 +913,12 @@ pub(crate) fn conv_forward_into<T: Elem>(
     kernel_grad: Option<(&[T], &mut [T])>,
 ) -> Vec<T> {
     let (threads, g) = plan(geo);
-    // Without the forward output there is only the kernel gradient to balance against.
-    let g = if want_b {
-        g
-    } else {
-        geo.kernel_grad_group_size()
+    // Without the forward output there is only the kernel gradient to balance against;
+    // without the kernel gradient, only the forward output.
+    let g = match (want_b, kernel_grad.is_some()) {
+        (false, _) => geo.kernel_grad_group_size(),
+        (true, false) => geo.group_size_without_kernel_grad(),
+        (true, true) => g,
     };
     let rows = geo.rows();
     let bp = geo.b_plane();
@@ -1088,7 +1105,8 @@ pub(crate) fn conv_adjoint<T: Elem>(
     k: &[T],
     bias: Option<&[T]>,
 ) -> Vec<T> {
-    let (threads, g) = plan(geo);
+    let threads = rayon::current_num_threads().max(1);
+    let g = geo.group_size_without_kernel_grad();
     let rows = geo.rows();
     let bp = geo.b_plane();
     let n_tasks = geo.n.div_ceil(g);
@@ -1367,6 +1385,52 @@ mod tests {
         // the forward sizing has eight of 13.
         let last = enc(100, 128, 256, 4, 2);
         assert_eq!((last.group_size(), last.kernel_grad_group_size()), (13, 50));
+    }
+
+    /// Calls without a kernel gradient take the wide tasks where the kernel matrix
+    /// outgrows one task's im2col buffer (the full-width encoder's last two layers, the
+    /// width-4 encoder's last), and
+    /// the forward sizing elsewhere (the width-4 encoder's first layers, the width-4
+    /// decoder's transposed convolutions, whose `a` side is their output).
+    #[test]
+    fn calls_without_kernel_gradient_go_wide_where_the_kernel_is_large() {
+        let layer = |ca: usize, cb: usize, ha: usize, hb: usize| ConvGeom {
+            n: 100,
+            ca,
+            ha,
+            wa: ha,
+            cb,
+            hb,
+            wb: hb,
+            kh: 4,
+            kw: 4,
+            sh: 2,
+            sw: 2,
+            ph: 1,
+            pw: 1,
+        };
+        for (geo, wide) in [
+            (layer(512, 1024, 4, 2), true),
+            (layer(256, 512, 7, 4), true),
+            (layer(128, 256, 4, 2), true),
+            (layer(32, 64, 14, 7), false),
+            (layer(64, 128, 7, 4), false),
+            (layer(128, 256, 14, 7), false),
+            (layer(64, 128, 28, 14), false),
+        ] {
+            let expected = if wide {
+                geo.kernel_grad_group_size()
+            } else {
+                geo.group_size()
+            };
+            assert_eq!(geo.group_size_without_kernel_grad(), expected, "{geo:?}");
+            assert!(
+                !wide || geo.kernel_grad_group_size() > geo.group_size(),
+                "{geo:?}: the wide sizing is the wider"
+            );
+        }
+        // The full-width encoder's last layer: two tasks of 50 samples, not eight of 13.
+        assert_eq!(layer(512, 1024, 4, 2).group_size_without_kernel_grad(), 50);
     }
 
     /// im2col and col2im against their definitions, element by element (col2im summing
