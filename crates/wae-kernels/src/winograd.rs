@@ -701,17 +701,20 @@ pub(crate) fn forward<T: Elem>(geo: &ConvGeom, x: &[T], w: &[T], bias: Option<&[
                 );
             });
         let chunk = d.co * out_plane;
-        out[n0 * chunk..(n0 + gs) * chunk]
-            .par_chunks_mut(out_plane)
-            .enumerate()
-            .for_each_init(
-                || PlaneScratch::<T>::new(&d),
-                |scratch, (job, plane)| {
-                    let (s, co) = (job / d.co, job % d.co);
-                    let b = bias.map_or(T::ZERO, |b| b[co]);
-                    forward_output_plane(&m, &d, nt, s, co, b, scratch, plane);
-                },
-            );
+        let out_g = Shared::new(&mut out[n0 * chunk..(n0 + gs) * chunk]);
+        (0..gs * d.co).into_par_iter().for_each_init(
+            || PlaneScratch::<T>::new(&d),
+            |scratch, job| {
+                // Channel-major, so that consecutive jobs read adjacent runs of each
+                // (phase, point) product (sample-major jobs read runs a matrix row apart:
+                // 6.1 against 3.7 ms a group of the full-width 1024->512 layer).
+                let (s, co) = (job % gs, job / gs);
+                let b = bias.map_or(T::ZERO, |b| b[co]);
+                // SAFETY: job (s, co) writes only plane (s, co) of the group.
+                let plane = unsafe { out_g.slice_mut((s * d.co + co) * out_plane, out_plane) };
+                forward_output_plane(&m, &d, nt, s, co, b, scratch, plane);
+            },
+        );
     }
     scratch.give(v);
     scratch.give(m);
@@ -875,16 +878,17 @@ pub(crate) fn backward<T: Elem>(
                         gemm::Parallelism::None,
                     );
                 });
-            dx[n0 * d.ci * plane_in..(n0 + gs) * d.ci * plane_in]
-                .par_chunks_mut(plane_in)
-                .enumerate()
-                .for_each_init(
-                    || PlaneScratch::<T>::new(&d),
-                    |scratch, (job, plane)| {
-                        let (s, ci) = (job / d.ci, job % d.ci);
-                        input_grad_output_plane(&mx, &d, nt, s, ci, scratch, plane);
-                    },
-                );
+            let dx_g = Shared::new(&mut dx[n0 * d.ci * plane_in..(n0 + gs) * d.ci * plane_in]);
+            (0..gs * d.ci).into_par_iter().for_each_init(
+                || PlaneScratch::<T>::new(&d),
+                |scratch, job| {
+                    // Channel-major, as in `forward`.
+                    let (s, ci) = (job % gs, job / gs);
+                    // SAFETY: job (s, ci) writes only plane (s, ci) of the group.
+                    let plane = unsafe { dx_g.slice_mut((s * d.ci + ci) * plane_in, plane_in) };
+                    input_grad_output_plane(&mx, &d, nt, s, ci, scratch, plane);
+                },
+            );
         }
         if want_dw {
             // V[point][p][ci][nt] of x (forward windows).
