@@ -959,6 +959,10 @@ pub(crate) fn backward<T: Elem>(
             }
         }
     }
+    if want_dw && du.is_empty() {
+        // An empty batch: no group ran, and the gradient is zero.
+        du = vec![T::ZERO; du_len];
+    }
     let dw = want_dw.then(|| {
         let mut dw = vec![T::ZERO; d.ci * d.co * 16];
         dw.par_chunks_mut(d.co * 16).enumerate().for_each_init(
@@ -1267,6 +1271,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// An empty batch: no output, an empty input gradient and a zero weight gradient (no
+    /// group runs, so nothing writes the gradient's accumulators).
+    #[test]
+    fn an_empty_batch_gives_zero_gradients() {
+        let geo = ConvGeom {
+            n: 0,
+            ca: 3,
+            ha: 4,
+            wa: 4,
+            cb: 2,
+            hb: 2,
+            wb: 2,
+            kh: 4,
+            kw: 4,
+            sh: 2,
+            sw: 2,
+            ph: 1,
+            pw: 1,
+        };
+        let k = fill(geo.k_len(), 2);
+        assert!(forward(&geo, &[], &k, None).is_empty());
+        let (dx, dw) = backward(&geo, &[], &k, &[], true, true);
+        assert_eq!(dx, Some(Vec::new()));
+        assert_eq!(dw, Some(vec![0.0; geo.k_len()]));
     }
 
     #[test]
