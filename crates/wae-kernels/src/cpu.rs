@@ -1389,9 +1389,9 @@ mod tests {
 
     /// Calls without a kernel gradient take the wide tasks where the kernel matrix
     /// outgrows one task's im2col buffer (the full-width encoder's last two layers, the
-    /// width-4 encoder's last), and
-    /// the forward sizing elsewhere (the width-4 encoder's first layers, the width-4
-    /// decoder's transposed convolutions, whose `a` side is their output).
+    /// width-4 encoder's last), and the forward sizing elsewhere (the width-4 encoder's
+    /// first layers, the width-4 decoder's transposed convolutions, whose `a` side is
+    /// their output).
     #[test]
     fn calls_without_kernel_gradient_go_wide_where_the_kernel_is_large() {
         let layer = |ca: usize, cb: usize, ha: usize, hb: usize| ConvGeom {
