@@ -207,9 +207,9 @@ fn kernel_grad_transform<T: Elem>(u: &[T; POINTS]) -> [[T; 2]; 2] {
     [[c0[0], c1[0]], [c0[1], c1[1]]]
 }
 
-/// [`kernel_grad_transform`] (the same sums in the same order) of a whole row of point
-/// tiles at once: `u(pt)` is point `pt` over `n` channels; the 2x2 result `[a][b]` goes to
-/// row `dests[2 a + b]` of `taps` (rows of `n`).
+/// `kernel_grad_transform` (the test-only definition: the same sums in the same order) of
+/// a whole row of point tiles at once: `u(pt)` is point `pt` over `n` channels; the 2x2
+/// result `[a][b]` goes to row `dests[2 a + b]` of `taps` (rows of `n`).
 fn kernel_grad_transform_rows<'a, T: Elem>(
     u: impl Fn(usize) -> &'a [T],
     dests: [usize; 4],
@@ -232,9 +232,9 @@ fn kernel_grad_transform_rows<'a, T: Elem>(
 /// Output channels per job of [`transformed_kernels`].
 const CO_BLOCK: usize = 4;
 
-/// Point `pt` of `G g G^T` (see [`kernel_transform`], whose sums this repeats in the same
-/// order) for a whole row of sub-kernels at once: `g = [g00, g01, g10, g11]`, each a row
-/// of taps over one channel axis, into `dst`.
+/// Point `pt` of `G g G^T` (see `kernel_transform`, the test-only definition, whose sums
+/// this repeats in the same order) for a whole row of sub-kernels at once:
+/// `g = [g00, g01, g10, g11]`, each a row of taps over one channel axis, into `dst`.
 fn kernel_transform_rows<T: Elem>(g: [&[T]; 4], pt: usize, dst: &mut [T]) {
     let [g00, g01, g10, g11] = g;
     let n = dst.len();
