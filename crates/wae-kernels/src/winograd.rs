@@ -33,9 +33,7 @@
 
 use rayon::prelude::*;
 
-use std::mem::MaybeUninit;
-
-use crate::cpu::{ConvGeom, Elem, Pool, Shared, assume_init, gemm_rm, gemm_rm_into};
+use crate::cpu::{ConvGeom, Elem, Pool, Shared, gemm_rm, gemm_rm_into};
 use crate::simd::multiversion;
 
 /// Tiles (GEMM columns) per group of samples.
@@ -895,67 +893,36 @@ pub(crate) fn backward<T: Elem>(
             vx.resize(POINTS * PHASES * d.ci * nt, T::ZERO);
             transform_group(x, d.ci, n0, gs, &d, &OFF, &mut vx, nt);
             // dU[p][point] (ci x co) += V[point][p] (ci x nt) * Z[point][p]^T (nt x co)
-            // (the first group writes dU).
-            let product = |job: usize, dj: &mut [MaybeUninit<T>], accumulate: bool| {
+            // (the first group writes dU into its spare capacity, later groups add).
+            let operands = |job: usize| {
                 let (p, pt) = (job / POINTS, job % POINTS);
-                let vj = &vx[(pt * PHASES + p) * d.ci * nt..][..d.ci * nt];
-                let zj = &zg[(pt * PHASES + p) * d.co * nt..][..d.co * nt];
-                let (shape, lhs, rhs) = ((d.ci, d.co, nt), (vj, nt, 1), (zj, 1, nt));
-                if accumulate {
-                    // SAFETY: `du` is initialised after the first group (below).
-                    let dj = unsafe { assume_init(dj) };
-                    gemm_rm(
-                        shape.0,
-                        shape.1,
-                        shape.2,
-                        dj,
-                        d.co,
-                        1,
-                        true,
-                        lhs.0,
-                        lhs.1,
-                        lhs.2,
-                        rhs.0,
-                        rhs.1,
-                        rhs.2,
-                        gemm::Parallelism::None,
-                    );
-                } else {
-                    gemm_rm_into(
-                        shape.0,
-                        shape.1,
-                        shape.2,
-                        dj,
-                        d.co,
-                        1,
-                        lhs.0,
-                        lhs.1,
-                        lhs.2,
-                        rhs.0,
-                        rhs.1,
-                        rhs.2,
-                        gemm::Parallelism::None,
-                    );
-                }
+                (
+                    &vx[(pt * PHASES + p) * d.ci * nt..][..d.ci * nt],
+                    &zg[(pt * PHASES + p) * d.co * nt..][..d.co * nt],
+                )
             };
+            let none = gemm::Parallelism::None;
             if n0 == 0 {
                 du.reserve_exact(du_len);
                 du.spare_capacity_mut()[..du_len]
                     .par_chunks_mut(d.ci * d.co)
                     .enumerate()
-                    .for_each(|(job, dj)| product(job, dj, false));
+                    .for_each(|(job, dj)| {
+                        let (vj, zj) = operands(job);
+                        gemm_rm_into(d.ci, d.co, nt, dj, d.co, 1, vj, nt, 1, zj, 1, nt, none);
+                    });
                 // SAFETY: each chunk is one `(ci x co)` product's whole destination
                 // (row stride `co`), which `gemm_rm_into` wrote.
                 unsafe { du.set_len(du_len) };
             } else {
-                // SAFETY: `MaybeUninit<T>` has the layout of `T`; the products write
-                // only values of `T`.
-                let du_mu =
-                    unsafe { &mut *(du.as_mut_slice() as *mut [T] as *mut [MaybeUninit<T>]) };
-                du_mu
-                    .par_chunks_mut(d.ci * d.co)
+                du.par_chunks_mut(d.ci * d.co)
                     .enumerate()
-                    .for_each(|(job, dj)| product(job, dj, true));
+                    .for_each(|(job, dj)| {
+                        let (vj, zj) = operands(job);
+                        gemm_rm(
+                            d.ci, d.co, nt, dj, d.co, 1, true, vj, nt, 1, zj, 1, nt, none,
+                        );
+                    });
             }
         }
     }
