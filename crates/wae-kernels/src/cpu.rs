@@ -141,6 +141,28 @@ pub(crate) struct ConvGeom {
 }
 
 impl ConvGeom {
+    /// The square 4x4, stride-2, padding-1 geometry of the DCGAN layers (the MNIST nets'
+    /// convolutions and up-sampling layers): `n` samples, `ca` channels of `ha x ha` on
+    /// the image side, `cb` channels of `hb x hb` on the feature side. For tests.
+    #[cfg(test)]
+    pub(crate) fn dcgan(n: usize, ca: usize, ha: usize, cb: usize, hb: usize) -> Self {
+        Self {
+            n,
+            ca,
+            ha,
+            wa: ha,
+            cb,
+            hb,
+            wb: hb,
+            kh: 4,
+            kw: 4,
+            sh: 2,
+            sw: 2,
+            ph: 1,
+            pw: 1,
+        }
+    }
+
     fn taps(&self) -> usize {
         self.kh * self.kw
     }
@@ -1345,20 +1367,8 @@ mod tests {
     /// tasks are thin.
     #[test]
     fn kernel_grad_tasks_are_few_even_and_fit_the_cache_budget() {
-        let enc = |n: usize, ca: usize, cb: usize, ha: usize, hb: usize| ConvGeom {
-            n,
-            ca,
-            ha,
-            wa: ha,
-            cb,
-            hb,
-            wb: hb,
-            kh: 4,
-            kw: 4,
-            sh: 2,
-            sw: 2,
-            ph: 1,
-            pw: 1,
+        let enc = |n: usize, ca: usize, cb: usize, ha: usize, hb: usize| {
+            ConvGeom::dcgan(n, ca, ha, cb, hb)
         };
         for n in [1, 3, 25, 100, 101, 400] {
             for geo in [
@@ -1394,21 +1404,8 @@ mod tests {
     /// their output).
     #[test]
     fn calls_without_kernel_gradient_go_wide_where_the_kernel_is_large() {
-        let layer = |ca: usize, cb: usize, ha: usize, hb: usize| ConvGeom {
-            n: 100,
-            ca,
-            ha,
-            wa: ha,
-            cb,
-            hb,
-            wb: hb,
-            kh: 4,
-            kw: 4,
-            sh: 2,
-            sw: 2,
-            ph: 1,
-            pw: 1,
-        };
+        let layer =
+            |ca: usize, cb: usize, ha: usize, hb: usize| ConvGeom::dcgan(100, ca, ha, cb, hb);
         for (geo, wide) in [
             (layer(512, 1024, 4, 2), true),
             (layer(256, 512, 7, 4), true),
@@ -1501,21 +1498,7 @@ mod tests {
             ph: 1,
             pw: 0,
         };
-        let wide_kernel = ConvGeom {
-            n: 2,
-            ca: 3,
-            ha: 4,
-            wa: 4,
-            cb: 9,
-            hb: 2,
-            wb: 2,
-            kh: 4,
-            kw: 4,
-            sh: 2,
-            sw: 2,
-            ph: 1,
-            pw: 1,
-        };
+        let wide_kernel = ConvGeom::dcgan(2, 3, 4, 9, 2);
         assert!(long_batch.kernel_grad_column_major());
         assert!(!wide_kernel.kernel_grad_column_major());
         for geo in [long_batch, wide_kernel] {

@@ -1107,21 +1107,7 @@ mod tests {
     /// and on the measured shapes its rule was fitted to.
     #[test]
     fn auto_picks_winograd_where_it_measured_faster() {
-        let layer = |ci: usize, co: usize, h: usize| ConvGeom {
-            n: 100,
-            ca: co,
-            ha: 2 * h,
-            wa: 2 * h,
-            cb: ci,
-            hb: h,
-            wb: h,
-            kh: 4,
-            kw: 4,
-            sh: 2,
-            sw: 2,
-            ph: 1,
-            pw: 1,
-        };
+        let layer = |ci: usize, co: usize, h: usize| ConvGeom::dcgan(100, co, 2 * h, ci, h);
         let picks = |ci, co, h, avx512| score(&layer(ci, co, h)) >= threshold(avx512);
         // MNIST decoder: (width divisor, 7x7 layer, 14x14 layer), against AVX2 GEMM
         // (the AMD EPYC measurements) and AVX-512 GEMM (the Intel Xeon's).
@@ -1167,28 +1153,13 @@ mod tests {
         );
     }
 
-    /// Winograd against the im2col/col2im kernels on odd and even sizes, f64.
     /// The kernel transforms computed a row of channels at a time (forward, input
     /// gradient, weight gradient) give the same bits as the per-kernel definitions, on
     /// channel counts that leave partial blocks ([`CO_BLOCK`], the 16-channel tiles).
     #[test]
     fn row_kernel_transforms_equal_the_per_kernel_definitions() {
         let (ci, co) = (21, 7);
-        let geo = ConvGeom {
-            n: 1,
-            ca: co,
-            ha: 6,
-            wa: 6,
-            cb: ci,
-            hb: 3,
-            wb: 3,
-            kh: 4,
-            kw: 4,
-            sh: 2,
-            sw: 2,
-            ph: 1,
-            pw: 1,
-        };
+        let geo = ConvGeom::dcgan(1, co, 6, ci, 3);
         let d = Dims::new(&geo);
         // Magnitudes spread over 20 octaves, so that sums in another order round
         // differently.
@@ -1244,21 +1215,7 @@ mod tests {
     /// group runs, so nothing writes the gradient's accumulators).
     #[test]
     fn an_empty_batch_gives_zero_gradients() {
-        let geo = ConvGeom {
-            n: 0,
-            ca: 3,
-            ha: 4,
-            wa: 4,
-            cb: 2,
-            hb: 2,
-            wb: 2,
-            kh: 4,
-            kw: 4,
-            sh: 2,
-            sw: 2,
-            ph: 1,
-            pw: 1,
-        };
+        let geo = ConvGeom::dcgan(0, 3, 4, 2, 2);
         let k = fill(geo.k_len(), 2);
         assert!(forward(&geo, &[], &k, None).is_empty());
         let (dx, dw) = backward(&geo, &[], &k, &[], true, true);
@@ -1266,6 +1223,7 @@ mod tests {
         assert_eq!(dw, Some(vec![0.0; geo.k_len()]));
     }
 
+    /// Winograd against the im2col/col2im kernels on odd and even sizes, f64.
     #[test]
     fn matches_the_gemm_kernels() {
         for &(n, ci, co, h, w) in &[
