@@ -286,22 +286,13 @@ impl ConvOp {
             Direction::Transposed => {
                 // grad is the image side a; x the feature side b. One im2col of the
                 // gradient serves both products.
-                let mut dw = if want_w {
-                    vec![T::ZERO; geo.k_len()]
+                if want_x || want_w {
+                    let kernel_grad = want_w.then_some(xv);
+                    let (dx, dw) = cpu::conv_forward_into(&geo, gv, wv, None, want_x, kernel_grad);
+                    (want_x.then_some(dx), dw)
                 } else {
-                    Vec::new()
-                };
-                let dx = if want_x || want_w {
-                    let kernel_grad = if want_w {
-                        Some((xv, dw.as_mut_slice()))
-                    } else {
-                        None
-                    };
-                    cpu::conv_forward_into(&geo, gv, wv, None, want_x, kernel_grad)
-                } else {
-                    Vec::new()
-                };
-                (want_x.then_some(dx), want_w.then_some(dw))
+                    (None, None)
+                }
             }
         };
         let (out_channels, out_plane) = match self.direction {

@@ -50,6 +50,10 @@ pub(crate) trait Elem:
     fn of_f64(v: f64) -> Self;
     fn sqrt(self) -> Self;
     fn tanh(self) -> Self;
+    /// `max(self, 0)` with candle's ReLU's results: `+0` for `-0` and `0` for NaN.
+    /// (`self.max(0.0)`, candle's own formula, gave `-0` for `-0` in a debug build here:
+    /// IEEE maxNum leaves the sign of a zero open.)
+    fn relu(self) -> Self;
     /// The data of a CPU storage of this type, mutably (`None` for another dtype).
     fn cpu_storage_as_mut_slice(s: &mut candle_core::CpuStorage) -> Option<&mut [Self]>;
 }
@@ -76,6 +80,9 @@ impl Elem for f32 {
     }
     fn tanh(self) -> Self {
         f32::tanh(self)
+    }
+    fn relu(self) -> Self {
+        if self > 0.0 { self } else { 0.0 }
     }
     fn cpu_storage_as_mut_slice(s: &mut candle_core::CpuStorage) -> Option<&mut [Self]> {
         match s {
@@ -107,6 +114,9 @@ impl Elem for f64 {
     }
     fn tanh(self) -> Self {
         f64::tanh(self)
+    }
+    fn relu(self) -> Self {
+        if self > 0.0 { self } else { 0.0 }
     }
     fn cpu_storage_as_mut_slice(s: &mut candle_core::CpuStorage) -> Option<&mut [Self]> {
         match s {
@@ -247,6 +257,22 @@ impl ConvGeom {
             .next_multiple_of(KERNEL_GRAD_TASKS);
         self.n.div_ceil(tasks).max(1)
     }
+}
+
+/// The batch of `n` samples cut into tasks of at most `g` samples: `(tasks, start)`,
+/// where task `t` holds samples `start(t) .. start(t + 1)`. The count is `ceil(n / g)`
+/// rounded up to an even number (while there are samples for it), and the sizes differ
+/// by at most one, so that two threads get the same work: 17 tasks of 6, 6, ..., 4
+/// samples (batch 100) kept one thread busy for 9 tasks and the other for 8, where 18
+/// tasks of 5 or 6 samples split 50 / 50. Like the group sizes, the split depends on
+/// the shapes alone, not on the thread count.
+fn split_tasks(n: usize, g: usize) -> (usize, impl Fn(usize) -> usize + Copy + Sync) {
+    let mut tasks = n.div_ceil(g.max(1));
+    if tasks % 2 == 1 && tasks < n {
+        tasks += 1;
+    }
+    let tasks_nz = tasks.max(1);
+    (tasks, move |t: usize| t * n / tasks_nz)
 }
 
 /// The task count of a kernel-gradient-only call is a multiple of this (so that two
@@ -915,12 +941,12 @@ pub(crate) fn conv_forward<T: Elem>(
     k: &[T],
     bias: Option<&[T]>,
 ) -> Vec<T> {
-    conv_forward_into(geo, a, k, bias, true, None)
+    conv_forward_into(geo, a, k, bias, true, None).0
 }
 
 /// [`conv_forward`] (when `want_b`; else an empty vector is returned); when
-/// `kernel_grad` is `Some((b_in, dk))` it also computes `dk = sum_n b_in_n * im2col(a_n)^T`
-/// from the same im2col buffers (`dk`: `(cb, ca*kh*kw)`, overwritten).
+/// `kernel_grad` is `Some(b_in)` it also returns `dk = sum_n b_in_n * im2col(a_n)^T`
+/// (`(cb, ca*kh*kw)`), computed from the same im2col buffers.
 ///
 /// The result does not depend on the thread count or on scheduling: the tasks (groups
 /// of samples) are split into a fixed number of contiguous slots, each slot runs its
@@ -932,8 +958,8 @@ pub(crate) fn conv_forward_into<T: Elem>(
     k: &[T],
     bias: Option<&[T]>,
     want_b: bool,
-    kernel_grad: Option<(&[T], &mut [T])>,
-) -> Vec<T> {
+    kernel_grad: Option<&[T]>,
+) -> (Vec<T>, Option<Vec<T>>) {
     let (threads, g) = plan(geo);
     // Without the forward output there is only the kernel gradient to balance against;
     // without the kernel gradient, only the forward output.
@@ -944,20 +970,22 @@ pub(crate) fn conv_forward_into<T: Elem>(
     };
     let rows = geo.rows();
     let bp = geo.b_plane();
-    let n_tasks = geo.n.div_ceil(g);
-    let (b_in, mut dk_out) = match kernel_grad {
-        Some((b_in, dk)) => (Some(b_in), Some(dk)),
-        None => (None, None),
-    };
-    // Tasks per slot: one without a kernel gradient (tasks are then independent).
-    let per_slot = if dk_out.is_some() {
+    let (n_tasks, task_start) = split_tasks(geo.n, g);
+    let b_in = kernel_grad;
+    let want_dk = b_in.is_some();
+    // Slots: one per task without a kernel gradient (tasks are then independent), else
+    // at most MAX_DK_SLOTS, the tasks spread over them as evenly as they go (sizes differ
+    // by at most one), so that no thread is left with a whole slot more than the other:
+    // 50 tasks as 7 slots of 7 and one of 1 kept one of two threads busy for 28 tasks.
+    let n_slots = if want_dk {
         let k_bytes = (geo.k_len() * std::mem::size_of::<T>()).max(1);
         let slots = (1 + DK_SLOT_BYTES / k_bytes).clamp(1, MAX_DK_SLOTS);
-        n_tasks.div_ceil(slots.min(n_tasks).max(1)).max(1)
+        slots.min(n_tasks).max(1)
     } else {
-        1
+        n_tasks.max(1)
     };
-    let n_slots = n_tasks.div_ceil(per_slot);
+    // First task of slot `slot` (`slot <= n_slots`).
+    let slot_start = |slot: usize| slot * n_tasks / n_slots;
     let par = inner_parallelism(n_slots, threads);
     // Where the batch has many feature-side positions per output channel, every slot
     // accumulates into its own buffer, column-major `(cb, rows)`: with that destination
@@ -965,36 +993,25 @@ pub(crate) fn conv_forward_into<T: Elem>(
     // reads the im2col buffer in place, where a row-major destination makes it
     // transpose-pack the whole `(rows, width)` im2col buffer on every call. The buffers
     // are then summed and transposed once, which costs more than it saves where the
-    // kernel is large beside the batch (the full-width encoder's last layers). Else
-    // slot 0 accumulates straight into `dk_out` (row-major), the others into their own
-    // buffers. The choice depends on the shapes alone.
+    // kernel is large beside the batch (the full-width encoder's last layers). Else the
+    // buffers are row-major and slot 0's becomes the result. The choice depends on the
+    // shapes alone.
     let dk_col_major = geo.kernel_grad_column_major();
     let (dk_rs, dk_cs) = if dk_col_major { (1, geo.cb) } else { (rows, 1) };
-    let mut dk_own: Vec<Vec<T>> = Vec::new();
-    let dk_bufs: Vec<Mutex<&mut [T]>> = match dk_out.as_deref_mut() {
-        Some(_) if dk_col_major => {
-            dk_own = (0..n_slots).map(|_| vec![T::ZERO; geo.k_len()]).collect();
-            dk_own
-                .iter_mut()
-                .map(|v| Mutex::new(v.as_mut_slice()))
-                .collect()
-        }
-        Some(dk_out) => {
-            dk_out.fill(T::ZERO);
-            dk_own = (1..n_slots).map(|_| vec![T::ZERO; geo.k_len()]).collect();
-            std::iter::once(dk_out)
-                .chain(dk_own.iter_mut().map(|v| v.as_mut_slice()))
-                .map(Mutex::new)
-                .collect()
-        }
-        None => Vec::new(),
+    // Every slot allocates and zeroes its own buffer inside its parallel task: done up
+    // front, 8 slots of a 2 MB gradient were 16 MB of serial `memset` while the other
+    // thread waited (5 % of the width-4 step at batch 25).
+    let dk_own: Vec<Mutex<Vec<T>>> = if want_dk {
+        (0..n_slots).map(|_| Mutex::new(Vec::new())).collect()
+    } else {
+        Vec::new()
     };
     let scratch = Pool::<T>::new();
-    let task_b = g * geo.cb * bp;
+    let sample_b = geo.cb * bp;
     // `b_chunk`: exactly the `gs` samples of the task, every element of which is written.
     let work = |task: usize, b_chunk: Option<&mut [MaybeUninit<T>]>, dk: Option<&mut [T]>| {
-        let n0 = task * g;
-        let gs = g.min(geo.n - n0);
+        let n0 = task_start(task);
+        let gs = task_start(task + 1) - n0;
         let width = gs * bp;
         let mut cols = scratch.take(rows * width);
         im2col(geo, a, n0, gs, &mut cols);
@@ -1039,26 +1056,32 @@ pub(crate) fn conv_forward_into<T: Elem>(
     };
     // Runs the tasks of slot `slot` in order (writing their outputs into `b_slot`).
     let run_slot = |slot: usize, mut b_slot: Option<&mut [MaybeUninit<T>]>| {
-        let mut dk_guard = dk_bufs
+        let mut guard = dk_own
             .get(slot)
             .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
-        let first = slot * per_slot;
-        for task in first..(first + per_slot).min(n_tasks) {
+        let mut dk: Option<&mut [T]> = guard.as_deref_mut().map(|v| {
+            *v = vec![T::ZERO; geo.k_len()];
+            v.as_mut_slice()
+        });
+        let first = task_start(slot_start(slot));
+        for task in slot_start(slot)..slot_start(slot + 1) {
             let b_chunk = b_slot.as_deref_mut().map(|b| {
-                let off = (task - first) * task_b;
-                let len = task_b.min(b.len() - off);
-                &mut b[off..off + len]
+                let off = (task_start(task) - first) * sample_b;
+                &mut b[off..(task_start(task + 1) - first) * sample_b]
             });
-            work(task, b_chunk, dk_guard.as_deref_mut().map(|d| &mut **d));
+            work(task, b_chunk, dk.as_deref_mut());
         }
     };
     let b_out = if want_b {
         // SAFETY: slot `slot` holds the outputs of its tasks, and `work` writes every
         // element of each task's chunk.
         unsafe {
-            par_build(geo.b_len(), per_slot * task_b, |slot, b_slot| {
-                run_slot(slot, Some(b_slot))
-            })
+            par_build_at(
+                geo.b_len(),
+                n_slots,
+                |slot| task_start(slot_start(slot)) * sample_b,
+                |slot, b_slot| run_slot(slot, Some(b_slot)),
+            )
         }
     } else {
         (0..n_slots)
@@ -1066,15 +1089,20 @@ pub(crate) fn conv_forward_into<T: Elem>(
             .for_each(|slot| run_slot(slot, None));
         Vec::new()
     };
-    drop(dk_bufs);
-    if let Some(dk_out) = dk_out {
-        if dk_col_major {
-            sum_transposed_in_order(dk_out, dk_own, geo.cb, rows);
-        } else {
-            add_in_order(dk_out, &dk_own);
-        }
-    }
-    b_out
+    let mut dk_own: Vec<Vec<T>> = dk_own
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect();
+    let dk = if !want_dk {
+        None
+    } else if dk_col_major {
+        Some(sum_transposed_in_order(dk_own, geo.cb, rows))
+    } else {
+        let mut dk = dk_own.remove(0);
+        add_in_order(&mut dk, &dk_own);
+        Some(dk)
+    };
+    (b_out, dk)
 }
 
 /// A vector of `len` elements built in parallel: `fill(chunk_index, chunk)` writes every
@@ -1116,6 +1144,51 @@ pub(crate) unsafe fn par_build<T: Elem>(
     v
 }
 
+/// [`par_build`] with chunks of varying lengths: chunk `i` (of `chunks`) holds elements
+/// `start(i) .. start(i + 1)`, where `start(0) = 0`, `start(chunks) = len` and `start`
+/// does not decrease.
+///
+/// # Safety
+/// `fill` must initialise every element of the chunk it is given.
+pub(crate) unsafe fn par_build_at<T: Elem>(
+    len: usize,
+    chunks: usize,
+    start: impl Fn(usize) -> usize + Sync,
+    fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync + Send,
+) -> Vec<T> {
+    assert!(
+        start(0) == 0 && start(chunks) == len,
+        "par_build_at: chunks must cover 0 .. len"
+    );
+    let mut v: Vec<T> = Vec::with_capacity(len);
+    let mut parts: Vec<&mut [MaybeUninit<T>]> = Vec::with_capacity(chunks);
+    let mut rest = &mut v.spare_capacity_mut()[..len];
+    for i in 0..chunks {
+        let (part, tail) = rest.split_at_mut(start(i + 1) - start(i));
+        parts.push(part);
+        rest = tail;
+    }
+    parts.into_par_iter().enumerate().for_each(|(i, c)| {
+        if cfg!(debug_assertions) {
+            for x in c.iter_mut() {
+                x.write(T::UNWRITTEN);
+            }
+        }
+        fill(i, c);
+    });
+    // SAFETY: the chunks cover all `len` elements, and the caller's `fill` initialised
+    // every element of each.
+    unsafe { v.set_len(len) };
+    if cfg!(debug_assertions) {
+        let missed = v.iter().filter(|x| x.is_unwritten()).count();
+        assert!(
+            missed == 0,
+            "par_build_at: the fill left {missed} of {len} elements unwritten"
+        );
+    }
+    v
+}
+
 /// `a = col2im(K^T * b_n)` per sample: the adjoint of [`conv_forward`] (a transposed
 /// convolution's forward pass, or a convolution's input gradient), plus `bias[i]` on
 /// every output of channel `i` of `a`.
@@ -1131,12 +1204,12 @@ pub(crate) fn conv_adjoint<T: Elem>(
     let g = geo.group_size_without_kernel_grad();
     let rows = geo.rows();
     let bp = geo.b_plane();
-    let n_tasks = geo.n.div_ceil(g);
+    let (n_tasks, task_start) = split_tasks(geo.n, g);
     let par = inner_parallelism(n_tasks, threads);
     let scratch = Pool::<T>::new();
     let fill = |task: usize, a_chunk: &mut [MaybeUninit<T>]| {
-        let n0 = task * g;
-        let gs = g.min(geo.n - n0);
+        let n0 = task_start(task);
+        let gs = task_start(task + 1) - n0;
         let width = gs * bp;
         let mut cols = scratch.take(rows * width);
         // cols (rows, width) = K^T (rows, cb) * b_g (cb, width)
@@ -1159,9 +1232,10 @@ pub(crate) fn conv_adjoint<T: Elem>(
         add_bias(bias, a_chunk, geo.ca, geo.a_plane(), gs);
         scratch.give(cols);
     };
+    let sample_a = geo.ca * geo.a_plane();
     // SAFETY: `fill` writes every element of its task's `gs` samples, which are exactly
     // its chunk.
-    unsafe { par_build(geo.a_len(), g * geo.ca * geo.a_plane(), fill) }
+    unsafe { par_build_at(geo.a_len(), n_tasks, |t| task_start(t) * sample_a, fill) }
 }
 
 /// `dk = sum_n b_n * im2col(a_n)^T`: the gradient of [`conv_forward`] with respect to its
@@ -1169,9 +1243,8 @@ pub(crate) fn conv_adjoint<T: Elem>(
 ///
 /// `a`: `(N, ca, ha, wa)`, `b`: `(N, cb, hb, wb)`, returns `(cb, ca*kh*kw)`.
 pub(crate) fn conv_kernel_grad<T: Elem>(geo: &ConvGeom, a: &[T], b: &[T]) -> Vec<T> {
-    let mut dk = vec![T::ZERO; geo.k_len()];
-    conv_forward_into(geo, a, &[], None, false, Some((b, &mut dk)));
-    dk
+    let (_, dk) = conv_forward_into(geo, a, &[], None, false, Some(b));
+    dk.unwrap_or_else(|| unreachable!("a kernel gradient was asked for"))
 }
 
 /// Adds `bias[c]` to every element of channel `c` of `g` samples of shape `(c, plane)`.
@@ -1209,29 +1282,31 @@ fn add_in_order<T: Elem>(dst: &mut [T], parts: &[Vec<T>]) {
     });
 }
 
-/// `dst = parts[0] + parts[1] + ...` summed in that order, with `dst` an `(r, c)`
-/// row-major matrix and every part the same matrix column-major: the parts are summed
-/// into the first one ([`add_in_order`]), which is then transposed
-/// into `dst` in 16 x 16 tiles (in parallel over blocks of 16 rows of `dst`).
-fn sum_transposed_in_order<T: Elem>(dst: &mut [T], mut parts: Vec<Vec<T>>, r: usize, c: usize) {
+/// `parts[0] + parts[1] + ...` summed in that order, as an `(r, c)` row-major matrix,
+/// every part being the same matrix column-major: the parts are summed into the first
+/// one ([`add_in_order`]), which is then transposed into a new matrix in 16 x 16 tiles
+/// (in parallel over blocks of 16 rows of the result).
+fn sum_transposed_in_order<T: Elem>(mut parts: Vec<Vec<T>>, r: usize, c: usize) -> Vec<T> {
     const TILE: usize = 16;
     if parts.is_empty() || c == 0 {
-        dst.fill(T::ZERO);
-        return;
+        return vec![T::ZERO; r * c];
     }
     let mut acc = parts.remove(0);
     add_in_order(&mut acc, &parts);
-    dst.par_chunks_mut(TILE * c).enumerate().for_each(|(b, d)| {
+    let fill = |b: usize, d: &mut [MaybeUninit<T>]| {
         let (r0, nr) = (b * TILE, d.len() / c);
         for j0 in (0..c).step_by(TILE) {
             for j in j0..(j0 + TILE).min(c) {
                 let col = &acc[j * r + r0..][..nr];
                 for (i, &v) in col.iter().enumerate() {
-                    d[i * c + j] = v;
+                    d[i * c + j].write(v);
                 }
             }
         }
-    });
+    };
+    // SAFETY: chunk `b` holds rows `16 b ..` of the result, all `c` columns of which the
+    // fill writes.
+    unsafe { par_build(r * c, TILE * c, fill) }
 }
 
 /// Per-channel sums of a `(N, c, plane)` tensor: `out[ch] = sum_{n, p} x[n, ch, p]`
@@ -1395,6 +1470,49 @@ mod tests {
         // the forward sizing has eight of 13.
         let last = enc(100, 128, 256, 4, 2);
         assert_eq!((last.group_size(), last.kernel_grad_group_size()), (13, 50));
+    }
+
+    /// The batch splits into an even number of tasks (where it has the samples), each
+    /// of at most `g` samples, sizes one apart, covering every sample once in order; and
+    /// `par_build_at` hands out exactly the chunks it is asked for.
+    #[test]
+    fn tasks_are_even_and_balanced() {
+        for n in 0..130 {
+            for g in 1..20 {
+                let (tasks, start) = split_tasks(n, g);
+                assert_eq!(start(0), 0, "n {n} g {g}");
+                assert_eq!(start(tasks), n, "n {n} g {g}");
+                assert!(
+                    tasks % 2 == 0 || tasks >= n,
+                    "odd count {tasks} for n {n} g {g}"
+                );
+                assert!(tasks <= n.div_ceil(g) + 1, "n {n} g {g}: {tasks} tasks");
+                let sizes: Vec<usize> = (0..tasks).map(|t| start(t + 1) - start(t)).collect();
+                let (lo, hi) = (sizes.iter().min(), sizes.iter().max());
+                if let (Some(&lo), Some(&hi)) = (lo, hi) {
+                    assert!(hi <= g && hi - lo <= 1 && lo >= 1, "n {n} g {g}: {sizes:?}");
+                }
+            }
+        }
+        // The width-4 decoder's first layer at batch 100: 17 tasks of up to 6 became 18.
+        let (tasks, start) = split_tasks(100, 6);
+        assert_eq!((tasks, start(1), start(2)), (18, 5, 11));
+        let bounds = [0usize, 3, 3, 10, 12];
+        // SAFETY: the fill writes every element of its chunk.
+        let v: Vec<f32> = unsafe {
+            par_build_at(
+                12,
+                4,
+                |i| bounds[i],
+                |i, c| {
+                    assert_eq!(c.len(), bounds[i + 1] - bounds[i]);
+                    for x in c.iter_mut() {
+                        x.write(i as f32);
+                    }
+                },
+            )
+        };
+        assert_eq!(v, [0., 0., 0., 2., 2., 2., 2., 2., 2., 2., 3., 3.]);
     }
 
     /// Calls without a kernel gradient take the wide tasks where the kernel matrix

@@ -15,7 +15,9 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
 use crate::conv::{dispatch1, dispatch2, dispatch3};
-use crate::cpu::{Elem, gemm_new};
+use std::mem::MaybeUninit;
+
+use crate::cpu::{Elem, gemm_new, par_build};
 use crate::{Error, Result};
 
 /// `y = x W^T + b` for `x` `(N, in)`, `weight` `(out, in)` and `bias` `(out)`: PyTorch's
@@ -120,23 +122,26 @@ fn forward<T: Elem>(x: &[T], w: &[T], bias: &[T], n: usize, d_in: usize) -> Vec<
 }
 
 /// The row-major copy of the column-major `rows x cols` matrix `src`, plus `bias[j]` on
-/// column `j`.
+/// column `j`, built in parallel over blocks of rows (on the calling thread alone it
+/// kept the other core idle: 5 MB at the width-4 MNIST decoder's first layer, batch
+/// 100, 20 MB at full width).
 fn from_column_major<T: Elem>(src: &[T], rows: usize, cols: usize, bias: &[T]) -> Vec<T> {
-    let mut out = vec![T::ZERO; rows * cols];
     // Blocks of 64 x 64 keep both sides of the transpose in cache.
     const B: usize = 64;
-    for i0 in (0..rows).step_by(B) {
+    let fill = |block: usize, out: &mut [MaybeUninit<T>]| {
+        let (i0, nr) = (block * B, out.len() / cols.max(1));
         for j0 in (0..cols).step_by(B) {
-            for i in i0..(i0 + B).min(rows) {
+            for i in 0..nr {
                 let row = &mut out[i * cols..][..cols];
                 for j in j0..(j0 + B).min(cols) {
-                    let v = src[j * rows + i];
-                    row[j] = v + bias[j];
+                    row[j].write(src[j * rows + i0 + i] + bias[j]);
                 }
             }
         }
-    }
-    out
+    };
+    // SAFETY: chunk `block` holds rows `64 block ..` of the result, every column of
+    // which the fill writes.
+    unsafe { par_build(rows * cols, B * cols, fill) }
 }
 
 /// The bias gradient `db = sum_rows(dy)` `(out)`: the rows added in order into a zeroed
