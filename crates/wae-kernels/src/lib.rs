@@ -59,6 +59,7 @@ mod cpu;
 mod linear;
 pub mod nhwc;
 pub mod profile;
+mod relu;
 mod simd;
 mod tanh;
 mod winograd;
@@ -67,6 +68,7 @@ pub use adam::{AdamStep, adam_update, sum_of_squares};
 pub use batch_norm::{Activation, BatchNormOutput, batch_norm_eval, batch_norm_train};
 pub use conv::{Padding2d, conv_transpose2d, conv_transpose2d_cropped, conv2d, conv2d_padded};
 pub use linear::linear;
+pub use relu::relu;
 pub use simd::{SimdLevel, set_max_simd, simd_level};
 pub use tanh::tanh;
 

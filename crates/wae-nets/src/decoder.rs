@@ -4,7 +4,7 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
 use crate::config::{Architecture, DecoderConfig, check_width};
-use crate::layers::{BatchNorm, ConvTranspose2d, Linear, activate, check_input};
+use crate::layers::{BatchNorm, ConvTranspose2d, Linear, activate, check_input, relu};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -152,16 +152,13 @@ impl Decoder {
                 upsamplings,
                 output,
             } => {
-                let mut x = fc
-                    .forward(z)?
-                    .relu()?
-                    .reshape((n, start.0, start.1, start.2))?;
+                let mut x = relu(&fc.forward(z)?)?.reshape((n, start.0, start.1, start.2))?;
                 for (deconv, bn) in upsamplings {
                     x = deconv.forward(&x)?;
                     // BatchNorm and ReLU in one fused kernel where there is a BatchNorm.
                     x = match bn {
                         Some(bn) => bn.forward_relu_t(&x, train)?,
-                        None => x.relu()?,
+                        None => relu(&x)?,
                     };
                 }
                 output.forward(&x)
@@ -169,7 +166,7 @@ impl Decoder {
             Body::Mlp { hidden, output } => {
                 let mut x = z.clone();
                 for (lin, bn) in hidden {
-                    x = lin.forward(&x)?.relu()?;
+                    x = relu(&lin.forward(&x)?)?;
                     if let Some(bn) = bn {
                         x = bn.forward_t(&x, train)?;
                     }

@@ -53,7 +53,7 @@ impl Discriminator {
         check_input(z, &[self.cfg.latent_dim], "discriminator input z")?;
         let mut h = z.clone();
         for lin in &self.hidden {
-            h = lin.forward(&h)?.relu()?;
+            h = crate::layers::relu(&lin.forward(&h)?)?;
         }
         let logits = self.output.forward(&h)?;
         match self.cfg.prior_trick_variance {

@@ -4,7 +4,7 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
 use crate::config::{Activation, Architecture, EncoderConfig, EncoderKind, check_width};
-use crate::layers::{BatchNorm, Conv2dSame, Linear, check_input, flatten};
+use crate::layers::{BatchNorm, Conv2dSame, Linear, check_input, flatten, relu};
 use crate::{Error, Result};
 
 /// What an encoder returns.
@@ -189,7 +189,7 @@ impl Encoder {
             // BatchNorm and ReLU in one fused kernel where there is a BatchNorm.
             hcur = match bn {
                 Some(bn) => bn.forward_relu_t(&hcur, train)?,
-                None => hcur.relu()?,
+                None => relu(&hcur)?,
             };
         }
         flatten(&hcur)

@@ -384,6 +384,12 @@ pub(crate) fn tanh(x: &Tensor) -> Result<Tensor> {
     wae_kernels::tanh(x).map_err(kernel_error)
 }
 
+/// `max(x, 0)`: on the CPU one parallel op forward and one backward
+/// (`wae_kernels::relu`, the same bits as candle's `relu`), elsewhere candle's.
+pub(crate) fn relu(x: &Tensor) -> Result<Tensor> {
+    wae_kernels::relu(x).map_err(kernel_error)
+}
+
 /// Applies an output activation.
 pub fn activate(x: &Tensor, activation: crate::Activation) -> Result<Tensor> {
     Ok(match activation {
