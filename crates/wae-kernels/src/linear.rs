@@ -126,10 +126,12 @@ fn forward<T: Elem>(x: &[T], w: &[T], bias: &[T], n: usize, d_in: usize) -> Vec<
 /// kept the other core idle: 5 MB at the width-4 MNIST decoder's first layer, batch
 /// 100, 20 MB at full width).
 fn from_column_major<T: Elem>(src: &[T], rows: usize, cols: usize, bias: &[T]) -> Vec<T> {
-    // Blocks of 64 x 64 keep both sides of the transpose in cache.
+    // Blocks of up to 64 x 64 keep both sides of the transpose in cache; at least two
+    // blocks of rows where there are two rows (batch 25 was one block of 64: one thread).
     const B: usize = 64;
+    let block_rows = B.min(rows.div_ceil(2)).max(1);
     let fill = |block: usize, out: &mut [MaybeUninit<T>]| {
-        let (i0, nr) = (block * B, out.len() / cols.max(1));
+        let (i0, nr) = (block * block_rows, out.len() / cols.max(1));
         for j0 in (0..cols).step_by(B) {
             for i in 0..nr {
                 let row = &mut out[i * cols..][..cols];
@@ -139,9 +141,9 @@ fn from_column_major<T: Elem>(src: &[T], rows: usize, cols: usize, bias: &[T]) -
             }
         }
     };
-    // SAFETY: chunk `block` holds rows `64 block ..` of the result, every column of
-    // which the fill writes.
-    unsafe { par_build(rows * cols, B * cols, fill) }
+    // SAFETY: chunk `block` holds rows `block_rows * block ..` of the result, every
+    // column of which the fill writes.
+    unsafe { par_build(rows * cols, block_rows * cols, fill) }
 }
 
 /// The bias gradient `db = sum_rows(dy)` `(out)`: the rows added in order into a zeroed
