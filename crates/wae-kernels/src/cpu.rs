@@ -239,8 +239,8 @@ impl ConvGeom {
     /// Samples per task of a call that computes only the kernel gradient
     /// ([`conv_kernel_grad`]): the batch split into the fewest tasks whose im2col
     /// buffers stay within [`GROUP_TARGET_ELEMS`], that count rounded up to a multiple
-    /// of [`KERNEL_GRAD_TASKS`] (samples per task rounded up, so a few batch sizes get
-    /// one task fewer).
+    /// of [`KERNEL_GRAD_TASKS`] (samples per task rounded up; [`split_tasks`] then cuts
+    /// the batch into an even number of tasks of at most that many samples).
     ///
     /// The forward pass's sizing ([`Self::group_size`]: at least [`MIN_TASKS`] tasks of
     /// a few hundred columns) made each task's product `(cb, width) * (width, rows)` thin
@@ -1000,7 +1000,7 @@ pub(crate) fn conv_forward_into<T: Elem>(
     let (dk_rs, dk_cs) = if dk_col_major { (1, geo.cb) } else { (rows, 1) };
     // Every slot allocates and zeroes its own buffer inside its parallel task: done up
     // front, 8 slots of a 2 MB gradient were 16 MB of serial `memset` while the other
-    // thread waited (5 % of the width-4 step at batch 25).
+    // thread waited (about 5 % of the width-4 step at batch 25).
     let dk_own: Vec<Mutex<Vec<T>>> = if want_dk {
         (0..n_slots).map(|_| Mutex::new(Vec::new())).collect()
     } else {
