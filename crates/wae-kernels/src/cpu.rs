@@ -1119,29 +1119,9 @@ pub(crate) unsafe fn par_build<T: Elem>(
     chunk: usize,
     fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync + Send,
 ) -> Vec<T> {
-    let mut v: Vec<T> = Vec::with_capacity(len);
-    v.spare_capacity_mut()[..len]
-        .par_chunks_mut(chunk.max(1))
-        .enumerate()
-        .for_each(|(i, c)| {
-            if cfg!(debug_assertions) {
-                for x in c.iter_mut() {
-                    x.write(T::UNWRITTEN);
-                }
-            }
-            fill(i, c);
-        });
-    // SAFETY: the chunks cover all `len` elements, and the caller's `fill` initialised
-    // every element of each.
-    unsafe { v.set_len(len) };
-    if cfg!(debug_assertions) {
-        let missed = v.iter().filter(|x| x.is_unwritten()).count();
-        assert!(
-            missed == 0,
-            "par_build: the fill left {missed} of {len} elements unwritten"
-        );
-    }
-    v
+    let chunk = chunk.max(1);
+    // SAFETY: the caller's contract, for chunks `chunk` long (the last shorter).
+    unsafe { par_build_at(len, len.div_ceil(chunk), |i| (i * chunk).min(len), fill) }
 }
 
 /// [`par_build`] with chunks of varying lengths: chunk `i` (of `chunks`) holds elements
@@ -1183,7 +1163,7 @@ pub(crate) unsafe fn par_build_at<T: Elem>(
         let missed = v.iter().filter(|x| x.is_unwritten()).count();
         assert!(
             missed == 0,
-            "par_build_at: the fill left {missed} of {len} elements unwritten"
+            "par_build: the fill left {missed} of {len} elements unwritten"
         );
     }
     v
