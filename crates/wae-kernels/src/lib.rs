@@ -58,6 +58,7 @@ mod conv;
 mod cpu;
 mod linear;
 pub mod nhwc;
+mod pointwise;
 pub mod profile;
 mod relu;
 mod simd;

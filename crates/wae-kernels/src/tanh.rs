@@ -10,12 +10,11 @@
 //! library, element by element), and so are the gradients (`0 - g * (y^2 - 1)` in
 //! candle, the same number).
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
-use rayon::prelude::*;
+use candle_core::Tensor;
 
 use crate::Result;
-use crate::conv::{dispatch1, dispatch2};
 use crate::cpu::Elem;
+use crate::pointwise::{Pointwise, apply};
 
 /// `tanh(x)`, element-wise. On the CPU (f32, f64) one custom op with a one-pass
 /// backward (see the module docs); elsewhere, or with `WAE_FORCE_FALLBACK=1`, candle's
@@ -24,70 +23,22 @@ pub fn tanh(x: &Tensor) -> Result<Tensor> {
     if !crate::fast_path(x) {
         return Ok(x.tanh()?);
     }
-    Ok(x.contiguous()?.apply_op1(TanhOp)?)
+    Ok(apply(Tanh, x)?)
 }
 
-/// Elements per parallel task.
-const CHUNK: usize = 1 << 13;
+/// `tanh`, with the gradient `g * (1 - y^2)` from the saved output.
+#[derive(Clone, Copy)]
+struct Tanh;
 
-fn forward<T: Elem>(x: &[T]) -> Vec<T> {
-    x.par_iter()
-        .with_min_len(CHUNK)
-        .map(|&v| v.tanh())
-        .collect()
-}
-
-/// `g * (1 - y^2)`.
-fn backward<T: Elem>(y: &[T], g: &[T]) -> Vec<T> {
-    y.par_iter()
-        .zip(g)
-        .with_min_len(CHUNK)
-        .map(|(&y, &g)| g * (T::ONE - y * y))
-        .collect()
-}
-
-/// The op behind [`tanh`].
-struct TanhOp;
-
-impl CustomOp1 for TanhOp {
-    fn name(&self) -> &'static str {
-        "wae-tanh"
+impl Pointwise for Tanh {
+    const NAME: &'static str = "wae-tanh";
+    const GRAD_NAME: &'static str = "wae-tanh-grad";
+    const CHUNK: usize = 1 << 13;
+    const GRAD_FROM_OUTPUT: bool = true;
+    fn value<T: Elem>(x: T) -> T {
+        x.tanh()
     }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let y = dispatch1(self.name(), (s, l), forward, forward)?;
-        Ok((y, l.shape().clone()))
-    }
-
-    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let (y, grad) = (y.contiguous()?, grad.contiguous()?);
-        Ok(Some(y.apply_op2_no_bwd(&grad, &TanhGradOp)?))
-    }
-}
-
-/// `(y, g) -> g * (1 - y^2)`.
-struct TanhGradOp;
-
-impl CustomOp2 for TanhGradOp {
-    fn name(&self) -> &'static str {
-        "wae-tanh-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        if l1.shape() != l2.shape() {
-            candle_core::bail!(
-                "wae-tanh-grad: shapes {:?} and {:?}",
-                l1.shape(),
-                l2.shape()
-            );
-        }
-        let dx = dispatch2(self.name(), (s1, l1), (s2, l2), backward, backward)?;
-        Ok((dx, l1.shape().clone()))
+    fn grad<T: Elem>(y: T, g: T) -> T {
+        g * (T::ONE - y * y)
     }
 }
