@@ -8,7 +8,9 @@
 //! `xtask/peers/torch_wae_mmd.py`. Every measurement runs in a fresh process (a
 //! release build of this binary, or the peer under `xtask/reference/peer_rss.py`), so
 //! each reports its own peak RSS. Our runs and the peer's alternate, round after round,
-//! and the best images/s of each is kept: the machine is shared and noisy.
+//! and the best images/s of each is kept: the machine is shared and noisy. Each row also
+//! lists the per-round ratios (our run over the peer's run right after it, which saw the
+//! same machine speed), median and range, so that a reader sees how much one run moves.
 //!
 //! Two more kinds of row come from the same interleaved rounds: `mmd_imq_d{d}` (forward +
 //! backward of the WAE-MMD penalty, IMQ kernel over 7 scales, U-statistic, `batch` codes
@@ -219,7 +221,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     print!("{}", report::table(&rows));
     println!(
-        "{} rounds, best of each kept; load average before {load_before}, after {load_after}; {:.0} s in all",
+        "{} rounds: ratio = best against best; round ratios = each of our runs against the peer's run right after it; load average before {load_before}, after {load_after}; {:.0} s in all",
         rounds,
         started.elapsed().as_secs_f64()
     );

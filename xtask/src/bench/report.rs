@@ -44,7 +44,12 @@ pub(super) struct Row {
     pub batch: usize,
     pub ours_images_per_s: Option<f64>,
     pub peer_images_per_s: Option<f64>,
+    /// Best against best.
     pub ratio: Option<f64>,
+    /// Each round's ratio, ours over the peer's run right after it (rounds where both
+    /// sides measured): the two runs of a pair see the same machine speed, so their
+    /// spread shows how far one round can be trusted.
+    pub round_ratios: Vec<f64>,
     pub ours_peak_rss_mb: Option<f64>,
     pub peer_peak_rss_mb: Option<f64>,
     pub rss_ratio: Option<f64>,
@@ -83,6 +88,12 @@ pub(super) fn summarise(
     };
     let all =
         |runs: &[Measurement]| -> Vec<f64> { runs.iter().map(Measurement::images_per_s).collect() };
+    let round_ratios = ours
+        .iter()
+        .zip(theirs)
+        .filter_map(|(a, b)| ratio(Some(a.images_per_s()), Some(b.images_per_s())))
+        .filter(|r| r.is_finite())
+        .collect();
     Row {
         name: name.to_string(),
         width_div: wd,
@@ -90,6 +101,7 @@ pub(super) fn summarise(
         ours_images_per_s: ours_ips,
         peer_images_per_s: peer_ips,
         ratio: ratio(ours_ips, peer_ips),
+        round_ratios,
         ours_peak_rss_mb: ours_rss,
         peer_peak_rss_mb: peer_rss,
         rss_ratio: ratio(ours_rss, peer_rss),
@@ -101,6 +113,22 @@ pub(super) fn summarise(
     }
 }
 
+/// `median (lowest-highest)` of the per-round ratios, `-` when there are none.
+fn spread(values: &[f64]) -> String {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return "-".to_string();
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    format!("{median:.2} ({:.2}-{:.2})", v[0], v[n - 1])
+}
+
 /// The comparison table, as printed (a leading empty line, a header, a row per case).
 pub(super) fn table(rows: &[Row]) -> String {
     let opt = |v: Option<f64>, prec: usize| match v {
@@ -108,18 +136,19 @@ pub(super) fn table(rows: &[Row]) -> String {
         None => "-".to_string(),
     };
     let mut out = String::from(
-        "\n| name | width_div | batch | ours img/s | PyTorch img/s | ratio | ours peak RSS MB | PyTorch peak RSS MB | RSS ratio |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "\n| name | width_div | batch | ours img/s | PyTorch img/s | ratio | round ratios, median (range) | ours peak RSS MB | PyTorch peak RSS MB | RSS ratio |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.name,
             opt(r.width_div.map(|w| w as f64), 0),
             r.batch,
             opt(r.ours_images_per_s, 1),
             opt(r.peer_images_per_s, 1),
             opt(r.ratio, 2),
+            spread(&r.round_ratios),
             opt(r.ours_peak_rss_mb, 0),
             opt(r.peer_peak_rss_mb, 0),
             opt(r.rss_ratio, 2),
@@ -304,6 +333,10 @@ mod tests {
       95.5
     ],
     "ratio": 1.2617801047120418,
+    "round_ratios": [
+      1.125,
+      1.2617801047120418
+    ],
     "rss_ratio": 0.6666666666666666,
     "threads": 2,
     "width_div": 4
@@ -322,6 +355,7 @@ mod tests {
     "peer_peak_rss_mb": null,
     "peer_runs_images_per_s": [],
     "ratio": null,
+    "round_ratios": [],
     "rss_ratio": null,
     "threads": null,
     "width_div": null
@@ -331,11 +365,14 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path)?, expected);
         assert_eq!(
             table(&rows),
-            "\n| name | width_div | batch | ours img/s | PyTorch img/s | ratio | ours peak RSS MB | PyTorch peak RSS MB | RSS ratio |\n\
-             |---|---|---|---|---|---|---|---|---|\n\
-             | train_step | 4 | 100 | 120.5 | 95.5 | 1.26 | 195 | 293 | 0.67 |\n\
-             | mmd_imq_d8 | - | 100 | - | - | - | 0 | - | - |\n"
+            "\n| name | width_div | batch | ours img/s | PyTorch img/s | ratio | round ratios, median (range) | ours peak RSS MB | PyTorch peak RSS MB | RSS ratio |\n\
+             |---|---|---|---|---|---|---|---|---|---|\n\
+             | train_step | 4 | 100 | 120.5 | 95.5 | 1.26 | 1.19 (1.12-1.26) | 195 | 293 | 0.67 |\n\
+             | mmd_imq_d8 | - | 100 | - | - | - | - | 0 | - | - |\n"
         );
+        // Odd counts take the middle value; NaN rounds are left out.
+        assert_eq!(spread(&[1.3, f64::NAN, 1.1, 1.2]), "1.20 (1.10-1.30)");
+        assert_eq!(spread(&[]), "-");
         Ok(())
     }
 
