@@ -41,7 +41,7 @@ use peer::Peer;
 use report::{Measurement, Profile};
 
 /// Freed large blocks are kept for the next step instead of being unmapped and
-/// page-faulted in again (see `wae_kernels::alloc`); the `wae` binary should do the same.
+/// page-faulted in again (see `wae_kernels::alloc`), as in the `wae` binary.
 #[global_allocator]
 static ALLOC: wae_kernels::alloc::LargeBlockCache =
     wae_kernels::alloc::LargeBlockCache::new(CACHE_BYTES);
@@ -134,6 +134,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.worker {
         if let Some(mib) = args.alloc_cache_mib {
             ALLOC.set_max_cached_bytes(mib << 20);
+        }
+        // The training rows run as `wae train` does, on huge pages; evaluation, MMD and
+        // Inception as `wae eval` does, without (see `wae_kernels::alloc`).
+        if args.profile || matches!(args.case.as_str(), "step" | "fc") {
+            ALLOC.set_huge_pages(true);
         }
         if args.no_winograd {
             wae_kernels::set_winograd_mode(wae_kernels::WinogradMode::Never);

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 /// Freed large blocks (activations, gradients, im2col buffers: the same sizes every
 /// step) are kept for reuse instead of being unmapped and page-faulted in again; this
 /// is what `cargo xtask bench` measures with (see `wae_kernels::alloc`). At most 1 GiB
-/// of freed memory stays cached.
+/// of freed memory stays cached. `wae train` and `wae bench` also ask for huge pages.
 #[global_allocator]
 static ALLOC: wae_kernels::alloc::LargeBlockCache =
     wae_kernels::alloc::LargeBlockCache::new(1 << 30);

@@ -21,9 +21,28 @@
 //! The budget bounds how much freed memory stays resident on top of what the program
 //! holds; when a new block does not fit, the least recently freed blocks are returned
 //! to the system first.
+//!
+//! # Transparent huge pages, for training
+//! With [`LargeBlockCache::set_huge_pages`] on (Linux only), a block of at least
+//! [`LargeBlockCache::HUGE_PAGE_MIN`] bytes that comes fresh from the system is also
+//! marked `madvise(MADV_HUGEPAGE)`, so that the kernel backs it with 2 MiB pages where
+//! transparent huge pages are enabled (`always` or `madvise` in
+//! `/sys/kernel/mm/transparent_hugepage/enabled`; most distributions ship `madvise`,
+//! which otherwise leaves every block on 4 KiB pages). The convolution kernels walk many
+//! planes of large buffers at once (im2col, col2im, the Winograd transforms), and with
+//! 4 KiB pages those walks keep missing the TLB.
+//!
+//! It pays where the same blocks are used step after step, and costs where memory is
+//! touched once: faulting in a huge page takes the kernel longer (it needs 2 MiB of
+//! contiguous memory). On the 2-core Intel Xeon of docs/performance.md (2026-12-07,
+//! `xtask bench --worker`, six blocks of off / on / on / off runs each) the training
+//! step got about 2 % faster at full width and at 1/4 width (blocks: 1.00-1.05x), and
+//! the one-pass evaluation of 10,000 samples 3-15 % slower. So it is off by default;
+//! `wae train` and the bench's training rows turn it on. `WAE_HUGE_PAGES=1` or `=0` in
+//! the environment (read once) overrides both ways.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 /// How many freed blocks are remembered at most.
 const SLOTS: usize = 256;
@@ -53,6 +72,8 @@ struct State {
 /// The system allocator plus a bounded cache of freed large blocks (see the module docs).
 pub struct LargeBlockCache {
     max_cached_bytes: AtomicUsize,
+    /// Whether fresh large blocks get the huge-page advice (unless the environment says).
+    huge_pages: AtomicBool,
     lock: AtomicBool,
     state: std::cell::UnsafeCell<State>,
 }
@@ -64,10 +85,16 @@ impl LargeBlockCache {
     /// Blocks smaller than this (256 KiB) go straight to the system allocator.
     pub const MIN_BLOCK: usize = 256 << 10;
 
-    /// A cache that keeps at most `max_cached_bytes` of freed blocks.
+    /// Fresh blocks of at least this size (4 MiB, two huge pages) get the huge-page
+    /// advice when it is on (see the module docs).
+    pub const HUGE_PAGE_MIN: usize = 4 << 20;
+
+    /// A cache that keeps at most `max_cached_bytes` of freed blocks (huge-page advice
+    /// off).
     pub const fn new(max_cached_bytes: usize) -> Self {
         Self {
             max_cached_bytes: AtomicUsize::new(max_cached_bytes),
+            huge_pages: AtomicBool::new(false),
             lock: AtomicBool::new(false),
             state: std::cell::UnsafeCell::new(State {
                 slots: [EMPTY; SLOTS],
@@ -91,6 +118,40 @@ impl LargeBlockCache {
     /// Bytes currently held in the cache (freed by the program, not yet reused).
     pub fn cached_bytes(&self) -> usize {
         self.with_state(|s| s.cached_bytes)
+    }
+
+    /// Turns the huge-page advice for fresh large blocks on or off (blocks already
+    /// allocated keep theirs). `WAE_HUGE_PAGES` in the environment, when set, wins.
+    pub fn set_huge_pages(&self, on: bool) {
+        self.huge_pages.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether fresh large blocks get the huge-page advice now (always false off Linux).
+    pub fn huge_pages(&self) -> bool {
+        cfg!(target_os = "linux")
+            && env_huge_pages().unwrap_or_else(|| self.huge_pages.load(Ordering::Relaxed))
+    }
+
+    /// Marks a fresh block `madvise(MADV_HUGEPAGE)` when it is large enough and the
+    /// advice is on. The range starts at the block's page (rounded down, as glibc's
+    /// `glibc.malloc.hugetlb=1` does: the header page of an mmap'd block belongs to the
+    /// same mapping, and Linux aligns large anonymous mappings to 2 MiB, so the block's
+    /// first huge page stays eligible). Only a hint: a failure is ignored.
+    fn advise(&self, ptr: *mut u8, size: usize) {
+        #[cfg(target_os = "linux")]
+        if !ptr.is_null() && size >= Self::HUGE_PAGE_MIN && self.huge_pages() {
+            const PAGE: usize = 4096;
+            let start = ptr as usize & !(PAGE - 1);
+            let len = ptr as usize + size - start;
+            // SAFETY: madvise only changes how the kernel backs the pages of
+            // [start, start + len), which lie in mappings this process owns (the block
+            // and the page it starts in); MADV_HUGEPAGE leaves their contents as they are.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (ptr, size);
     }
 
     fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
@@ -177,6 +238,63 @@ impl LargeBlockCache {
     }
 }
 
+/// `WAE_HUGE_PAGES`: `Some(true)` for `1` / `on` / `true` / `yes`, `Some(false)` for
+/// `0` / `off` / `false` / `no`, `None` when unset or anything else. Read once, with
+/// `getenv`, which does not allocate (this runs inside the global allocator).
+fn env_huge_pages() -> Option<bool> {
+    // 0: not read yet, 1: unset or unknown, 2: on, 3: off.
+    static CHOICE: AtomicU8 = AtomicU8::new(0);
+    let decode = |v: u8| match v {
+        2 => Some(true),
+        3 => Some(false),
+        _ => None,
+    };
+    let v = CHOICE.load(Ordering::Relaxed);
+    if v != 0 {
+        return decode(v);
+    }
+    let read = parse_switch(getenv_bytes(c"WAE_HUGE_PAGES"));
+    let v = match read {
+        Some(true) => 2,
+        Some(false) => 3,
+        None => 1,
+    };
+    CHOICE.store(v, Ordering::Relaxed);
+    decode(v)
+}
+
+/// An on / off switch's value (case-insensitive), `None` when absent or unknown.
+fn parse_switch(v: Option<&[u8]>) -> Option<bool> {
+    let v = v?;
+    let is = |words: [&[u8]; 4]| words.iter().any(|w| v.eq_ignore_ascii_case(w));
+    if is([b"1", b"on", b"true", b"yes"]) {
+        Some(true)
+    } else if is([b"0", b"off", b"false", b"no"]) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The value of an environment variable without allocating.
+fn getenv_bytes(name: &std::ffi::CStr) -> Option<&'static [u8]> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `name` is NUL-terminated; getenv returns null or a NUL-terminated
+        // value that stays valid while nothing modifies the environment, which this
+        // program does not do once it runs.
+        unsafe {
+            let v = libc::getenv(name.as_ptr());
+            (!v.is_null()).then(|| std::ffi::CStr::from_ptr(v).to_bytes())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = name;
+        None
+    }
+}
+
 /// Blocks taken out of the cache to be returned to the system.
 #[derive(Default)]
 struct Evicted {
@@ -208,7 +326,9 @@ unsafe impl GlobalAlloc for LargeBlockCache {
             return ptr;
         }
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
+        let ptr = unsafe { System.alloc(layout) };
+        self.advise(ptr, layout.size());
+        ptr
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
@@ -220,7 +340,9 @@ unsafe impl GlobalAlloc for LargeBlockCache {
             return ptr;
         }
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc_zeroed(layout) }
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        self.advise(ptr, layout.size());
+        ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -308,5 +430,67 @@ mod tests {
             }
             assert_eq!(cache.cached_bytes(), 0);
         }
+    }
+
+    /// The `VmFlags` of the mapping holding `addr`, from /proc/self/smaps.
+    #[cfg(target_os = "linux")]
+    fn vm_flags(addr: usize) -> String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line
+                .split_whitespace()
+                .next()
+                .and_then(|r| r.split_once('-'));
+            if let Some((lo, hi)) = range
+                && let (Ok(lo), Ok(hi)) =
+                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
+                inside = (lo..hi).contains(&addr);
+            } else if inside && let Some(flags) = line.strip_prefix("VmFlags:") {
+                return flags.trim().to_string();
+            }
+        }
+        panic!("no mapping holds {addr:#x}");
+    }
+
+    /// With the advice on, a fresh large block's mapping carries the kernel's "hg"
+    /// (MADV_HUGEPAGE) flag; with it off, or for a small block, it does not.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn large_fresh_blocks_get_the_huge_page_advice_when_asked() {
+        let cache = LargeBlockCache::new(0);
+        let big = Layout::from_size_align(8 << 20, 64).unwrap_or_else(|_| unreachable!());
+        let small = Layout::from_size_align(1 << 20, 64).unwrap_or_else(|_| unreachable!());
+        let env = env_huge_pages();
+        let has_hg = |ptr: *mut u8, len: usize| {
+            // A page well inside the block, away from neighbours sharing its ends.
+            let flags = vm_flags(ptr as usize + len / 2);
+            flags.split_whitespace().any(|f| f == "hg")
+        };
+        unsafe {
+            assert!(!cache.huge_pages() || env == Some(true));
+            let off = cache.alloc(big);
+            cache.set_huge_pages(true);
+            assert_eq!(cache.huge_pages(), env.unwrap_or(true));
+            let on = cache.alloc_zeroed(big);
+            let on_small = cache.alloc(small);
+            assert_eq!(has_hg(on, big.size()), env.unwrap_or(true));
+            assert_eq!(has_hg(off, big.size()), env.unwrap_or(false));
+            assert!(!has_hg(on_small, small.size()));
+            // The advice leaves the contents alone.
+            assert!(
+                std::slice::from_raw_parts(on, big.size())
+                    .iter()
+                    .all(|&b| b == 0)
+            );
+            cache.dealloc(on_small, small);
+            cache.dealloc(on, big);
+            cache.dealloc(off, big);
+        }
+        assert_eq!(parse_switch(Some(b"ON")), Some(true));
+        assert_eq!(parse_switch(Some(b"0")), Some(false));
+        assert_eq!(parse_switch(Some(b"maybe")), None);
+        assert_eq!(parse_switch(None), None);
     }
 }

@@ -30,6 +30,8 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    // The training step as `wae train` runs it, on huge pages.
+    crate::ALLOC.set_huge_pages(true);
     let device = args.device.open()?;
     let timing =
         wae_train::bench::measure(args.width_div, args.batch, args.warmup, args.steps, &device)

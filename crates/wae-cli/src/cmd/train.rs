@@ -190,6 +190,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    // Training reuses the same large blocks every step: back them with huge pages
+    // (see `wae_kernels::alloc`; `WAE_HUGE_PAGES=0` turns this off).
+    crate::ALLOC.set_huge_pages(true);
     let device = args.device.open()?;
     let stop = Some(stop_on_signals()?);
     let given = given_config(&args)?;
