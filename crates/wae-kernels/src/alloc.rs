@@ -37,7 +37,7 @@
 //! contiguous memory). On the 2-core Intel Xeon of docs/performance.md (2026-12-07,
 //! `xtask bench --worker`, six blocks of off / on / on / off runs each) the training
 //! step got about 2 % faster at full width and at 1/4 width (blocks: 1.00-1.05x), and
-//! the one-pass evaluation of 10,000 samples 3-15 % slower. So it is off by default;
+//! the one-pass evaluation of 10,000 samples 10-15 % slower. So it is off by default;
 //! `wae train` and the bench's training rows turn it on. `WAE_HUGE_PAGES=1` or `=0` in
 //! the environment (read once) overrides both ways.
 
