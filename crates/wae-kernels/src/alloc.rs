@@ -281,8 +281,10 @@ fn getenv_bytes(name: &std::ffi::CStr) -> Option<&'static [u8]> {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: `name` is NUL-terminated; getenv returns null or a NUL-terminated
-        // value that stays valid while nothing modifies the environment, which this
-        // program does not do once it runs.
+        // value that stays valid while nothing modifies the environment. Modifying it
+        // while other threads run is already undefined behaviour in Rust (`set_var` is
+        // `unsafe` for that reason); the binaries that install this allocator only do so
+        // at the start of `main` (`use_rayon_pool_only`), before any other thread.
         unsafe {
             let v = libc::getenv(name.as_ptr());
             (!v.is_null()).then(|| std::ffi::CStr::from_ptr(v).to_bytes())
