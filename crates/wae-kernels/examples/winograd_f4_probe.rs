@@ -25,25 +25,15 @@ static ALLOC: wae_kernels::alloc::LargeBlockCache =
 
 const A: usize = 5; // transform points per axis
 const P: usize = A * A; // points per tile
-const BT: [[f32; 5]; 5] = [
-    [2., -1., -2., 1., 0.],
-    [0., 2., 1., -1., 0.],
-    [0., -2., 3., -1., 0.],
-    [0., -1., 0., 1., 0.],
-    [0., 2., -1., -2., 1.],
-];
+// B^T = [[2, -1, -2, 1, 0], [0, 2, 1, -1, 0], [0, -2, 3, -1, 0], [0, -1, 0, 1, 0],
+//        [0, 2, -1, -2, 1]] (written out in `apply_bt`);
+// A^T = [[1, 1, 1, 1, 0], [0, 1, -1, 2, 0], [0, 1, 1, 4, 0], [0, 1, -1, 8, 1]] (`apply_at`).
 const G: [[f32; 2]; 5] = [
     [0.5, 0.],
     [0.5, 0.5],
     [1. / 6., -1. / 6.],
     [1. / 6., 1. / 3.],
     [0., 1.],
-];
-const AT: [[f32; 5]; 4] = [
-    [1., 1., 1., 1., 0.],
-    [0., 1., -1., 2., 0.],
-    [0., 1., 1., 4., 0.],
-    [0., 1., -1., 8., 1.],
 ];
 /// Kernel taps of phase p, per axis, and the window's first input index relative to 4t.
 const KMAP: [[usize; 2]; 2] = [[3, 1], [2, 0]];
@@ -113,64 +103,91 @@ fn kernel_transform(s: &Shape, w: &[f32]) -> Vec<f32> {
     u
 }
 
-/// V[pq][ci][n * tiles + t]: B^T d B of each phase's 5x5 window.
+/// `dst` rows `i` (of `len` at `i * stride`) = sum over `k` of `B^T[i][k]` times `src`
+/// row `k`, with `B^T`'s zeros and small integers written out (vector loops over `len`).
+fn apply_bt(src: &[f32], stride: usize, len: usize, dst: &mut [f32]) {
+    for e in 0..len {
+        let d = |k: usize| src[k * stride + e];
+        let (d0, d1, d2, d3, d4) = (d(0), d(1), d(2), d(3), d(4));
+        dst[e] = 2. * d0 - d1 - 2. * d2 + d3;
+        dst[stride + e] = 2. * d1 + d2 - d3;
+        dst[2 * stride + e] = -2. * d1 + 3. * d2 - d3;
+        dst[3 * stride + e] = d3 - d1;
+        dst[4 * stride + e] = 2. * d1 - d2 - 2. * d3 + d4;
+    }
+}
+
+/// As [`apply_bt`] for `A^T` (4 rows out of 5).
+fn apply_at(src: &[f32], stride: usize, len: usize, dst: &mut [f32], dst_stride: usize) {
+    for e in 0..len {
+        let m = |k: usize| src[k * stride + e];
+        let (m0, m1, m2, m3, m4) = (m(0), m(1), m(2), m(3), m(4));
+        dst[e] = m0 + m1 + m2 + m3;
+        dst[dst_stride + e] = m1 - m2 + 2. * m3;
+        dst[2 * dst_stride + e] = m1 + m2 + 4. * m3;
+        dst[3 * dst_stride + e] = m1 - m2 + 8. * m3 + m4;
+    }
+}
+
+/// V[pq][ci][n * tiles + t]: B^T d B of each phase's 5x5 window, all tiles of a plane at
+/// once (rows of `tiles` elements).
 fn input_transform(s: &Shape, x: &[f32]) -> Vec<f32> {
     let cols = s.cols();
+    let tiles = s.tiles();
     let mut v = vec![0f32; 4 * P * s.ci * cols];
     let vp = Ptr(v.as_mut_ptr());
     let h = s.h as isize;
     // Jobs channel-major (rayon hands each thread runs of consecutive jobs): a thread
     // fills rows (pq, ci) front to back, and two threads rarely share a cache line.
-    (0..s.n * s.ci).into_par_iter().for_each(|job| {
-        let (n, ci) = (job % s.n, job / s.n);
-        let plane = n * s.ci + ci;
-        let src = &x[plane * s.h * s.h..(plane + 1) * s.h * s.h];
-        for p in 0..4 {
-            let (py, px) = (p / 2, p % 2);
-            for ty in 0..s.tiles_axis {
-                for tx in 0..s.tiles_axis {
-                    let y0 = 4 * ty as isize + OFF[py];
-                    let x0 = 4 * tx as isize + OFF[px];
-                    let mut d = [[0f32; 5]; 5];
-                    for (u, du) in d.iter_mut().enumerate() {
-                        let yy = y0 + u as isize;
-                        if yy < 0 || yy >= h {
-                            continue;
-                        }
-                        for (c, duc) in du.iter_mut().enumerate() {
-                            let xx = x0 + c as isize;
-                            if xx >= 0 && xx < h {
-                                *duc = src[(yy * h + xx) as usize];
+    // Scratch per thread: d[u][c][t], then r[i][c][t] = (B^T d), then w[i][j][t] = (r B).
+    let scratch = || {
+        (
+            vec![0f32; P * tiles],
+            vec![0f32; P * tiles],
+            vec![0f32; P * tiles],
+        )
+    };
+    (0..s.n * s.ci)
+        .into_par_iter()
+        .for_each_init(scratch, |(d, r, w), job| {
+            let (n, ci) = (job % s.n, job / s.n);
+            let plane = n * s.ci + ci;
+            let src = &x[plane * s.h * s.h..(plane + 1) * s.h * s.h];
+            for p in 0..4 {
+                let (py, px) = (p / 2, p % 2);
+                d.fill(0.);
+                for ty in 0..s.tiles_axis {
+                    for tx in 0..s.tiles_axis {
+                        let t = ty * s.tiles_axis + tx;
+                        let y0 = 4 * ty as isize + OFF[py];
+                        let x0 = 4 * tx as isize + OFF[px];
+                        for u in 0..A {
+                            let yy = y0 + u as isize;
+                            if yy < 0 || yy >= h {
+                                continue;
                             }
-                        }
-                    }
-                    // t = B^T d, then t B.
-                    let mut t = [[0f32; 5]; 5];
-                    for i in 0..A {
-                        for c in 0..A {
-                            let mut acc = 0f32;
-                            for k in 0..A {
-                                acc += BT[i][k] * d[k][c];
+                            for c in 0..A {
+                                let xx = x0 + c as isize;
+                                if xx >= 0 && xx < h {
+                                    d[(u * A + c) * tiles + t] = src[(yy * h + xx) as usize];
+                                }
                             }
-                            t[i][c] = acc;
-                        }
-                    }
-                    let col = n * s.tiles() + ty * s.tiles_axis + tx;
-                    for i in 0..A {
-                        for j in 0..A {
-                            let mut acc = 0f32;
-                            for k in 0..A {
-                                acc += t[i][k] * BT[j][k];
-                            }
-                            let pq = p * P + i * A + j;
-                            // SAFETY: column `col` of row `ci` belongs to this plane's task.
-                            unsafe { *vp.at((pq * s.ci + ci) * cols + col) = acc };
                         }
                     }
                 }
+                apply_bt(d, A * tiles, A * tiles, r);
+                for i in 0..A {
+                    let row = i * A * tiles;
+                    apply_bt(&r[row..], tiles, tiles, &mut w[row..]);
+                }
+                for q in 0..P {
+                    let at = ((p * P + q) * s.ci + ci) * cols + n * tiles;
+                    // SAFETY: columns n * tiles .. + tiles of row (pq, ci) belong to this job.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(vp.at(at), tiles) };
+                    dst.copy_from_slice(&w[q * tiles..(q + 1) * tiles]);
+                }
             }
-        }
-    });
+        });
     v
 }
 
@@ -211,57 +228,62 @@ fn products(s: &Shape, u: &[f32], v: &[f32]) -> Vec<f32> {
 /// Y = A^T M A of every tile, written to the (N, CO, 2H, 2W) output.
 fn output_transform(s: &Shape, m: &[f32], bias: &[f32]) -> Vec<f32> {
     let cols = s.cols();
+    let tiles = s.tiles();
     let oh = 2 * s.h;
     let mut y = vec![0f32; s.n * s.co * oh * oh];
     let yp = Ptr(y.as_mut_ptr());
     // Channel-major jobs, as in the input transform: rows (pq, co) read front to back.
-    (0..s.n * s.co).into_par_iter().for_each(|job| {
-        let (n, co) = (job % s.n, job / s.n);
-        let plane = n * s.co + co;
-        // SAFETY: output plane (n, co) belongs to this job alone.
-        let out = unsafe { std::slice::from_raw_parts_mut(yp.at(plane * oh * oh), oh * oh) };
-        for p in 0..4 {
-            let (py, px) = (p / 2, p % 2);
-            for ty in 0..s.tiles_axis {
-                for tx in 0..s.tiles_axis {
-                    let col = n * s.tiles() + ty * s.tiles_axis + tx;
-                    let mut mm = [[0f32; 5]; 5];
-                    for (i, mi) in mm.iter_mut().enumerate() {
-                        for (j, mij) in mi.iter_mut().enumerate() {
-                            *mij = m[((p * P + i * A + j) * s.co + co) * cols + col];
-                        }
-                    }
-                    let mut t = [[0f32; 5]; 4];
-                    for i in 0..4 {
-                        for c in 0..A {
-                            let mut acc = 0f32;
-                            for k in 0..A {
-                                acc += AT[i][k] * mm[k][c];
-                            }
-                            t[i][c] = acc;
-                        }
-                    }
-                    for i in 0..4 {
-                        let yy = 4 * ty + i;
-                        if yy >= s.h {
-                            continue;
-                        }
-                        for j in 0..4 {
-                            let xx = 4 * tx + j;
-                            if xx >= s.h {
+    // Scratch per thread: mm[i][j][t], t1[a][j][t] = (A^T mm), yt[a][b][t] = (t1 A).
+    let scratch = || {
+        (
+            vec![0f32; P * tiles],
+            vec![0f32; 4 * A * tiles],
+            vec![0f32; 16 * tiles],
+        )
+    };
+    (0..s.n * s.co)
+        .into_par_iter()
+        .for_each_init(scratch, |(mm, t1, yt), job| {
+            let (n, co) = (job % s.n, job / s.n);
+            let plane = n * s.co + co;
+            // SAFETY: output plane (n, co) belongs to this job alone.
+            let out = unsafe { std::slice::from_raw_parts_mut(yp.at(plane * oh * oh), oh * oh) };
+            for p in 0..4 {
+                let (py, px) = (p / 2, p % 2);
+                for q in 0..P {
+                    let at = ((p * P + q) * s.co + co) * cols + n * tiles;
+                    mm[q * tiles..(q + 1) * tiles].copy_from_slice(&m[at..at + tiles]);
+                }
+                apply_at(mm, A * tiles, A * tiles, t1, A * tiles);
+                for a in 0..4 {
+                    apply_at(
+                        &t1[a * A * tiles..],
+                        tiles,
+                        tiles,
+                        &mut yt[a * 4 * tiles..],
+                        tiles,
+                    );
+                }
+                for ty in 0..s.tiles_axis {
+                    for tx in 0..s.tiles_axis {
+                        let t = ty * s.tiles_axis + tx;
+                        for a in 0..4 {
+                            let yy = 4 * ty + a;
+                            if yy >= s.h {
                                 continue;
                             }
-                            let mut acc = 0f32;
-                            for k in 0..A {
-                                acc += t[i][k] * AT[j][k];
+                            for b in 0..4 {
+                                let xx = 4 * tx + b;
+                                if xx < s.h {
+                                    out[(2 * yy + py) * oh + 2 * xx + px] =
+                                        yt[(a * 4 + b) * tiles + t] + bias[co];
+                                }
                             }
-                            out[(2 * yy + py) * oh + 2 * xx + px] = acc + bias[co];
                         }
                     }
                 }
             }
-        }
-    });
+        });
     y
 }
 
