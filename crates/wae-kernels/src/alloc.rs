@@ -38,8 +38,8 @@
 //! `xtask bench --worker`, six blocks of off / on / on / off runs each) the training
 //! step got about 2 % faster at full width and at 1/4 width (blocks: 1.00-1.05x), and
 //! the one-pass evaluation of 10,000 samples 10-15 % slower. So it is off by default;
-//! `wae train` and the bench's training rows turn it on. `WAE_HUGE_PAGES=1` or `=0` in
-//! the environment (read once) overrides both ways.
+//! `wae train`, `wae bench` and the bench's training rows turn it on. `WAE_HUGE_PAGES=1`
+//! or `=0` in the environment (read once) overrides both ways.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
