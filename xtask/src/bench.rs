@@ -20,6 +20,16 @@
 //! formula weights, which cost what the real ones do; the peer is pytorch-fid's network
 //! in `xtask/reference/inception_reference.py --bench-json`).
 //!
+//! A last row, `sgemm_f32`, times one n x n by n x n f32 product on each side (candle's
+//! `matmul`, i.e. the gemm crate, against `torch.matmul` in `xtask/peers/torch_gemm.py`;
+//! "images" are products). The faster of the two is the run's GEMM rate, and a second
+//! table (also `roofline.json`) sets each training row against it: the GFLOP of products
+//! per image (counted by `wae_kernels::profile` in our runs: every convolution and linear
+//! product, forward and gradients, as the direct algorithm does them; the peer runs the
+//! same network), each side's GFLOP/s at its best images/s, their shares of the GEMM
+//! rate, and the share a step 1.5x the peer's would need. It says how far a row is from
+//! what its products alone allow, on whatever CPU the bench runs.
+//!
 //! `--profile` instead times one step of ours per width, per op kind, in the forward
 //! pass, the backward pass and the optimiser (see [`report::profile_table`]).
 //!
@@ -93,13 +103,18 @@ pub struct BenchArgs {
     /// dsprites-wae-mmd-random; 0 for none).
     #[arg(long, default_value_t = 100)]
     fc_batch: usize,
+    /// Size n of the f32 GEMM row (n x n by n x n; 0 for none): the machine's matrix
+    /// product rate, against which the training rows' rates of products are set.
+    #[arg(long, default_value_t = 2048)]
+    gemm_n: usize,
     /// Run only our side (no PyTorch).
     #[arg(long)]
     no_peer: bool,
     /// Internal: run one measurement in this process and print one JSON line.
     #[arg(long, hide = true)]
     worker: bool,
-    /// Internal (worker): what to measure: `step`, `fc`, `mmd` or `inception`.
+    /// Internal (worker): what to measure: `step`, `fc`, `mmd`, `inception`, `eval` or
+    /// `gemm`.
     #[arg(long, hide = true, default_value = "step")]
     case: String,
     /// Internal (worker, `--case mmd`): latent dimension.
@@ -152,6 +167,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             (false, "eval") => serde_json::to_string(&worker::measure_eval(&args)?)?,
             (false, "mmd") => serde_json::to_string(&worker::measure_mmd(&args)?)?,
             (false, "inception") => serde_json::to_string(&worker::measure_inception(&args)?)?,
+            (false, "gemm") => serde_json::to_string(&worker::measure_gemm(&args)?)?,
             (false, other) => bail!("unknown bench case {other:?}"),
         };
         println!("{out}");
@@ -233,6 +249,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let path = out_dir.join("bench.json");
     report::write_json(&path, &rows)?;
     println!("wrote {}", path.display());
+    if let Some(gemm) = report::gemm_peak_gflops(&rows) {
+        let ours: Vec<&[Measurement]> = results.iter().map(|(o, _)| o.as_slice()).collect();
+        let roofline = report::roofline(&rows, &ours, gemm);
+        print!("{}", report::roofline_table(&roofline));
+        let path = out_dir.join("roofline.json");
+        report::write_json(&path, &roofline)?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 
@@ -265,6 +289,8 @@ enum Case {
     FcStep { batch: usize },
     /// The evaluation of `n` samples against `n` test images.
     Eval { n: usize },
+    /// One f32 matrix product of two `n x n` matrices (an "image" is one product).
+    Gemm { n: usize },
 }
 
 /// The preset of [`Case::FcStep`].
@@ -282,6 +308,7 @@ impl Case {
             Case::Inception { batch } => format!("Inception features batch {batch}"),
             Case::FcStep { batch } => format!("dSprites FC step batch {batch}"),
             Case::Eval { n } => format!("evaluation of {n} samples"),
+            Case::Gemm { n } => format!("f32 GEMM n {n}"),
         }
     }
 
@@ -292,6 +319,7 @@ impl Case {
             Case::Inception { .. } => "inception_pool3".to_string(),
             Case::FcStep { .. } => "train_step_fc_dsprites".to_string(),
             Case::Eval { .. } => "eval_fid_mnist_pr_kid_mmd".to_string(),
+            Case::Gemm { .. } => "sgemm_f32".to_string(),
         }
     }
 
@@ -305,7 +333,7 @@ impl Case {
     fn batch(&self) -> usize {
         match self {
             Case::Step { batch, .. } | Case::Inception { batch } | Case::FcStep { batch } => *batch,
-            Case::Mmd { n, .. } | Case::Eval { n } => *n,
+            Case::Mmd { n, .. } | Case::Eval { n } | Case::Gemm { n } => *n,
         }
     }
 
@@ -320,6 +348,7 @@ impl Case {
             // About 2.6 GFLOP a batch of 100 (forward + backward): 0.1-0.3 s a step.
             Case::FcStep { .. } => (if quick { 5 } else { 20 }, 2),
             Case::Eval { .. } => (1, 0),
+            Case::Gemm { .. } => (if quick { 3 } else { 5 }, 1),
         }
     }
 }
@@ -360,6 +389,9 @@ fn cases(args: &BenchArgs) -> Result<Vec<Case>> {
     for &batch in args.inception_batch.iter().filter(|&&b| b > 0) {
         cases.push(Case::Inception { batch });
     }
+    if args.gemm_n > 0 {
+        cases.push(Case::Gemm { n: args.gemm_n });
+    }
     Ok(cases)
 }
 
@@ -398,8 +430,10 @@ mod tests {
                 "train_step_fc_dsprites",
                 "inception_pool3",
                 "inception_pool3",
+                "sgemm_f32",
             ]
         );
+        assert_eq!(cases[11], Case::Gemm { n: 2048 });
         assert_eq!(cases[5], Case::Mmd { n: 100, d: 8 });
         assert_eq!(cases[6].batch(), 1000);
         assert_eq!(cases[6].width_div(), None);
@@ -414,6 +448,7 @@ mod tests {
             "--inception-batch=0",
             "--fc-batch=0",
             "--eval-n=0",
+            "--gemm-n=0",
             "--widths=4",
         ]))?;
         assert!(only_steps.iter().all(|c| matches!(c, Case::Step { .. })));
@@ -432,7 +467,8 @@ mod tests {
                 Case::Eval { n: 10_000 },
                 Case::FcStep { batch: 100 },
                 Case::Inception { batch: 8 },
-                Case::Inception { batch: 50 }
+                Case::Inception { batch: 50 },
+                Case::Gemm { n: 2048 }
             ]
         );
         for bad in ["--mmd=100", "--mmd=1x8", "--mmd=ax8", "--mmd=100x0"] {

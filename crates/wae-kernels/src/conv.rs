@@ -7,7 +7,7 @@ use candle_core::{
 };
 
 use crate::cpu::{self, ConvGeom, Elem};
-use crate::profile::{OpKind, Pass, timed};
+use crate::profile::{OpKind, Pass, count_madds, timed};
 use crate::winograd;
 use crate::{Error, Result};
 
@@ -202,6 +202,7 @@ impl ConvOp {
         bias: Option<(&CpuStorage, &Layout)>,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let geo = self.geometry(x.1.shape(), w.1.shape())?;
+        count_madds(self.kind(), Pass::Forward, geo.madds());
         let bias_len = match self.direction {
             Direction::Conv => geo.cb,
             Direction::Transposed => geo.ca,
@@ -264,6 +265,8 @@ impl ConvOp {
         let wv = cpu_slice::<T>(&ws, wl)?;
         let gv = cpu_slice::<T>(&gs, gl)?;
         let [want_x, want_w, want_b] = want;
+        let products = u64::from(want_x) + u64::from(want_w);
+        count_madds(self.kind(), Pass::Backward, products * geo.madds());
         let dev = Device::Cpu;
         let (dx, dw) = match self.direction {
             Direction::Conv => {

@@ -151,6 +151,15 @@ pub(crate) struct ConvGeom {
 }
 
 impl ConvGeom {
+    /// Multiply-adds of one product of this geometry computed directly: every feature-side
+    /// output (`N * cb * hb * wb`) sums `ca * kh * kw` terms. The forward pass, the input
+    /// gradient and the kernel gradient each do this many (see [`crate::profile`]).
+    pub(crate) fn madds(&self) -> u64 {
+        [self.n, self.cb, self.hb, self.wb, self.ca, self.kh, self.kw]
+            .iter()
+            .fold(1u64, |acc, &d| acc.saturating_mul(d as u64))
+    }
+
     /// The square 4x4, stride-2, padding-1 geometry of the DCGAN layers (the MNIST nets'
     /// convolutions and up-sampling layers): `n` samples, `ca` channels of `ha x ha` on
     /// the image side, `cb` channels of `hb x hb` on the feature side. For tests.

@@ -18,6 +18,7 @@ use crate::conv::{dispatch1, dispatch2, dispatch3};
 use std::mem::MaybeUninit;
 
 use crate::cpu::{Elem, gemm_new, par_build};
+use crate::profile::{OpKind, Pass, count_madds, timed};
 use crate::{Error, Result};
 
 /// `y = x W^T + b` for `x` `(N, in)`, `weight` `(out, in)` and `bias` `(out)`: PyTorch's
@@ -67,14 +68,17 @@ impl CustomOp3 for LinearOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, d_in) = l1.shape().dims2()?;
         let d_out = l2.shape().dims()[0];
-        let y = dispatch3(
-            self.name(),
-            (s1, l1),
-            (s2, l2),
-            (s3, l3),
-            |x, w, b| forward(x, w, b, n, d_in),
-            |x, w, b| forward(x, w, b, n, d_in),
-        )?;
+        count_madds(OpKind::Linear, Pass::Forward, (n * d_in * d_out) as u64);
+        let y = timed(OpKind::Linear, Pass::Forward, || {
+            dispatch3(
+                self.name(),
+                (s1, l1),
+                (s2, l2),
+                (s3, l3),
+                |x, w, b| forward(x, w, b, n, d_in),
+                |x, w, b| forward(x, w, b, n, d_in),
+            )
+        })?;
         Ok((y, Shape::from((n, d_out))))
     }
 
@@ -86,8 +90,33 @@ impl CustomOp3 for LinearOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        timed(OpKind::Linear, Pass::Backward, || {
+            self.backward(x, weight, bias, grad)
+        })
+    }
+}
+
+impl LinearOp {
+    /// The gradients asked for, each computed here (CPU ops run at once), so that the
+    /// profile counters time them as one backward call.
+    #[allow(clippy::type_complexity)]
+    fn backward(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         // `x` and `weight` are the op's contiguous arguments (see `linear`).
         let grad = grad.contiguous()?;
+        let (n, d_out) = grad.dims2()?;
+        let d_in = x.dim(1)?;
+        let products = u64::from(x.track_op()) + u64::from(weight.track_op());
+        count_madds(
+            OpKind::Linear,
+            Pass::Backward,
+            products * (n * d_in * d_out) as u64,
+        );
         let dx = if x.track_op() {
             Some(grad.apply_op2_no_bwd(weight, &Grad::Input)?)
         } else {

@@ -1,10 +1,20 @@
-//! Cumulative wall time spent inside this crate's kernels, per op kind and direction.
+//! Cumulative wall time spent inside this crate's kernels, per op kind and direction,
+//! and the multiply-adds of their products.
 //!
 //! Every custom op adds the wall time of its CPU forward (`cpu_fwd`) or backward
 //! (`bwd`) to process-wide counters; two clock reads per call, so the counters are
 //! always on. Read them with [`snapshot`] and clear them with [`reset`] (e.g. around one
 //! training step). Time spent in candle's own ops (and in the fallbacks on other
 //! devices) is not counted.
+//!
+//! The convolutions and the linear layer also count the multiply-adds of the products
+//! they computed, as the direct algorithm does them: `N * c_out * h_out * w_out * c_in *
+//! kh * kw` per convolution product (the forward pass, and each of the input and weight
+//! gradients that was asked for), `N * in * out` per linear product. That is the usual
+//! FLOP count of a network (FLOPs = 2 x multiply-adds), the same whichever algorithm ran:
+//! Winograd's fewer multiplications are not subtracted, zeros of the padding are not
+//! left out. `cargo xtask bench` divides it by the step time to compare a step's rate
+//! with the machine's GEMM rate.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,18 +28,26 @@ pub enum OpKind {
     ConvTranspose2d,
     /// [`crate::batch_norm_train`] and [`crate::batch_norm_eval`].
     BatchNorm,
+    /// [`crate::linear`] (its CPU op; a backward call computes all the gradients asked for).
+    Linear,
 }
 
 impl OpKind {
     /// Every kind, in report order.
-    pub const ALL: [OpKind; 3] = [OpKind::Conv2d, OpKind::ConvTranspose2d, OpKind::BatchNorm];
+    pub const ALL: [OpKind; 4] = [
+        OpKind::Conv2d,
+        OpKind::ConvTranspose2d,
+        OpKind::BatchNorm,
+        OpKind::Linear,
+    ];
 
-    /// A short name: `conv2d`, `conv_transpose2d`, `batch_norm`.
+    /// A short name: `conv2d`, `conv_transpose2d`, `batch_norm`, `linear`.
     pub fn name(self) -> &'static str {
         match self {
             OpKind::Conv2d => "conv2d",
             OpKind::ConvTranspose2d => "conv_transpose2d",
             OpKind::BatchNorm => "batch_norm",
+            OpKind::Linear => "linear",
         }
     }
 
@@ -38,6 +56,7 @@ impl OpKind {
             OpKind::Conv2d => 0,
             OpKind::ConvTranspose2d => 1,
             OpKind::BatchNorm => 2,
+            OpKind::Linear => 3,
         }
     }
 }
@@ -62,11 +81,17 @@ pub struct OpTime {
     pub backward: Duration,
     /// Number of backward calls.
     pub backward_calls: u64,
+    /// Multiply-adds of the products of the forward passes (see the module docs; 0 for
+    /// BatchNorm).
+    pub forward_madds: u64,
+    /// Multiply-adds of the gradient products of the backward passes.
+    pub backward_madds: u64,
 }
 
-const SLOTS: usize = 3 * 2;
+const SLOTS: usize = OpKind::ALL.len() * 2;
 static NANOS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 static CALLS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+static MADDS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 
 fn slot(kind: OpKind, pass: Pass) -> usize {
     kind.index() * 2
@@ -87,6 +112,11 @@ pub(crate) fn timed<R>(kind: OpKind, pass: Pass, f: impl FnOnce() -> R) -> R {
     out
 }
 
+/// Adds `madds` multiply-adds (see the module docs) to the counters of `kind` / `pass`.
+pub(crate) fn count_madds(kind: OpKind, pass: Pass, madds: u64) {
+    MADDS[slot(kind, pass)].fetch_add(madds, Ordering::Relaxed);
+}
+
 /// The time accumulated since the start of the process or the last [`reset`], per kind.
 pub fn snapshot() -> Vec<OpTime> {
     OpKind::ALL
@@ -99,6 +129,8 @@ pub fn snapshot() -> Vec<OpTime> {
                 forward_calls: CALLS[f].load(Ordering::Relaxed),
                 backward: Duration::from_nanos(NANOS[b].load(Ordering::Relaxed)),
                 backward_calls: CALLS[b].load(Ordering::Relaxed),
+                forward_madds: MADDS[f].load(Ordering::Relaxed),
+                backward_madds: MADDS[b].load(Ordering::Relaxed),
             }
         })
         .collect()
@@ -109,5 +141,6 @@ pub fn reset() {
     for i in 0..SLOTS {
         NANOS[i].store(0, Ordering::Relaxed);
         CALLS[i].store(0, Ordering::Relaxed);
+        MADDS[i].store(0, Ordering::Relaxed);
     }
 }

@@ -101,6 +101,10 @@ impl Peer {
                 self.script.with_file_name("torch_eval.py"),
                 vec![format!("--n={n}")],
             ),
+            Case::Gemm { n } => (
+                self.script.with_file_name("torch_gemm.py"),
+                vec![format!("--n={n}"), format!("--reps={reps}")],
+            ),
             Case::FcStep { batch } => (
                 self.script.with_file_name("torch_fc_wae.py"),
                 vec![format!("--batch={batch}"), format!("--steps={reps}")],
@@ -198,6 +202,7 @@ mod tests {
                 framework: Some("pytorch".into()),
                 torch: Some("2.5.1".into()),
                 best_ms: None,
+                product_gflop_per_step: None,
             }
         );
         // mmd_bench_torch.py gives the fastest step in milliseconds: codes per second.

@@ -24,6 +24,8 @@ pub(super) struct Measurement {
     pub torch: Option<String>,
     /// The fastest step in milliseconds (the MMD scripts).
     pub best_ms: Option<f64>,
+    /// GFLOP of the products of one training step (our step workers).
+    pub product_gflop_per_step: Option<f64>,
 }
 
 impl Measurement {
@@ -157,6 +159,111 @@ pub(super) fn table(rows: &[Row]) -> String {
     out
 }
 
+/// The best f32 GEMM rate of a run in GFLOP/s: the faster side of the `sgemm_f32` row
+/// (`batch` = n, an "image" = one n x n by n x n product of 2 n^3 FLOP), or `None`
+/// without that row.
+pub(super) fn gemm_peak_gflops(rows: &[Row]) -> Option<f64> {
+    let row = rows.iter().find(|r| r.name == "sgemm_f32")?;
+    let flop = 2.0 * (row.batch as f64).powi(3);
+    best(
+        [row.ours_images_per_s, row.peer_images_per_s]
+            .into_iter()
+            .flatten(),
+    )
+    .map(|products_per_s| products_per_s * flop / 1e9)
+}
+
+/// One row of `roofline.json`: a training row's products against the machine's GEMM rate.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub(super) struct RooflineRow {
+    pub name: String,
+    pub width_div: Option<usize>,
+    pub batch: usize,
+    /// GFLOP of products per image (forward and gradients; both sides run the same
+    /// network, so the same count).
+    pub gflop_per_image: f64,
+    /// Products done per second at each side's best images/s.
+    pub ours_gflops: Option<f64>,
+    pub peer_gflops: Option<f64>,
+    /// The run's best f32 GEMM rate ([`gemm_peak_gflops`]).
+    pub gemm_gflops: f64,
+    /// `ours_gflops / gemm_gflops`, `peer_gflops / gemm_gflops`.
+    pub ours_share: Option<f64>,
+    pub peer_share: Option<f64>,
+    /// The share of the GEMM rate a step 1.5x the peer's would have to reach:
+    /// `1.5 * peer_share`. A step cannot beat the rate its products reach alone on their
+    /// own shapes (0.8-0.95 of the square product's on the MNIST networks, by
+    /// `wae-kernels`' `gemm_rate` example), and everything else in it (BatchNorm, im2col,
+    /// the loss, Adam: memory-bound work) only lowers the share.
+    pub share_for_1_5x: Option<f64>,
+}
+
+/// The roofline rows: every row whose own runs counted their products
+/// (`product_gflop_per_step`), set against `gemm_gflops`.
+pub(super) fn roofline(
+    rows: &[Row],
+    ours: &[&[Measurement]],
+    gemm_gflops: f64,
+) -> Vec<RooflineRow> {
+    rows.iter()
+        .zip(ours)
+        .filter_map(|(row, runs)| {
+            let per_step = runs.iter().find_map(|m| m.product_gflop_per_step)?;
+            let gflop_per_image = per_step / row.batch.max(1) as f64;
+            let rate = |ips: Option<f64>| ips.map(|v| v * gflop_per_image);
+            let share = |r: Option<f64>| r.map(|v| v / gemm_gflops);
+            let (ours_gflops, peer_gflops) =
+                (rate(row.ours_images_per_s), rate(row.peer_images_per_s));
+            Some(RooflineRow {
+                name: row.name.clone(),
+                width_div: row.width_div,
+                batch: row.batch,
+                gflop_per_image,
+                ours_gflops,
+                peer_gflops,
+                gemm_gflops,
+                ours_share: share(ours_gflops),
+                peer_share: share(peer_gflops),
+                share_for_1_5x: share(peer_gflops).map(|s| 1.5 * s),
+            })
+        })
+        .collect()
+}
+
+/// The roofline table, as printed.
+pub(super) fn roofline_table(rows: &[RooflineRow]) -> String {
+    let opt = |v: Option<f64>, prec: usize| match v {
+        Some(x) => format!("{x:.prec$}"),
+        None => "-".to_string(),
+    };
+    let pct = |v: Option<f64>| match v {
+        Some(x) => format!("{:.0}%", 100.0 * x),
+        None => "-".to_string(),
+    };
+    let mut out = format!(
+        "\nproducts against the best f32 GEMM rate of this run ({:.0} GFLOP/s):\n\
+         | name | width_div | batch | GFLOP / image | ours GFLOP/s | PyTorch GFLOP/s | ours, share of GEMM rate | PyTorch, share | 1.5x PyTorch needs |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+        rows.first().map_or(f64::NAN, |r| r.gemm_gflops)
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.3} | {} | {} | {} | {} | {} |
+",
+            r.name,
+            opt(r.width_div.map(|w| w as f64), 0),
+            r.batch,
+            r.gflop_per_image,
+            opt(r.ours_gflops, 0),
+            opt(r.peer_gflops, 0),
+            pct(r.ours_share),
+            pct(r.peer_share),
+            pct(r.share_for_1_5x),
+        ));
+    }
+    out
+}
+
 /// Kernel time of one op kind in one phase of the profiled step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct KernelTime {
@@ -200,9 +307,9 @@ pub(super) struct Profile {
 /// warm-up), split into the forward pass (noise draw, encoder, decoder, loss and MMD),
 /// the backward pass (`loss.backward()`, all gradients) and the Adam update. Within the
 /// two passes, the time inside each wae-kernels op (convolution, transposed
-/// convolution, BatchNorm; their own counters) is listed; "other" is the rest of the
-/// pass: candle's own ops (linear layers, ReLU, sigmoid, reconstruction loss, MMD) and,
-/// in the backward pass, candle's autograd bookkeeping (gradient accumulation).
+/// convolution, BatchNorm, linear; their own counters) is listed; "other" is the rest of
+/// the pass: candle's own ops (ReLU, sigmoid, reconstruction loss, MMD) and, in the
+/// backward pass, candle's autograd bookkeeping (gradient accumulation).
 pub(super) fn profile_table(p: &Profile) -> String {
     let ms = |seconds: f64| seconds * 1e3;
     let step = ms(p.step_seconds);
@@ -373,6 +480,58 @@ mod tests {
         // Odd counts take the middle value; NaN rounds are left out.
         assert_eq!(spread(&[1.3, f64::NAN, 1.1, 1.2]), "1.20 (1.10-1.30)");
         assert_eq!(spread(&[]), "-");
+        Ok(())
+    }
+
+    /// The roofline takes the GEMM rate from the faster side of the `sgemm_f32` row and
+    /// sets each training row's products (from our runs' count) against it.
+    #[test]
+    fn roofline_rows_set_the_products_against_the_gemm_rate() -> Result<()> {
+        let step_ours = [
+            run(r#"{"images_per_s":400.0,"product_gflop_per_step":30.0}"#),
+            run(r#"{"images_per_s":500.0,"product_gflop_per_step":30.0}"#),
+        ];
+        let step_peer = [run(r#"{"images_per_s":250.0}"#)];
+        // 2 * 1000^3 FLOP a product: 100 and 150 products/s are 200 and 300 GFLOP/s.
+        let gemm_ours = [run(r#"{"images_per_s":100.0}"#)];
+        let gemm_peer = [run(r#"{"images_per_s":150.0}"#)];
+        let mmd = [run(r#"{"images_per_s":9.0}"#)];
+        let rows = [
+            summarise("train_step", Some(4), 100, &step_ours, &step_peer),
+            summarise("mmd_imq_d8", None, 100, &mmd, &[]),
+            summarise("sgemm_f32", None, 1000, &gemm_ours, &gemm_peer),
+        ];
+        let gemm = gemm_peak_gflops(&rows).context("no GEMM rate")?;
+        assert!((gemm - 300.0).abs() < 1e-9, "{gemm}");
+        assert_eq!(gemm_peak_gflops(&rows[..2]), None);
+        let ours: Vec<&[Measurement]> = vec![&step_ours, &mmd, &gemm_ours];
+        let roof = roofline(&rows, &ours, gemm);
+        // Only the row whose runs counted products; 0.3 GFLOP an image at the best
+        // images/s of each side: 150 and 75 GFLOP/s, half and a quarter of 300.
+        assert_eq!(roof.len(), 1);
+        let r = &roof[0];
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
+        assert!((r.gflop_per_image - 0.3).abs() < 1e-12);
+        assert!(
+            close(r.ours_gflops, 150.0) && close(r.peer_gflops, 75.0),
+            "{r:?}"
+        );
+        assert!(
+            close(r.ours_share, 0.5) && close(r.peer_share, 0.25),
+            "{r:?}"
+        );
+        assert!(close(r.share_for_1_5x, 0.375), "{r:?}");
+        assert_eq!(
+            roofline_table(&roof),
+            "\nproducts against the best f32 GEMM rate of this run (300 GFLOP/s):\n\
+             | name | width_div | batch | GFLOP / image | ours GFLOP/s | PyTorch GFLOP/s | ours, share of GEMM rate | PyTorch, share | 1.5x PyTorch needs |\n\
+             |---|---|---|---|---|---|---|---|---|\n\
+             | train_step | 4 | 100 | 0.300 | 150 | 75 | 50% | 25% | 38% |\n"
+        );
+        // Without a peer the shares of its side are blank.
+        let alone = [summarise("train_step", Some(1), 100, &step_ours, &[])];
+        let roof = roofline(&alone, &[&step_ours], gemm);
+        assert_eq!((roof[0].peer_gflops, roof[0].share_for_1_5x), (None, None));
         Ok(())
     }
 

@@ -31,6 +31,25 @@ pub(super) struct StepRun {
     peak_rss_kb: Option<f64>,
     min_step_wall_s: Option<f64>,
     min_step_cpu_s: Option<f64>,
+    /// GFLOP (2 x multiply-adds) of the products of one step: every convolution and
+    /// linear layer, forward and the gradients, counted by `wae_kernels::profile` as the
+    /// direct algorithm does them.
+    product_gflop_per_step: f64,
+}
+
+/// What a `--case gemm` worker prints: the fastest n x n by n x n f32 product through
+/// candle's `matmul` (the gemm crate, as our GEMMs run).
+#[derive(Debug, Serialize)]
+pub(super) struct GemmRun {
+    framework: &'static str,
+    n: usize,
+    reps: usize,
+    best_s: f64,
+    /// Products per second (the bench's "images" of this row).
+    images_per_s: f64,
+    gflops: f64,
+    threads: usize,
+    peak_rss_kb: Option<f64>,
 }
 
 /// What a `--case mmd` worker prints: the fastest forward + backward of the penalty.
@@ -105,6 +124,14 @@ pub(super) fn run_case(exe: &Path, case: &Case, quick: bool) -> Result<Measureme
             ],
         ),
         Case::Eval { n } => run_with(exe, &["--case=eval".into(), format!("--batch={n}")]),
+        Case::Gemm { n } => run_with(
+            exe,
+            &[
+                "--case=gemm".into(),
+                format!("--batch={n}"),
+                format!("--steps={reps}"),
+            ],
+        ),
         Case::FcStep { batch } => run_with(
             exe,
             &[
@@ -222,6 +249,7 @@ fn time_steps(mut step: StepBench, args: &BenchArgs, width_div: usize) -> Result
     for _ in 0..args.warmup {
         loss = step.step()?.0;
     }
+    wae_kernels::profile::reset();
     let start = Instant::now();
     let mut step_cpu = Vec::new();
     let mut step_wall = Vec::new();
@@ -234,6 +262,10 @@ fn time_steps(mut step: StepBench, args: &BenchArgs, width_div: usize) -> Result
         }
     }
     let dt = start.elapsed().as_secs_f64();
+    let madds: u64 = wae_kernels::profile::snapshot()
+        .iter()
+        .map(|t| t.forward_madds + t.backward_madds)
+        .sum();
     let min = |v: &[f64]| v.iter().copied().reduce(f64::min);
     if !loss.is_finite() {
         bail!("the loss is not finite: {loss}");
@@ -251,6 +283,42 @@ fn time_steps(mut step: StepBench, args: &BenchArgs, width_div: usize) -> Result
         peak_rss_kb: peak_rss_kb(),
         min_step_wall_s: min(&step_wall),
         min_step_cpu_s: min(&step_cpu),
+        product_gflop_per_step: 2.0 * madds as f64 / 1e9 / steps as f64,
+    })
+}
+
+/// The fastest of `--steps` products of two random `--batch` x `--batch` f32 matrices
+/// through candle's `matmul` (the gemm crate with its run-time choice of kernels, on
+/// rayon's threads), after one untimed product, as `xtask/peers/torch_gemm.py` does.
+pub(super) fn measure_gemm(args: &BenchArgs) -> Result<GemmRun> {
+    let n = args.batch;
+    if n == 0 {
+        bail!("the GEMM case needs a positive size");
+    }
+    let dev = Device::Cpu;
+    let a = Tensor::randn(0f32, 1., (n, n), &dev)?;
+    let b = Tensor::randn(0f32, 1., (n, n), &dev)?;
+    let mut c = a.matmul(&b)?;
+    let mut best = f64::INFINITY;
+    let reps = args.steps.max(1);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        c = a.matmul(&b)?;
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    let sum = c.sum_all()?.to_scalar::<f32>()?;
+    if !sum.is_finite() {
+        bail!("the product is not finite");
+    }
+    Ok(GemmRun {
+        framework: "wae (candle matmul, gemm crate)",
+        n,
+        reps,
+        best_s: best,
+        images_per_s: 1.0 / best,
+        gflops: 2.0 * (n as f64).powi(3) / best / 1e9,
+        threads: rayon::current_num_threads(),
+        peak_rss_kb: peak_rss_kb(),
     })
 }
 
