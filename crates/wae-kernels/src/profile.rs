@@ -28,7 +28,7 @@ pub enum OpKind {
     ConvTranspose2d,
     /// [`crate::batch_norm_train`] and [`crate::batch_norm_eval`].
     BatchNorm,
-    /// [`crate::linear`] (its CPU op; a backward call computes all the gradients asked for).
+    /// [`crate::linear()`] (its CPU op; a backward call computes all the gradients asked for).
     Linear,
 }
 
