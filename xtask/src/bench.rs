@@ -319,7 +319,7 @@ impl Case {
             Case::Inception { .. } => "inception_pool3".to_string(),
             Case::FcStep { .. } => "train_step_fc_dsprites".to_string(),
             Case::Eval { .. } => "eval_fid_mnist_pr_kid_mmd".to_string(),
-            Case::Gemm { .. } => "sgemm_f32".to_string(),
+            Case::Gemm { .. } => report::GEMM_ROW.to_string(),
         }
     }
 

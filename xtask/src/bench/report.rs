@@ -115,6 +115,14 @@ pub(super) fn summarise(
     }
 }
 
+/// `v` with `prec` decimals, `-` when there is none: a table cell.
+fn opt(v: Option<f64>, prec: usize) -> String {
+    match v {
+        Some(x) => format!("{x:.prec$}"),
+        None => "-".to_string(),
+    }
+}
+
 /// `median (lowest-highest)` of the per-round ratios, `-` when there are none.
 fn spread(values: &[f64]) -> String {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
@@ -133,10 +141,6 @@ fn spread(values: &[f64]) -> String {
 
 /// The comparison table, as printed (a leading empty line, a header, a row per case).
 pub(super) fn table(rows: &[Row]) -> String {
-    let opt = |v: Option<f64>, prec: usize| match v {
-        Some(x) => format!("{x:.prec$}"),
-        None => "-".to_string(),
-    };
     let mut out = String::from(
         "\n| name | width_div | batch | ours img/s | PyTorch img/s | ratio | round ratios, median (range) | ours peak RSS MB | PyTorch peak RSS MB | RSS ratio |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
@@ -159,11 +163,14 @@ pub(super) fn table(rows: &[Row]) -> String {
     out
 }
 
+/// The name of the f32 GEMM row, whose rate [`gemm_peak_gflops`] reads.
+pub(super) const GEMM_ROW: &str = "sgemm_f32";
+
 /// The best f32 GEMM rate of a run in GFLOP/s: the faster side of the `sgemm_f32` row
 /// (`batch` = n, an "image" = one n x n by n x n product of 2 n^3 FLOP), or `None`
 /// without that row.
 pub(super) fn gemm_peak_gflops(rows: &[Row]) -> Option<f64> {
-    let row = rows.iter().find(|r| r.name == "sgemm_f32")?;
+    let row = rows.iter().find(|r| r.name == GEMM_ROW)?;
     let flop = 2.0 * (row.batch as f64).powi(3);
     best(
         [row.ours_images_per_s, row.peer_images_per_s]
@@ -232,10 +239,6 @@ pub(super) fn roofline(
 
 /// The roofline table, as printed.
 pub(super) fn roofline_table(rows: &[RooflineRow]) -> String {
-    let opt = |v: Option<f64>, prec: usize| match v {
-        Some(x) => format!("{x:.prec$}"),
-        None => "-".to_string(),
-    };
     let pct = |v: Option<f64>| match v {
         Some(x) => format!("{:.0}%", 100.0 * x),
         None => "-".to_string(),
@@ -248,8 +251,7 @@ pub(super) fn roofline_table(rows: &[RooflineRow]) -> String {
     );
     for r in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {:.3} | {} | {} | {} | {} | {} |
-",
+            "| {} | {} | {} | {:.3} | {} | {} | {} | {} | {} |\n",
             r.name,
             opt(r.width_div.map(|w| w as f64), 0),
             r.batch,
@@ -499,7 +501,7 @@ mod tests {
         let rows = [
             summarise("train_step", Some(4), 100, &step_ours, &step_peer),
             summarise("mmd_imq_d8", None, 100, &mmd, &[]),
-            summarise("sgemm_f32", None, 1000, &gemm_ours, &gemm_peer),
+            summarise(GEMM_ROW, None, 1000, &gemm_ours, &gemm_peer),
         ];
         let gemm = gemm_peak_gflops(&rows).context("no GEMM rate")?;
         assert!((gemm - 300.0).abs() < 1e-9, "{gemm}");
